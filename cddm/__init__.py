@@ -1,0 +1,1 @@
+"""semcom.cddm (placeholder package; filled by its own issue)."""

@@ -1,0 +1,1 @@
+"""semcom.jscc (placeholder package; filled by its own issue)."""

@@ -1,0 +1,1 @@
+"""semcom.wdmoe_link (placeholder package; filled by its own issue)."""
