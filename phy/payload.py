@@ -1,0 +1,170 @@
+"""Payload codecs: real tensors ↔ bit strings, with a map from bits back to elements.
+
+Formats (``dtype``):
+
+* ``"fp16"``, ``"bf16"``: each element is cast to IEEE half / bfloat16 and its 16 bits are sent
+  (MSB first). The receiver recovers exactly the cast value.
+* ``"int8"``, ``"int4"``: symmetric per-vector quantization. A *vector* is a group of
+  ``group_size`` consecutive elements along the last axis (default: the whole last axis).
+  Each vector sends its scale ``s`` as 16 bfloat16 bits, then ``q = round(v / s)`` in two's
+  complement with ``q`` in ``[-qmax, qmax]`` (``qmax`` = 127 or 7). The scale is rounded *up* to
+  bfloat16 (``s >= max|v| / qmax``) so no value is clipped and the error is at most ``s / 2``.
+
+Bit layout (needed to tell which elements a failed code block destroys): element ``i`` of a
+float format occupies bits ``[16 i, 16 i + 16)``; for an integer format, vector ``v`` occupies
+``[v (16 + g b), (v + 1)(16 + g b))`` with its scale first, ``g`` = group size, ``b`` = 8 or 4.
+Bits are float32 0./1. tensors, the convention of Sionna's FEC blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import check_choice, check_real
+
+__all__ = ["PAYLOAD_DTYPES", "EncodedPayload", "bits_per_element", "decode_payload",
+           "encode_payload", "lost_elements"]
+
+PAYLOAD_DTYPES = ("bf16", "fp16", "int8", "int4")
+_INT_BITS = {"int8": 8, "int4": 4}
+_SCALE_BITS = 16
+_FP16_MAX = 65504.0
+
+
+@dataclass(frozen=True)
+class EncodedPayload:
+    """A tensor serialized to bits.
+
+    Attributes:
+        bits: float32 0/1 tensor ``[num_bits]``.
+        dtype: payload format, one of :data:`PAYLOAD_DTYPES`.
+        shape: shape of the original tensor.
+        group_size: elements per quantization vector (integer formats; 0 for float formats).
+        scales: per-vector quantization step (float32), or ``None`` for float formats.
+    """
+
+    bits: torch.Tensor
+    dtype: str
+    shape: tuple[int, ...]
+    group_size: int
+    scales: torch.Tensor | None
+
+    @property
+    def num_bits(self) -> int:
+        return int(self.bits.numel())
+
+
+def bits_per_element(dtype: str, group_size: int | None = None) -> float:
+    """Average payload bits per element, scale overhead included."""
+    check_choice("dtype", dtype, PAYLOAD_DTYPES)
+    if dtype in _INT_BITS:
+        if group_size is None or group_size < 1:
+            raise ValueError(f"group_size must be >= 1 for {dtype}, got {group_size}")
+        return _INT_BITS[dtype] + _SCALE_BITS / group_size
+    return 16.0
+
+
+def _uint_to_bits(u: torch.Tensor, nbits: int) -> torch.Tensor:
+    """Unsigned ints ``[...]`` → bits ``[..., nbits]`` (MSB first), float32."""
+    shifts = torch.arange(nbits - 1, -1, -1, device=u.device, dtype=torch.int64)
+    return ((u.to(torch.int64).unsqueeze(-1) >> shifts) & 1).to(torch.float32)
+
+
+def _bits_to_uint(b: torch.Tensor) -> torch.Tensor:
+    """Bits ``[..., nbits]`` (MSB first) → unsigned ints ``[...]`` (int64)."""
+    nbits = b.shape[-1]
+    weights = 2 ** torch.arange(nbits - 1, -1, -1, device=b.device, dtype=torch.int64)
+    return (b.round().to(torch.int64) * weights).sum(-1)
+
+
+def _bf16_round_up(x: torch.Tensor) -> torch.Tensor:
+    """Smallest bfloat16 value >= x (x >= 0, float32)."""
+    y = x.to(torch.bfloat16)
+    low = y.to(torch.float32) < x
+    y_up = torch.nextafter(y, torch.full_like(y, float("inf")))
+    return torch.where(low, y_up, y)
+
+
+def _groups(shape: tuple[int, ...], group_size: int | None) -> int:
+    last = shape[-1] if len(shape) else 1
+    g = last if group_size is None else group_size
+    if isinstance(g, bool) or not isinstance(g, int) or g < 1:
+        raise ValueError(f"group_size must be a positive int, got {group_size!r}")
+    total = 1
+    for s in shape:
+        total *= s
+    if total % g:
+        raise ValueError(
+            f"group_size={g} must divide the number of elements ({total}) of a tensor of shape "
+            f"{tuple(shape)}"
+        )
+    return g
+
+
+def encode_payload(t: torch.Tensor, dtype: str = "bf16",
+                   group_size: int | None = None) -> EncodedPayload:
+    """Serialize a real tensor to bits (see the module docstring for formats and layout)."""
+    check_choice("dtype", dtype, PAYLOAD_DTYPES)
+    check_real("t", t)
+    shape = tuple(t.shape)
+    flat = t.detach().reshape(-1).to(torch.float32)
+    if dtype in ("fp16", "bf16"):
+        if dtype == "fp16" and float(flat.abs().max()) > _FP16_MAX:
+            raise ValueError(
+                f"t has values up to {float(flat.abs().max()):.4g}, beyond the fp16 range "
+                f"(|x| <= {_FP16_MAX}); use dtype='bf16' or an integer format"
+            )
+        tdt = torch.float16 if dtype == "fp16" else torch.bfloat16
+        u = flat.to(tdt).view(torch.int16).to(torch.int64) & 0xFFFF
+        bits = _uint_to_bits(u, 16).reshape(-1)
+        return EncodedPayload(bits=bits, dtype=dtype, shape=shape, group_size=0, scales=None)
+
+    nb = _INT_BITS[dtype]
+    qmax = 2 ** (nb - 1) - 1
+    g = _groups(shape, group_size)
+    vec = flat.reshape(-1, g)
+    scale = _bf16_round_up(vec.abs().amax(dim=1) / qmax)
+    safe = torch.where(scale > 0, scale.to(torch.float32), torch.ones_like(scale, dtype=torch.float32))
+    q = torch.round(vec / safe[:, None]).clamp(-qmax, qmax).to(torch.int64)
+    q_bits = _uint_to_bits(q & (2**nb - 1), nb).reshape(vec.shape[0], g * nb)
+    s_bits = _uint_to_bits(scale.view(torch.int16).to(torch.int64) & 0xFFFF, _SCALE_BITS)
+    bits = torch.cat([s_bits, q_bits], dim=1).reshape(-1)
+    return EncodedPayload(bits=bits, dtype=dtype, shape=shape, group_size=g,
+                          scales=scale.to(torch.float32))
+
+
+def decode_payload(bits: torch.Tensor, like: EncodedPayload) -> torch.Tensor:
+    """Inverse of :func:`encode_payload` for received ``bits`` laid out like ``like``.
+
+    Returns a float32 tensor of ``like.shape``. Corrupted bits can decode to NaN/Inf for float
+    formats; :func:`phy.DigitalLink.send_tensor` masks those.
+    """
+    if bits.numel() != like.num_bits:
+        raise ValueError(f"bits has {bits.numel()} entries, the payload layout needs {like.num_bits}")
+    if like.dtype in ("fp16", "bf16"):
+        u = _bits_to_uint(bits.reshape(-1, 16))
+        s16 = torch.where(u >= 2**15, u - 2**16, u).to(torch.int16)
+        tdt = torch.float16 if like.dtype == "fp16" else torch.bfloat16
+        return s16.view(tdt).to(torch.float32).reshape(like.shape)
+    nb = _INT_BITS[like.dtype]
+    g = like.group_size
+    rows = bits.reshape(-1, _SCALE_BITS + g * nb)
+    su = _bits_to_uint(rows[:, :_SCALE_BITS])
+    scale = torch.where(su >= 2**15, su - 2**16, su).to(torch.int16).view(torch.bfloat16)
+    qu = _bits_to_uint(rows[:, _SCALE_BITS:].reshape(-1, g, nb))
+    q = torch.where(qu >= 2 ** (nb - 1), qu - 2**nb, qu).to(torch.float32)
+    return (q * scale.to(torch.float32)[:, None]).reshape(like.shape)
+
+
+def lost_elements(bit_lost: torch.Tensor, like: EncodedPayload) -> torch.Tensor:
+    """Which elements depend on a lost bit. ``bit_lost``: bool ``[num_bits]`` → bool ``like.shape``."""
+    if like.dtype in ("fp16", "bf16"):
+        return bit_lost.reshape(-1, 16).any(-1).reshape(like.shape)
+    nb = _INT_BITS[like.dtype]
+    g = like.group_size
+    rows = bit_lost.reshape(-1, _SCALE_BITS + g * nb)
+    scale_lost = rows[:, :_SCALE_BITS].any(-1)
+    elem_lost = rows[:, _SCALE_BITS:].reshape(-1, g, nb).any(-1) | scale_lost[:, None]
+    return elem_lost.reshape(like.shape)
