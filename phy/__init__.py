@@ -5,28 +5,67 @@ Es/N0 in dB unless a name says ``ebno_db``; ``no`` is the complex noise variance
 
 Public API::
 
-    out = channel(x, snr_db)                      # ChannelOutput(y, h, no)
+    out = channel(x, snr_db)                        # ChannelOutput(y, h, no)
     x_hat, no_eff = mmse_equalize(out.y, out.h, out.no)
-    r = AnalogLink(channel).send(z, snr_db)       # AnalogResult(z_hat, noise_var, h, ...)
+    r = AnalogLink(channel).send(z, snr_db)         # AnalogResult(z_hat, noise_var, h, ...)
+    link = DigitalLink(channel, mcs=MCS.from_index(10), max_transmissions=2)
+    r = link.send_bits(bits, snr_db)                # DigitalResult(bits_hat, ok, ...)
+    r = link.send_tensor(t, snr_db, dtype="int8")   # TensorResult(t_hat, lost, ...)
+    mcs = select_mcs(snr_db, target_bler=0.1, channel="awgn")
+    seconds = airtime_s(r.channel_uses, bandwidth_hz=20e6)
 """
 
 from __future__ import annotations
 
+from .airtime import (
+    airtime_s,
+    bits_airtime_s,
+    capacity_bits_per_use,
+    capacity_bps,
+    channel_uses_for_bits,
+    mcs_rate_bps,
+)
 from .analog import AnalogLink, AnalogResult, pack_complex, unpack_complex
 from .channels import AWGN, Channel, ChannelOutput, RayleighFading, no_to_snr_db, snr_db_to_no
+from .digital import DigitalLink, DigitalResult, TensorResult, ebno_db_to_snr_db
 from .equalization import mmse_equalize, zf_equalize
+from .mcs import MCS, BlerCurve, BlerTable, bler_at, load_bler_table, mcs_table, select_mcs
+from .payload import PAYLOAD_DTYPES, bits_per_element, decode_payload, encode_payload
 from .seeding import set_seed
+
+__version__ = "0.1.0"
 
 __all__ = [
     "AWGN",
+    "MCS",
+    "PAYLOAD_DTYPES",
     "AnalogLink",
     "AnalogResult",
+    "BlerCurve",
+    "BlerTable",
     "Channel",
     "ChannelOutput",
+    "DigitalLink",
+    "DigitalResult",
     "RayleighFading",
+    "TensorResult",
+    "airtime_s",
+    "bits_airtime_s",
+    "bits_per_element",
+    "bler_at",
+    "capacity_bits_per_use",
+    "capacity_bps",
+    "channel_uses_for_bits",
+    "decode_payload",
+    "ebno_db_to_snr_db",
+    "encode_payload",
+    "load_bler_table",
+    "mcs_rate_bps",
+    "mcs_table",
     "mmse_equalize",
     "no_to_snr_db",
     "pack_complex",
+    "select_mcs",
     "set_seed",
     "snr_db_to_no",
     "unpack_complex",

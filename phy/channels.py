@@ -48,7 +48,9 @@ class ChannelOutput:
         h: complex channel gain per received symbol, same shape as ``y`` (possibly an expanded
             view; call ``.contiguous()`` before writing into it).
         no: complex noise variance :math:`N_0` (linear), broadcastable to ``y``: shape ``[]``
-            or ``[B, 1, ..., 1]``.
+            or ``[B, 1, ..., 1]``. For channels with ``equalized = True`` (``y`` already
+            equalized, ``h`` ones) it is the post-equalization noise variance per symbol, shape
+            of ``y``.
     """
 
     y: torch.Tensor
@@ -57,7 +59,7 @@ class ChannelOutput:
 
 
 def snr_db_to_no(snr_db: float | torch.Tensor) -> torch.Tensor:
-    """Complex noise variance :math:`N_0` for unit-energy symbols at :math:`E_s/N_0` = ``snr_db``."""
+    """Complex noise variance :math:`N_0` of unit-energy symbols at Es/N0 = ``snr_db`` (dB)."""
     return torch.pow(10.0, -torch.as_tensor(snr_db, dtype=torch.float32) / 10.0)
 
 
@@ -69,7 +71,9 @@ def no_to_snr_db(no: float | torch.Tensor) -> torch.Tensor:
 class Channel(Block):
     """Base class: validates the input, turns ``snr_db`` into ``no`` and calls :meth:`propagate`.
 
-    Subclasses implement ``propagate(x, no) -> (y, h)``. They are Sionna
+    Subclasses implement ``propagate(x, no) -> (y, h)``; a channel that equalizes inside
+    (``equalized = True``) returns ``(y, h, no_eff)`` instead, and ``no_eff`` (shape of ``y``) is
+    returned as ``ChannelOutput.no``. They are Sionna
     :class:`~sionna.phy.Block` objects, so ``precision=`` and ``device=`` work as in Sionna
     (the device is fixed at construction).
     """
@@ -88,10 +92,17 @@ class Channel(Block):
                     "snr_db with one value per example needs x with a batch axis [B, ..., n], "
                     f"got x of shape {tuple(x.shape)}"
                 )
-        y, h = self.propagate(x, no)
+        out = self.propagate(x, no)
+        if len(out) == 3:
+            # Channels that equalize inside (``equalized = True``) report no_eff per symbol.
+            y, h, no = out
+        else:
+            y, h = out
         return ChannelOutput(y=y, h=h, no=no)
 
-    def propagate(self, x: torch.Tensor, no: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self, x: torch.Tensor, no: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, ...]:
+        """Return ``(y, h)``, or ``(y, h, no_out)`` where ``no_out`` replaces ``no``."""
         raise NotImplementedError
 
 
@@ -149,7 +160,8 @@ class RayleighFading(Channel):
         else:
             check_positive_int("coherence", coherence)
         self.coherence = coherence
-        self._gen_fading = GenerateFlatFadingChannel(1, 1, precision=self.precision, device=self.device)
+        self._gen_fading = GenerateFlatFadingChannel(1, 1, precision=self.precision,
+                                                     device=self.device)
         self._apply_fading = ApplyFlatFadingChannel(precision=self.precision, device=self.device)
 
     def draw_h(self, shape: tuple[int, ...]) -> torch.Tensor:

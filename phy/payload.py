@@ -126,7 +126,8 @@ def encode_payload(t: torch.Tensor, dtype: str = "bf16",
     g = _groups(shape, group_size)
     vec = flat.reshape(-1, g)
     scale = _bf16_round_up(vec.abs().amax(dim=1) / qmax)
-    safe = torch.where(scale > 0, scale.to(torch.float32), torch.ones_like(scale, dtype=torch.float32))
+    scale32 = scale.to(torch.float32)
+    safe = torch.where(scale32 > 0, scale32, torch.ones_like(scale32))
     q = torch.round(vec / safe[:, None]).clamp(-qmax, qmax).to(torch.int64)
     q_bits = _uint_to_bits(q & (2**nb - 1), nb).reshape(vec.shape[0], g * nb)
     s_bits = _uint_to_bits(scale.view(torch.int16).to(torch.int64) & 0xFFFF, _SCALE_BITS)
@@ -142,7 +143,9 @@ def decode_payload(bits: torch.Tensor, like: EncodedPayload) -> torch.Tensor:
     formats; :func:`phy.DigitalLink.send_tensor` masks those.
     """
     if bits.numel() != like.num_bits:
-        raise ValueError(f"bits has {bits.numel()} entries, the payload layout needs {like.num_bits}")
+        raise ValueError(
+            f"bits has {bits.numel()} entries, the payload layout needs {like.num_bits}"
+        )
     if like.dtype in ("fp16", "bf16"):
         u = _bits_to_uint(bits.reshape(-1, 16))
         s16 = torch.where(u >= 2**15, u - 2**16, u).to(torch.int16)
@@ -159,7 +162,7 @@ def decode_payload(bits: torch.Tensor, like: EncodedPayload) -> torch.Tensor:
 
 
 def lost_elements(bit_lost: torch.Tensor, like: EncodedPayload) -> torch.Tensor:
-    """Which elements depend on a lost bit. ``bit_lost``: bool ``[num_bits]`` → bool ``like.shape``."""
+    """Elements that depend on a lost bit: bool ``[num_bits]`` → bool of ``like.shape``."""
     if like.dtype in ("fp16", "bf16"):
         return bit_lost.reshape(-1, 16).any(-1).reshape(like.shape)
     nb = _INT_BITS[like.dtype]

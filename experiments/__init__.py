@@ -1,0 +1,1 @@
+"""Experiment recipes, configs, the ``semcom`` command line and result folders."""

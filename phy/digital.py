@@ -1,0 +1,339 @@
+"""The digital chain: CRC → 5G LDPC → QAM → channel → equalizer → demapper → LDPC → CRC (→ HARQ).
+
+Every block is Sionna's: :class:`~sionna.phy.fec.crc.CRCEncoder`/``CRCDecoder`` (CRC24B, the
+code-block CRC of TS 38.212), :class:`~sionna.phy.fec.ldpc.LDPC5GEncoder`/``LDPC5GDecoder``
+(rate matching and the 5G bit interleaver for the QAM order), :class:`~sionna.phy.mapping.Mapper`
+and ``Demapper``. What is ours: the glue, retransmission bookkeeping and the payload codecs.
+
+One *code block* carries ``k`` information bits plus the 24 CRC bits; its codeword has
+``n = Qm * ceil((k + 24) / (R * Qm))`` coded bits, i.e. ``n / Qm`` channel uses, for an MCS with
+modulation order ``Qm`` and target code rate ``R``. The effective information rate is therefore
+``k / (n / Qm)`` bits per channel use, slightly below ``Qm * R`` because of the CRC and rounding.
+
+HARQ (``max_transmissions > 1``): code blocks whose CRC fails are sent again over a fresh channel
+realization, up to ``max_transmissions`` transmissions in all. ``harq="chase"`` (default) repeats
+the same codeword and adds the LLRs of all copies (Chase combining); ``harq="ir"`` sends the
+redundancy versions 0, 2, 3, 1 (TS 38.321 order) and decodes them jointly (incremental
+redundancy, Sionna's ``harq_mode``). Every transmission's channel uses are counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from sionna.phy import config as sionna_config
+from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
+from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.mapping import Demapper, Mapper
+from sionna.phy.utils import ebnodb2no
+
+from ._checks import as_snr_db, check_bits, check_choice, check_positive_int
+from .channels import Channel
+from .equalization import zf_equalize
+from .mcs import MCS
+from .payload import PAYLOAD_DTYPES, decode_payload, encode_payload, lost_elements
+
+__all__ = ["DigitalLink", "DigitalResult", "TensorResult", "ebno_db_to_snr_db"]
+
+_CRC = "CRC24B"
+_CRC_BITS = 24
+_RV_SEQUENCE = (0, 2, 3, 1)
+#: Largest LDPC information length (base graph 1), TS 38.212.
+_K_MAX = 8448
+
+
+def ebno_db_to_snr_db(ebno_db: float | torch.Tensor, num_bits_per_symbol: int,
+                      code_rate: float) -> torch.Tensor:
+    """Es/N0 (dB) for a given Eb/N0 (dB): ``snr_db = ebno_db + 10 log10(Qm · R)``.
+
+    ``code_rate`` is the information bits per coded bit that Eb refers to (for a
+    :class:`DigitalLink` use :meth:`DigitalLink.info_rate` / ``Qm``). Uses
+    :func:`sionna.phy.utils.ebnodb2no` so the definition is Sionna's.
+    """
+    no = ebnodb2no(torch.as_tensor(ebno_db, dtype=torch.float32), num_bits_per_symbol,
+                   code_rate)
+    return -10.0 * torch.log10(torch.as_tensor(no, dtype=torch.float32))
+
+
+@dataclass(frozen=True)
+class DigitalResult:
+    """Result of :meth:`DigitalLink.send_bits` for ``B`` code blocks of ``k`` bits.
+
+    Attributes:
+        bits_hat: decoded information bits ``[B, k]`` (float 0/1). Meaningful where ``ok``.
+        ok: CRC passed after the last transmission, bool ``[B]``.
+        transmissions: transmissions used per block, int64 ``[B]`` (1 … max_transmissions).
+        channel_uses: complex channel uses spent per block, all transmissions, int64 ``[B]``.
+    """
+
+    bits_hat: torch.Tensor
+    ok: torch.Tensor
+    transmissions: torch.Tensor
+    channel_uses: torch.Tensor
+
+    @property
+    def bler(self) -> float:
+        """Fraction of blocks that failed after all transmissions (residual BLER)."""
+        return float((~self.ok).float().mean())
+
+    @property
+    def total_channel_uses(self) -> int:
+        return int(self.channel_uses.sum())
+
+
+@dataclass(frozen=True)
+class TensorResult:
+    """Result of :meth:`DigitalLink.send_tensor`.
+
+    Attributes:
+        t_hat: received tensor, shape of the input, float32. Elements in ``lost`` hold
+            ``fill_value`` (0 by default), never decoded garbage.
+        lost: bool mask, shape of the input: the element depended on a code block that failed
+            its CRC after every allowed transmission (or decoded to a non-finite number).
+        block_ok: CRC result per code block ``[num_blocks]``.
+        transmissions: transmissions per code block ``[num_blocks]``.
+        channel_uses: complex channel uses of all transmissions of all blocks.
+        payload_bits: bits of the serialized tensor (before padding to whole blocks).
+        info_bits: information bits sent, ``num_blocks * k`` (payload plus padding).
+    """
+
+    t_hat: torch.Tensor
+    lost: torch.Tensor
+    block_ok: torch.Tensor
+    transmissions: torch.Tensor
+    channel_uses: int
+    payload_bits: int
+    info_bits: int
+
+    @property
+    def num_blocks(self) -> int:
+        return int(self.block_ok.numel())
+
+    @property
+    def lost_fraction(self) -> float:
+        return float(self.lost.float().mean())
+
+
+@dataclass
+class _BlockCodec:
+    k: int
+    n: int
+    crc_enc: CRCEncoder
+    crc_dec: CRCDecoder
+    enc: LDPC5GEncoder
+    dec: LDPC5GDecoder
+    extra: dict = field(default_factory=dict)
+
+
+class DigitalLink:
+    """Bits or tensors over a channel with 5G LDPC, CRC, QAM and optional HARQ.
+
+    Args:
+        channel: a :class:`phy.Channel` (AWGN, RayleighFading, OFDMTDL, ...).
+        mcs: an :class:`phy.MCS`, or an MCS index into ``table``.
+        table: MCS table used when ``mcs`` is an int: ``"qam64"`` or ``"qam256"``.
+        block_bits: information bits per code block used by :meth:`send_tensor` (CRC not
+            included; ``k + 24 <= 8448``).
+        num_iter: LDPC belief-propagation iterations.
+        max_transmissions: 1 = no HARQ; ``> 1`` retransmits failed blocks.
+        harq: ``"chase"`` (LLR combining of identical copies) or ``"ir"`` (incremental
+            redundancy with redundancy versions 0, 2, 3, 1).
+        demapping: ``"app"`` (exact LLRs) or ``"maxlog"``.
+        cn_update: LDPC check-node update of Sionna's decoder (``"boxplus-phi"`` default).
+        max_batch_blocks: blocks decoded at once in :meth:`send_tensor` (bounds memory).
+        device: Sionna device for the FEC and mapping blocks (default: Sionna's config).
+
+    Example:
+        >>> link = DigitalLink(AWGN(), mcs=MCS.custom(2, 0.5))
+        >>> r = link.send_bits(torch.randint(0, 2, (100, 1024)).float(), snr_db=2.0)
+        >>> r.ok.float().mean(), r.channel_uses[0]      # BLER and cost of each block
+    """
+
+    def __init__(self, channel: Channel, mcs: MCS | int = 0, *,
+                 table: str = "qam64", block_bits: int = 1024, num_iter: int = 20,
+                 max_transmissions: int = 1, harq: Literal["chase", "ir"] = "chase",
+                 demapping: Literal["app", "maxlog"] = "app", cn_update: str = "boxplus-phi",
+                 max_batch_blocks: int = 1024, device: str | None = None) -> None:
+        if not callable(channel):
+            raise TypeError(f"channel must be a phy channel, got {type(channel).__name__}")
+        self.channel = channel
+        if isinstance(mcs, MCS):
+            self.mcs = mcs
+        elif isinstance(mcs, int) and not isinstance(mcs, bool):
+            self.mcs = MCS.from_index(mcs, table=table)
+        else:
+            raise TypeError(f"mcs must be a phy.MCS or an int MCS index, got {mcs!r}")
+        self.block_bits = check_positive_int("block_bits", block_bits, minimum=1,
+                                             maximum=_K_MAX - _CRC_BITS)
+        self.num_iter = check_positive_int("num_iter", num_iter, minimum=1, maximum=1000)
+        self.max_transmissions = check_positive_int("max_transmissions", max_transmissions,
+                                                    minimum=1, maximum=16)
+        self.harq = check_choice("harq", harq, ("chase", "ir"))
+        if self.harq == "ir" and self.max_transmissions > len(_RV_SEQUENCE):
+            raise ValueError(
+                f"max_transmissions must be <= {len(_RV_SEQUENCE)} with harq='ir' "
+                f"(redundancy versions {list(_RV_SEQUENCE)}), got {self.max_transmissions}"
+            )
+        self.demapping = check_choice("demapping", demapping, ("app", "maxlog"))
+        self.cn_update = cn_update
+        self.max_batch_blocks = check_positive_int("max_batch_blocks", max_batch_blocks)
+        self.device = device if device is not None else getattr(channel, "device",
+                                                                sionna_config.device)
+        qm = self.mcs.modulation_order
+        self._mapper = Mapper("qam", qm, device=self.device)
+        self._demapper = Demapper(self.demapping, "qam", qm, device=self.device)
+        self._codecs: dict[int, _BlockCodec] = {}
+
+    def __repr__(self) -> str:
+        return (f"DigitalLink({self.channel!r}, mcs={self.mcs.name}, block_bits={self.block_bits}, "
+                f"max_transmissions={self.max_transmissions}, harq={self.harq!r})")
+
+    # ------------------------------------------------------------------ geometry
+    def coded_bits(self, k: int | None = None) -> int:
+        """Coded bits ``n`` of one codeword carrying ``k`` information bits (+ CRC)."""
+        k = self.block_bits if k is None else k
+        qm = self.mcs.modulation_order
+        k_crc = k + _CRC_BITS
+        return qm * math.ceil(k_crc / (self.mcs.code_rate * qm) - 1e-9)
+
+    def channel_uses_per_block(self, k: int | None = None) -> int:
+        """Complex channel uses of one transmission of a code block of ``k`` info bits."""
+        return self.coded_bits(k) // self.mcs.modulation_order
+
+    def info_rate(self, k: int | None = None) -> float:
+        """Information bits per channel use of one transmission: ``k / (n / Qm)``."""
+        k = self.block_bits if k is None else k
+        return k / self.channel_uses_per_block(k)
+
+    def _codec(self, k: int) -> _BlockCodec:
+        codec = self._codecs.get(k)
+        if codec is not None:
+            return codec
+        check_positive_int("k (information bits per block)", k, minimum=1,
+                           maximum=_K_MAX - _CRC_BITS)
+        n = self.coded_bits(k)
+        k_crc = k + _CRC_BITS
+        if k_crc / n > 0.95:
+            raise ValueError(
+                f"code rate {(k_crc / n):.3f} of {self.mcs.name} with k={k} exceeds the 5G LDPC "
+                "limit 0.95; choose a lower MCS or more information bits"
+            )
+        crc_enc = CRCEncoder(_CRC, device=self.device)
+        crc_dec = CRCDecoder(crc_enc, device=self.device)
+        enc = LDPC5GEncoder(k_crc, n, num_bits_per_symbol=self.mcs.modulation_order,
+                            device=self.device)
+        dec = LDPC5GDecoder(enc, cn_update=self.cn_update, num_iter=self.num_iter,
+                            hard_out=True, return_infobits=True,
+                            harq_mode=self.harq == "ir", device=self.device)
+        codec = _BlockCodec(k=k, n=n, crc_enc=crc_enc, crc_dec=crc_dec, enc=enc, dec=dec)
+        self._codecs[k] = codec
+        return codec
+
+    # ------------------------------------------------------------------ bits
+    @torch.no_grad()
+    def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
+        """Send code blocks: ``bits`` [B, k] of 0/1 at ``snr_db`` (Es/N0 in dB, scalar or [B])."""
+        check_bits("bits", bits)
+        if bits.dim() != 2:
+            raise ValueError(f"bits must have shape [B, k] (one code block per row), got "
+                             f"{tuple(bits.shape)}")
+        num_blocks, k = bits.shape
+        snr = as_snr_db(snr_db, (num_blocks,), device=self.device)
+        if snr.dim() == 1 and snr.shape[0] == 1 and num_blocks != 1:
+            snr = snr.expand(num_blocks)
+        codec = self._codec(k)
+        u = bits.to(device=self.device, dtype=torch.float32)
+        c = codec.enc(codec.crc_enc(u), rv=list(_RV_SEQUENCE[: self.max_transmissions])) \
+            if self.harq == "ir" else codec.enc(codec.crc_enc(u))
+        uses = codec.n // self.mcs.modulation_order
+
+        bits_hat = torch.zeros_like(u)
+        ok = torch.zeros(num_blocks, dtype=torch.bool, device=self.device)
+        transmissions = torch.zeros(num_blocks, dtype=torch.int64, device=self.device)
+        llr_store: list[torch.Tensor] = []  # IR: per transmission; Chase: running sum
+        pending = torch.arange(num_blocks, device=self.device)
+        for t in range(self.max_transmissions):
+            cw = c[pending, t] if self.harq == "ir" else c[pending]
+            x = self._mapper(cw)
+            snr_t = snr[pending] if snr.dim() == 1 else snr
+            out = self.channel(x, snr_t)
+            x_eq, no_eff = zf_equalize(out.y, out.h, out.no)
+            llr = self._demapper(x_eq, no_eff)
+            transmissions[pending] += 1
+            if self.harq == "ir":
+                llr_store.append(torch.zeros(num_blocks, codec.n, device=self.device))
+                llr_store[t][pending] = llr
+                stacked = torch.stack([s[pending] for s in llr_store], dim=1)
+                dec_in = stacked if t > 0 else stacked[:, 0]
+                u_crc = codec.dec(dec_in, rv=list(_RV_SEQUENCE[: t + 1]))
+            else:
+                if t == 0:
+                    llr_store.append(torch.zeros(num_blocks, codec.n, device=self.device))
+                llr_store[0][pending] += llr
+                u_crc = codec.dec(llr_store[0][pending])
+            u_hat, crc_ok = codec.crc_dec(u_crc)
+            bits_hat[pending] = u_hat.to(bits_hat.dtype)
+            crc_ok = crc_ok.reshape(-1)
+            ok[pending] = crc_ok
+            pending = pending[~crc_ok]
+            if pending.numel() == 0:
+                break
+        return DigitalResult(bits_hat=bits_hat, ok=ok, transmissions=transmissions,
+                             channel_uses=transmissions * uses)
+
+    # ------------------------------------------------------------------ tensors
+    @torch.no_grad()
+    def send_tensor(self, t: torch.Tensor, snr_db: float | torch.Tensor,
+                    dtype: str = "bf16", *, group_size: int | None = None,
+                    fill_value: float = 0.0) -> TensorResult:
+        """Serialize ``t``, send it in code blocks of ``block_bits`` bits, rebuild it.
+
+        Args:
+            t: real tensor (any shape). NaN/Inf are refused.
+            snr_db: Es/N0 in dB (scalar; every block sees the same average SNR).
+            dtype: payload format, ``"bf16"``, ``"fp16"``, ``"int8"`` or ``"int4"``
+                (see :mod:`phy.payload`).
+            group_size: elements per quantization vector for integer formats
+                (default: the last axis).
+            fill_value: value written into lost elements (finite).
+        """
+        check_choice("dtype", dtype, PAYLOAD_DTYPES)
+        snr = as_snr_db(snr_db, None, device=self.device)
+        if snr.dim() != 0:
+            raise ValueError(f"snr_db must be a scalar for send_tensor, got shape "
+                             f"{tuple(snr.shape)}")
+        if not torch.isfinite(torch.tensor(float(fill_value))):
+            raise ValueError(f"fill_value must be finite, got {fill_value}")
+        payload = encode_payload(t, dtype, group_size)
+        k = self.block_bits
+        nbits = payload.num_bits
+        num_blocks = -(-nbits // k)
+        padded = torch.zeros(num_blocks * k, dtype=torch.float32, device=self.device)
+        padded[:nbits] = payload.bits.to(self.device)
+        blocks = padded.reshape(num_blocks, k)
+        bits_hat = torch.empty_like(blocks)
+        block_ok = torch.empty(num_blocks, dtype=torch.bool, device=self.device)
+        transmissions = torch.empty(num_blocks, dtype=torch.int64, device=self.device)
+        for start in range(0, num_blocks, self.max_batch_blocks):
+            sl = slice(start, min(start + self.max_batch_blocks, num_blocks))
+            r = self.send_bits(blocks[sl], snr)
+            bits_hat[sl] = r.bits_hat
+            block_ok[sl] = r.ok
+            transmissions[sl] = r.transmissions
+        bit_lost = (~block_ok)[:, None].expand(num_blocks, k).reshape(-1)[:nbits]
+        values = decode_payload(bits_hat.reshape(-1)[:nbits].cpu(), payload)
+        lost = lost_elements(bit_lost.cpu(), payload) | ~torch.isfinite(values)
+        values = torch.where(lost, torch.full_like(values, float(fill_value)), values)
+        uses = int(transmissions.sum()) * self.channel_uses_per_block(k)
+        return TensorResult(
+            t_hat=values.to(t.device),
+            lost=lost.to(t.device),
+            block_ok=block_ok.cpu(),
+            transmissions=transmissions.cpu(),
+            channel_uses=uses,
+            payload_bits=nbits,
+            info_bits=num_blocks * k,
+        )
