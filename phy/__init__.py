@@ -30,14 +30,18 @@ from .channels import AWGN, Channel, ChannelOutput, RayleighFading, no_to_snr_db
 from .digital import DigitalLink, DigitalResult, TensorResult, ebno_db_to_snr_db
 from .equalization import mmse_equalize, zf_equalize
 from .mcs import MCS, BlerCurve, BlerTable, bler_at, load_bler_table, mcs_table, select_mcs
+from .ofdm import OFDMTDL
 from .payload import PAYLOAD_DTYPES, bits_per_element, decode_payload, encode_payload
 from .seeding import set_seed
+from .sweep import CHANNEL_NAMES, LinkPoint, make_channel, parse_snr_range, simulate_link
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AWGN",
+    "CHANNEL_NAMES",
     "MCS",
+    "OFDMTDL",
     "PAYLOAD_DTYPES",
     "AnalogLink",
     "AnalogResult",
@@ -47,6 +51,7 @@ __all__ = [
     "ChannelOutput",
     "DigitalLink",
     "DigitalResult",
+    "LinkPoint",
     "RayleighFading",
     "TensorResult",
     "airtime_s",
@@ -60,13 +65,16 @@ __all__ = [
     "ebno_db_to_snr_db",
     "encode_payload",
     "load_bler_table",
+    "make_channel",
     "mcs_rate_bps",
     "mcs_table",
     "mmse_equalize",
     "no_to_snr_db",
     "pack_complex",
+    "parse_snr_range",
     "select_mcs",
     "set_seed",
+    "simulate_link",
     "snr_db_to_no",
     "unpack_complex",
     "zf_equalize",

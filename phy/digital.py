@@ -20,7 +20,7 @@ redundancy, Sionna's ``harq_mode``). Every transmission's channel uses are count
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -125,7 +125,20 @@ class _BlockCodec:
     crc_dec: CRCDecoder
     enc: LDPC5GEncoder
     dec: LDPC5GDecoder
-    extra: dict = field(default_factory=dict)
+    #: LDPC mother-codeword length actually encoded (< n when bits are repeated).
+    n_ldpc: int
+    #: position in the LDPC codeword of every transmitted bit (``None``: no repetition).
+    rep_index: torch.Tensor | None
+
+    def repeat(self, cw: torch.Tensor) -> torch.Tensor:
+        return cw if self.rep_index is None else cw[..., self.rep_index]
+
+    def combine(self, llr: torch.Tensor) -> torch.Tensor:
+        """Add the LLRs of repeated bits (maximum-ratio combining of the repetitions)."""
+        if self.rep_index is None:
+            return llr
+        out = torch.zeros(*llr.shape[:-1], self.n_ldpc, dtype=llr.dtype, device=llr.device)
+        return out.index_add_(llr.dim() - 1, self.rep_index, llr)
 
 
 class DigitalLink:
@@ -216,19 +229,25 @@ class DigitalLink:
                            maximum=_K_MAX - _CRC_BITS)
         n = self.coded_bits(k)
         k_crc = k + _CRC_BITS
-        if k_crc / n > 0.95:
+        if k_crc / n > 0.95:  # pragma: no cover - MCS rates are <= 0.926
             raise ValueError(
                 f"code rate {(k_crc / n):.3f} of {self.mcs.name} with k={k} exceeds the 5G LDPC "
                 "limit 0.95; choose a lower MCS or more information bits"
             )
         crc_enc = CRCEncoder(_CRC, device=self.device)
         crc_dec = CRCDecoder(crc_enc, device=self.device)
-        enc = LDPC5GEncoder(k_crc, n, num_bits_per_symbol=self.mcs.modulation_order,
-                            device=self.device)
+        qm = self.mcs.modulation_order
+        # Sionna's 5G encoder stops at rate 1/5 (base graph 2's mother code). Lower MCS rates
+        # (qam64 MCS 0: R = 0.117) repeat the rate-1/5 codeword cyclically, as the circular
+        # buffer of TS 38.212 rate matching does; the receiver adds the repeated LLRs.
+        n_ldpc = n if k_crc / n >= 0.2 else qm * ((5 * k_crc) // qm)
+        rep_index = None if n_ldpc == n else torch.arange(n, device=self.device) % n_ldpc
+        enc = LDPC5GEncoder(k_crc, n_ldpc, num_bits_per_symbol=qm, device=self.device)
         dec = LDPC5GDecoder(enc, cn_update=self.cn_update, num_iter=self.num_iter,
                             hard_out=True, return_infobits=True,
                             harq_mode=self.harq == "ir", device=self.device)
-        codec = _BlockCodec(k=k, n=n, crc_enc=crc_enc, crc_dec=crc_dec, enc=enc, dec=dec)
+        codec = _BlockCodec(k=k, n=n, crc_enc=crc_enc, crc_dec=crc_dec, enc=enc, dec=dec,
+                            n_ldpc=n_ldpc, rep_index=rep_index)
         self._codecs[k] = codec
         return codec
 
@@ -257,21 +276,22 @@ class DigitalLink:
         pending = torch.arange(num_blocks, device=self.device)
         for t in range(self.max_transmissions):
             cw = c[pending, t] if self.harq == "ir" else c[pending]
-            x = self._mapper(cw)
+            x = self._mapper(codec.repeat(cw))
             snr_t = snr[pending] if snr.dim() == 1 else snr
             out = self.channel(x, snr_t)
             x_eq, no_eff = zf_equalize(out.y, out.h, out.no)
-            llr = self._demapper(x_eq, no_eff)
+            llr = codec.combine(self._demapper(x_eq, no_eff))
             transmissions[pending] += 1
             if self.harq == "ir":
-                llr_store.append(torch.zeros(num_blocks, codec.n, device=self.device))
+                llr_store.append(torch.zeros(num_blocks, codec.n_ldpc, device=self.device))
                 llr_store[t][pending] = llr
                 stacked = torch.stack([s[pending] for s in llr_store], dim=1)
                 dec_in = stacked if t > 0 else stacked[:, 0]
                 u_crc = codec.dec(dec_in, rv=list(_RV_SEQUENCE[: t + 1]))
             else:
                 if t == 0:
-                    llr_store.append(torch.zeros(num_blocks, codec.n, device=self.device))
+                    llr_store.append(torch.zeros(num_blocks, codec.n_ldpc,
+                                                 device=self.device))
                 llr_store[0][pending] += llr
                 u_crc = codec.dec(llr_store[0][pending])
             u_hat, crc_ok = codec.crc_dec(u_crc)

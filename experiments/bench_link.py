@@ -1,0 +1,380 @@
+"""Throughput benchmark of the ``phy`` links, and the cost of our glue over bare Sionna.
+
+Usage::
+
+    python -m experiments.bench_link [--mcs 10] [--block-bits 1024] [--batch 200] [--repeats 5]
+                                     [--snr-db 10] [--channel awgn|rayleigh] [--threads 1]
+                                     [--out results] [--tensor-shape 64x4096]
+                                     [--tensor-repeats 1] [--skip-digital] [--skip-analog]
+                                     [--skip-tensor] [--seed 0] [--num-iter 20] [--table qam64]
+
+What is measured (wall-clock, :func:`time.perf_counter`, under :func:`torch.no_grad`):
+
+1. **DigitalLink** -- ``phy.DigitalLink(channel, mcs, block_bits=k).send_bits(bits, snr_db)`` on
+   ``batch`` code blocks of ``k`` information bits (no HARQ). Reported as *information bits per
+   second*, ``batch * k / t`` (CRC and parity bits are not counted).
+2. **Bare Sionna chain** -- the same work written directly with Sionna blocks and no ``phy``
+   glue: ``CRCEncoder("CRC24B")`` → ``LDPC5GEncoder(k + 24, n, num_bits_per_symbol=Qm)`` (``n``
+   is ``link.coded_bits(k)``) → ``Mapper("qam", Qm)`` → channel → equalizer →
+   ``Demapper("app", "qam", Qm)`` → ``LDPC5GDecoder(enc, num_iter, hard_out=True,
+   return_infobits=True, cn_update="boxplus-phi")`` → ``CRCDecoder``. On AWGN the channel is
+   :class:`sionna.phy.channel.AWGN` and the demapper takes ``y`` and ``no`` directly (no
+   equalizer). On Rayleigh both chains call the *same* ``phy.RayleighFading("symbol")`` object
+   and the bare chain equalizes inline (``y h* / |h|^2``, ``no / |h|^2``), so only the glue
+   differs.
+3. **Overhead** of ours over bare, ``(t_ours / t_bare - 1) * 100`` % (the goal is <= 10 %).
+   Each chain is warmed up with one call; then the two are called alternately (ours, bare,
+   ours, bare, ...) ``repeats`` times, so slow drifts of the machine hit both alike. Before
+   every call the same seed is set with :func:`phy.set_seed` and the same bits are sent, so the
+   two chains draw the same noise (and fading) and decode the same received words; the script
+   checks that they reach identical decisions. The overhead is computed from the medians; the
+   minimum times (the least disturbed run) are reported next to them.
+4. **AnalogLink** -- ``phy.AnalogLink(channel).send(z, snr_db)`` for real ``z`` of a few shapes,
+   on AWGN and on ``RayleighFading("symbol")``, as *complex channel uses per second*
+   (``B * ceil(D / 2) / t``). For scale, the bare Sionna channel alone on the same
+   complex tensor: :class:`sionna.phy.channel.AWGN`, and ``GenerateFlatFadingChannel`` +
+   ``ApplyFlatFadingChannel`` for the fading case. What AnalogLink adds on top of that is
+   packing, power normalization, input checks, MMSE equalization and unpacking.
+5. **DigitalLink.send_tensor** -- a ``[64, 4096]`` tensor (``--tensor-shape``) as a ``bf16``
+   payload (16 bits per element, cut into code blocks of ``block_bits``: 4096 blocks at
+   ``k = 1024``, sent as ``send_bits`` batches of ``max_batch_blocks = 1024``), as *payload bits
+   per second*. The warm-up is one small tensor through the same link (a full-size warm-up
+   would double the run time); then ``--tensor-repeats`` timed calls (default 1).
+
+Run time: the LDPC decoder dominates everything; on one CPU thread Sionna's decoder needs some
+tens of ms per 1024-bit block at 20 iterations, so the default run (12 ``send_bits``-sized calls
+of 200 blocks plus one 4096-block ``send_tensor``) takes several minutes. ``--skip-tensor``,
+``--skip-analog``, ``--skip-digital`` and a smaller ``--tensor-shape`` (throughput per bit is
+the same for any multiple of 1024 blocks) shorten it.
+
+How to read it: higher is faster. Throughputs depend on the number of CPU threads (``--threads``,
+1 by default so that numbers are comparable on a shared machine) and on the LDPC decoder, which
+dominates the digital chain; "rate (best)" uses the fastest repeat, "rate (median)" the
+median. The numbers go to stdout and to ``<out>/bench_link/<timestamp>/`` (``config.yaml``,
+``manifest.json``, ``bench_link.csv`` with one row per measurement, ``summary.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from sionna.phy.channel import AWGN as SionnaAWGN
+from sionna.phy.channel import ApplyFlatFadingChannel, GenerateFlatFadingChannel
+from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
+from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.mapping import Demapper, Mapper
+
+import phy
+from experiments.results import ResultsDir
+
+CRC_BITS = 24
+ANALOG_SHAPES: tuple[tuple[int, int], ...] = ((64, 3 * 32 * 32), (16, 196608))
+TENSOR_SHAPE: tuple[int, int] = (64, 4096)
+
+
+class BareSionnaChain:
+    """CRC24B → 5G LDPC → QAM → channel → (equalizer) → APP demapper → LDPC → CRC, bare Sionna."""
+
+    def __init__(self, channel_name: str, channel: phy.Channel, k: int, n: int, qm: int,
+                 num_iter: int) -> None:
+        self.crc_enc = CRCEncoder("CRC24B")
+        self.crc_dec = CRCDecoder(self.crc_enc)
+        self.enc = LDPC5GEncoder(k + CRC_BITS, n, num_bits_per_symbol=qm)
+        self.dec = LDPC5GDecoder(self.enc, num_iter=num_iter, hard_out=True,
+                                 return_infobits=True, cn_update="boxplus-phi")
+        self.mapper = Mapper("qam", qm)
+        self.demapper = Demapper("app", "qam", qm)
+        self.awgn = SionnaAWGN() if channel_name == "awgn" else None
+        self.channel = channel
+
+    @torch.no_grad()
+    def __call__(self, bits: torch.Tensor, snr_db: float) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.mapper(self.enc(self.crc_enc(bits)))
+        if self.awgn is not None:
+            no = torch.tensor(10.0 ** (-snr_db / 10.0), dtype=torch.float32)
+            llr = self.demapper(self.awgn(x, no), no)
+        else:
+            out = self.channel(x, snr_db)
+            h = out.h
+            g = h.real.square() + h.imag.square()
+            llr = self.demapper(out.y * h.conj() / g, out.no / g)
+        u_hat, ok = self.crc_dec(self.dec(llr))
+        return u_hat, ok.reshape(-1)
+
+
+def _stats(times: list[float], units: float) -> dict[str, float]:
+    med, best = statistics.median(times), min(times)
+    return {"median_s": med, "min_s": best, "rate_median": units / med,
+            "rate_best": units / best}
+
+
+def _time_one(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _time_repeated(fn: Callable[[], Any], repeats: int, seed: int) -> list[float]:
+    """Warm up once, then ``repeats`` timed calls, each after ``phy.set_seed(seed)``."""
+    phy.set_seed(seed)
+    fn()
+    times = []
+    for _ in range(repeats):
+        phy.set_seed(seed)
+        times.append(_time_one(fn))
+    return times
+
+
+def _make_channel(name: str) -> phy.Channel:
+    return phy.AWGN() if name == "awgn" else phy.RayleighFading("symbol")
+
+
+def _fmt_rate(r: float) -> str:
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if r >= scale:
+            return f"{r / scale:8.3f} {unit}"
+    return f"{r:8.3f}  "
+
+
+def bench_digital(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Ours vs bare Sionna on ``args.batch`` code blocks; returns CSV rows and a summary dict."""
+    mcs = phy.MCS.from_index(args.mcs, table=args.table)
+    channel = _make_channel(args.channel)
+    link = phy.DigitalLink(channel, mcs=mcs, block_bits=args.block_bits, num_iter=args.num_iter)
+    k, n, qm = args.block_bits, link.coded_bits(args.block_bits), mcs.modulation_order
+    if (k + CRC_BITS) / n < 0.2:
+        raise SystemExit(f"{mcs.name}: code rate {(k + CRC_BITS) / n:.3f} < 1/5 needs the "
+                         "repetition that DigitalLink adds; the bare chain has none. Choose a "
+                         "higher MCS.")
+    bare = BareSionnaChain(args.channel, channel, k, n, qm, args.num_iter)
+    gen = torch.Generator().manual_seed(args.seed)
+    bits = torch.randint(0, 2, (args.batch, k), generator=gen).to(torch.float32)
+    snr = float(args.snr_db)
+
+    def run_ours() -> phy.DigitalResult:
+        return link.send_bits(bits, snr)
+
+    def run_bare() -> tuple[torch.Tensor, torch.Tensor]:
+        return bare(bits, snr)
+
+    # Warm-up (one call each) doubles as the check that both chains do the same work.
+    phy.set_seed(args.seed)
+    r_ours = run_ours()
+    phy.set_seed(args.seed)
+    u_bare, ok_bare = run_bare()
+    same = bool(torch.equal(r_ours.ok, ok_bare)) and bool(torch.equal(r_ours.bits_hat, u_bare))
+    bler_ours, bler_bare = r_ours.bler, float((~ok_bare).float().mean())
+
+    t_ours: list[float] = []
+    t_bare: list[float] = []
+    for _ in range(args.repeats):
+        phy.set_seed(args.seed)
+        t_ours.append(_time_one(run_ours))
+        phy.set_seed(args.seed)
+        t_bare.append(_time_one(run_bare))
+
+    units = args.batch * k
+    s_ours, s_bare = _stats(t_ours, units), _stats(t_bare, units)
+    overhead = (s_ours["median_s"] / s_bare["median_s"] - 1.0) * 100.0
+    overhead_min = (s_ours["min_s"] / s_bare["min_s"] - 1.0) * 100.0
+    common = {"section": "digital", "channel": args.channel, "mcs": mcs.name,
+              "shape": f"{args.batch}x{k}", "coded_bits": n, "unit": "info_bits/s",
+              "repeats": args.repeats}
+    rows = [
+        {**common, "impl": "ours: DigitalLink.send_bits", **s_ours, "bler": bler_ours,
+         "overhead_pct_median": overhead, "overhead_pct_min": overhead_min,
+         "identical_decisions": same},
+        {**common, "impl": "bare Sionna chain", **s_bare, "bler": bler_bare,
+         "identical_decisions": same},
+    ]
+    summary = {"mcs": mcs, "n": n, "ours": s_ours, "bare": s_bare, "overhead": overhead,
+               "overhead_min": overhead_min, "same": same, "bler_ours": bler_ours,
+               "bler_bare": bler_bare, "times_ours": t_ours, "times_bare": t_bare}
+    return rows, summary
+
+
+def bench_analog(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """AnalogLink.send on AWGN and Rayleigh, and bare Sionna channels, in channel uses/s."""
+    rows: list[dict[str, Any]] = []
+    snr = float(args.snr_db)
+    no = torch.tensor(10.0 ** (-snr / 10.0), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(args.seed)
+    sionna_awgn = SionnaAWGN()
+    gen_fading = GenerateFlatFadingChannel(1, 1)
+    apply_fading = ApplyFlatFadingChannel()
+    link_awgn = phy.AnalogLink(phy.AWGN())
+    link_ray = phy.AnalogLink(phy.RayleighFading("symbol"))
+    for b, d in ANALOG_SHAPES:
+        z = torch.randn(b, d, generator=gen)
+        s = phy.pack_complex(z)
+        x = (s / (s.abs().square().mean(dim=1, keepdim=True)).sqrt()).to(torch.complex64)
+        uses = b * s.shape[1]
+
+        def faded(x: torch.Tensor = x) -> torch.Tensor:
+            h = gen_fading(x.numel()).reshape(x.shape)
+            return apply_fading(x.unsqueeze(-1), h[..., None, None], no).squeeze(-1)
+
+        cases: list[tuple[str, str, Callable[[], Any]]] = [
+            ("awgn", "ours: AnalogLink.send", lambda z=z: link_awgn.send(z, snr)),
+            ("awgn", "bare Sionna AWGN", lambda x=x: sionna_awgn(x, no)),
+            ("rayleigh", "ours: AnalogLink.send",
+             lambda z=z: link_ray.send(z, snr)),
+            ("rayleigh", "bare Sionna flat fading", faded),
+        ]
+        for ch_name, impl, fn in cases:
+            with torch.no_grad():
+                times = _time_repeated(fn, args.repeats, args.seed)
+            rows.append({"section": "analog", "channel": ch_name, "mcs": "",
+                         "shape": f"{b}x{d}", "coded_bits": "", "unit": "channel_uses/s",
+                         "repeats": args.repeats, "impl": impl, **_stats(times, uses)})
+    return rows
+
+
+def bench_send_tensor(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """DigitalLink.send_tensor of a ``--tensor-shape`` bf16 payload, in payload bits/s.
+
+    The warm-up sends a small tensor (one code block) through the same link, which builds the
+    codec and touches every code path; a full-size warm-up would double the run time.
+    """
+    mcs = phy.MCS.from_index(args.mcs, table=args.table)
+    link = phy.DigitalLink(_make_channel(args.channel), mcs=mcs, block_bits=args.block_bits,
+                           num_iter=args.num_iter)
+    gen = torch.Generator().manual_seed(args.seed)
+    t = torch.randn(*args.tensor_shape, generator=gen)
+    snr = float(args.snr_db)
+    phy.set_seed(args.seed)
+    link.send_tensor(torch.randn(1, max(1, args.block_bits // 16), generator=gen), snr,
+                     dtype="bf16")
+    result: list[phy.TensorResult] = []
+
+    def fn() -> None:
+        result.append(link.send_tensor(t, snr, dtype="bf16"))
+
+    times = []
+    for _ in range(args.tensor_repeats):
+        phy.set_seed(args.seed)
+        times.append(_time_one(fn))
+    r = result[-1]
+    shape = "x".join(str(s) for s in args.tensor_shape)
+    return [{"section": "send_tensor", "channel": args.channel, "mcs": mcs.name,
+             "shape": f"{shape} bf16", "coded_bits": link.coded_bits(),
+             "unit": "payload_bits/s", "repeats": args.tensor_repeats,
+             "impl": "ours: DigitalLink.send_tensor", **_stats(times, r.payload_bits),
+             "num_blocks": r.num_blocks, "lost_fraction": r.lost_fraction}]
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'section':<12}{'channel':<10}{'shape':<16}{'impl':<30}{'median s':>10}"
+            f"{'min s':>10}{'rate (median)':>16}{'rate (best)':>14}  unit")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['section']:<12}{r['channel']:<10}{r['shape']:<16}{r['impl']:<30}"
+                     f"{r['median_s']:10.4f}{r['min_s']:10.4f}{_fmt_rate(r['rate_median']):>16}"
+                     f"{_fmt_rate(r['rate_best']):>14}  {r['unit']}")
+    return "\n".join(lines)
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"shape must look like 64x4096, got {text!r}") from err
+    if len(dims) < 2 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"shape needs >= 2 positive dims, got {text!r}")
+    return dims
+
+
+def _digital_lines(dig: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    ours, bare = dig["ours"], dig["bare"]
+    goal = "met" if dig["overhead"] <= 10.0 else "NOT met"
+    return [
+        f"DigitalLink.send_bits vs bare Sionna: {dig['mcs'].name}, k={args.block_bits}+24 CRC, "
+        f"n={dig['n']}, batch {args.batch}, {args.channel}, Es/N0 {args.snr_db:g} dB, "
+        f"{args.num_iter} LDPC it., {args.threads} thread(s), {args.repeats} interleaved repeats",
+        f"  info bits/s median: ours {ours['rate_median']:.4g}, bare {bare['rate_median']:.4g}; "
+        f"best: ours {ours['rate_best']:.4g}, bare {bare['rate_best']:.4g}",
+        f"  time ratio ours/bare: {ours['median_s'] / bare['median_s']:.4f} (median), "
+        f"{ours['min_s'] / bare['min_s']:.4f} (min)",
+        f"  overhead: {dig['overhead']:+.2f} % (median), {dig['overhead_min']:+.2f} % (min); "
+        f"goal <= 10 % {goal}",
+        f"  identical decisions: {dig['same']}; BLER ours {dig['bler_ours']:.4f}, "
+        f"bare {dig['bler_bare']:.4f}",
+        "  times ours [s]: " + " ".join(f"{t:.3f}" for t in dig["times_ours"]),
+        "  times bare [s]: " + " ".join(f"{t:.3f}" for t in dig["times_bare"]),
+    ]
+
+
+def _markdown(rows: list[dict[str, Any]], dig: dict[str, Any] | None,
+              args: argparse.Namespace, path: str) -> str:
+    out = ["# bench_link: throughput of phy links vs bare Sionna", ""]
+    if dig is not None:
+        out += ["```", *_digital_lines(dig, args), "```", ""]
+    out += [
+        "| section | channel | shape | implementation | median s | min s | rate (median) "
+        "| rate (best) | unit |",
+        "|---|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        out.append(f"| {r['section']} | {r['channel']} | {r['shape']} | {r['impl']} | "
+                   f"{r['median_s']:.4f} | {r['min_s']:.4f} | {r['rate_median']:.4g} | "
+                   f"{r['rate_best']:.4g} | {r['unit']} |")
+    out += ["", "Rates: higher is faster; 'best' uses the fastest repeat. See the module "
+            "docstring of `experiments/bench_link.py` for what each row measures.", "",
+            f"Results folder: `{path}`"]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mcs", type=int, default=10, help="MCS index (default 10)")
+    ap.add_argument("--table", default="qam64", choices=["qam64", "qam256"])
+    ap.add_argument("--block-bits", type=int, default=1024, help="info bits per code block")
+    ap.add_argument("--batch", type=int, default=200, help="code blocks per send_bits call")
+    ap.add_argument("--repeats", type=int, default=5, help="timed calls per measurement")
+    ap.add_argument("--num-iter", type=int, default=20, help="LDPC BP iterations")
+    ap.add_argument("--snr-db", type=float, default=10.0, help="Es/N0 in dB")
+    ap.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"])
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tensor-shape", type=_shape, default=TENSOR_SHAPE,
+                    help="send_tensor payload shape, e.g. 64x4096 (default)")
+    ap.add_argument("--tensor-repeats", type=int, default=1,
+                    help="timed send_tensor calls (default 1: 64x4096 bf16 is 4096 blocks)")
+    ap.add_argument("--skip-digital", action="store_true", help="no send_bits comparison")
+    ap.add_argument("--skip-analog", action="store_true", help="no AnalogLink section")
+    ap.add_argument("--skip-tensor", action="store_true", help="no send_tensor section")
+    ap.add_argument("--out", default="results", help="root of the results folders")
+    args = ap.parse_args(argv)
+    if min(args.repeats, args.tensor_repeats, args.batch, args.threads) < 1:
+        ap.error("--repeats, --tensor-repeats, --batch and --threads must be >= 1")
+    torch.set_num_threads(args.threads)
+
+    config = {k: v for k, v in vars(args).items() if k != "out"}
+    config["tensor_shape"] = list(args.tensor_shape)
+    config["analog_shapes"] = [list(s) for s in ANALOG_SHAPES]
+    rows: list[dict[str, Any]] = []
+    dig = None
+    with ResultsDir.create("bench_link", config, seed=args.seed, root=args.out) as rd:
+        if not args.skip_digital:
+            rows, dig = bench_digital(args)
+            print("\n".join(_digital_lines(dig, args)), flush=True)
+        if not args.skip_analog:
+            rows += bench_analog(args)
+        if not args.skip_tensor:
+            rows += bench_send_tensor(args)
+        if rows:
+            print()
+            print(_table(rows))
+            rd.write_csv("bench_link.csv", rows)
+        rd.write_summary(_markdown(rows, dig, args, str(rd.path)))
+    print(f"\nresults: {rd.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

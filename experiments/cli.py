@@ -1,0 +1,101 @@
+"""The ``semcom`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _version() -> str:
+    try:
+        return version("semcom")
+    except PackageNotFoundError:  # running from a source tree
+        import phy
+
+        return phy.__version__
+
+
+def _int_list(spec: str) -> list[int]:
+    try:
+        return [int(p) for p in spec.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {spec!r}"
+        ) from None
+
+
+def _snr_list(spec: str) -> list[float]:
+    from phy.sweep import parse_snr_range
+
+    try:
+        return parse_snr_range(spec)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="semcom",
+        description="Link-level semantic communication on a Sionna 2 physical layer.",
+    )
+    p.add_argument("--version", action="version", version=f"semcom {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    q = sub.add_parser("quickstart", help="short tour on the embedded defaults (about a minute)")
+    q.add_argument("--out", default="results", help="results root folder (default: results)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--fast", action="store_true", help="fewer Monte-Carlo blocks")
+
+    lc = sub.add_parser("link-curves", help="BER/BLER vs SNR of the 5G digital chain per MCS")
+    lc.add_argument("--channel", default="awgn",
+                    help="awgn | rayleigh | rayleigh-block | tdl-a … tdl-e (default: awgn)")
+    lc.add_argument("--mcs", type=_int_list, default=[0, 5, 10],
+                    help="comma-separated MCS indices (default: 0,5,10)")
+    lc.add_argument("--table", default="qam64", choices=["qam64", "qam256"])
+    lc.add_argument("--snr-db", type=_snr_list, default=_snr_list("-5:25:1"),
+                    help="start:stop:step (stop included) or a comma list, Es/N0 in dB")
+    lc.add_argument("--block-bits", type=int, default=1024,
+                    help="information bits per code block (default: 1024)")
+    lc.add_argument("--batch-size", type=int, default=100, help="code blocks per batch")
+    lc.add_argument("--max-batches", type=int, default=20, help="batches per SNR point at most")
+    lc.add_argument("--target-block-errors", type=int, default=100,
+                    help="move to the next SNR after this many block errors")
+    lc.add_argument("--max-transmissions", type=int, default=1, help="HARQ transmissions (1: off)")
+    lc.add_argument("--seed", type=int, default=0)
+    lc.add_argument("--out", default="results", help="results root folder")
+    lc.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "quickstart":
+            from experiments.quickstart import run_quickstart
+
+            res = run_quickstart(out=args.out, seed=args.seed, fast=args.fast)
+        elif args.command == "link-curves":
+            from experiments.link_curves import run_link_curves
+
+            res = run_link_curves(
+                channel=args.channel, mcs=args.mcs, table=args.table, snr_db=args.snr_db,
+                block_bits=args.block_bits, batch_size=args.batch_size,
+                max_batches=args.max_batches, target_block_errors=args.target_block_errors,
+                max_transmissions=args.max_transmissions, seed=args.seed, out=args.out,
+                progress=not args.no_progress)
+        else:  # pragma: no cover - argparse rejects unknown commands
+            parser.error(f"unknown command {args.command!r}")
+    except ValueError as err:
+        print(f"semcom {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    print(f"results: {res.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""The semcom command line: version, help, a small link-curves run, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+from experiments.link_curves import snr_at_bler
+from phy.sweep import make_channel, parse_snr_range
+
+
+def test_version_and_help(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert "semcom 0." in capsys.readouterr().out
+    assert main([]) == 0
+    assert "link-curves" in capsys.readouterr().out
+
+
+def test_console_script_is_installed() -> None:
+    out = subprocess.run([sys.executable, "-m", "experiments.cli", "--help"], check=True,
+                         capture_output=True, text=True).stdout
+    assert "quickstart" in out and "link-curves" in out
+
+
+def test_link_curves_run_writes_results(tmp_path: Path) -> None:
+    rc = main(["link-curves", "--channel", "awgn", "--mcs", "4", "--snr-db", "-4:2:2",
+               "--block-bits", "256", "--batch-size", "40", "--max-batches", "2",
+               "--target-block-errors", "10", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    runs = list((tmp_path / "link_curves").iterdir())
+    assert len(runs) == 1
+    run = runs[0]
+    for name in ("config.yaml", "manifest.json", "link_curves.csv", "link_curves.png",
+                 "summary.md"):
+        assert (run / name).is_file(), name
+    assert (run / "link_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed"] == 0
+    with open(run / "link_curves.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["snr_db"]) for r in rows] == [-4.0, -2.0, 0.0, 2.0]
+    blers = [float(r["bler"]) for r in rows if int(r["num_blocks"]) > 0]
+    # QPSK R=0.30 (Shannon limit -2.5 dB): fails at -4 dB, works at +2 dB
+    assert blers[0] == 1.0 and blers[-1] < 0.1
+    assert blers == sorted(blers, reverse=True)
+
+
+def test_link_curves_errors(capsys) -> None:
+    assert main(["link-curves", "--mcs", "29", "--out", "/nonexistent"]) == 2
+    assert "index" in capsys.readouterr().err
+    assert main(["link-curves", "--channel", "tdl-z", "--out", "/nonexistent"]) == 2
+    with pytest.raises(SystemExit):
+        main(["link-curves", "--snr-db", "5:1:1"])
+
+
+def test_helpers() -> None:
+    assert parse_snr_range("-5:5:2.5") == [-5.0, -2.5, 0.0, 2.5, 5.0]
+    assert parse_snr_range("1,2, 4") == [1.0, 2.0, 4.0]
+    with pytest.raises(ValueError, match="start:stop:step"):
+        parse_snr_range("1:2")
+    with pytest.raises(ValueError, match="channel must be one of"):
+        make_channel("rician")
+    rows = [{"snr_db": 0.0, "bler": 1.0, "num_blocks": 10},
+            {"snr_db": 1.0, "bler": 0.01, "num_blocks": 10}]
+    assert snr_at_bler(rows, 0.1) == pytest.approx(0.5)
