@@ -68,9 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--snr-db -5:25:1`` → ``--snr-db=-5:25:1`` (argparse reads "-5:25:1" as an option)."""
+    out: list[str] = []
+    it = iter(range(len(argv)))
+    for i in it:
+        if argv[i] in _RANGE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            next(it, None)
+        else:
+            out.append(argv[i])
+    return out
+
+
+_RANGE_OPTIONS = ("--snr-db",)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(_join_negative_values(argv))
     if args.command is None:
         parser.print_help()
         return 0
