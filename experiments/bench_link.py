@@ -4,7 +4,7 @@ Usage::
 
     python -m experiments.bench_link [--mcs 10] [--block-bits 1024] [--batch 200] [--repeats 5]
                                      [--snr-db 10] [--channel awgn|rayleigh] [--threads 1]
-                                     [--out results] [--tensor-shape 64x4096]
+                                     [--out results] [--tensor-shape 8x4096]
                                      [--tensor-repeats 1] [--skip-digital] [--skip-analog]
                                      [--skip-tensor] [--seed 0] [--num-iter 20] [--table qam64]
 
@@ -35,17 +35,22 @@ What is measured (wall-clock, :func:`time.perf_counter`, under :func:`torch.no_g
    complex tensor: :class:`sionna.phy.channel.AWGN`, and ``GenerateFlatFadingChannel`` +
    ``ApplyFlatFadingChannel`` for the fading case. What AnalogLink adds on top of that is
    packing, power normalization, input checks, MMSE equalization and unpacking.
-5. **DigitalLink.send_tensor** -- a ``[64, 4096]`` tensor (``--tensor-shape``) as a ``bf16``
+5. **DigitalLink.send_tensor** -- an ``[8, 4096]`` tensor (``--tensor-shape``) as a ``bf16``
    payload (16 bits per element, cut into code blocks of ``block_bits``: 4096 blocks at
-   ``k = 1024``, sent as ``send_bits`` batches of ``max_batch_blocks = 1024``), as *payload bits
-   per second*. The warm-up is one small tensor through the same link (a full-size warm-up
-   would double the run time); then ``--tensor-repeats`` timed calls (default 1).
+   ``k = 1024``, sent as ``send_bits`` batches of ``max_batch_blocks``, 1024 by default and
+   ``--tensor-batch-blocks`` if given), as *payload bits per second*. The warm-up is one
+   small tensor through the same link (a full-size warm-up would double the run time); then
+   ``--tensor-repeats`` timed calls (default 1).
 
-Run time: the LDPC decoder dominates everything; on one CPU thread Sionna's decoder needs some
-tens of ms per 1024-bit block at 20 iterations, so the default run (12 ``send_bits``-sized calls
-of 200 blocks plus one 4096-block ``send_tensor``) takes several minutes. ``--skip-tensor``,
-``--skip-analog``, ``--skip-digital`` and a smaller ``--tensor-shape`` (throughput per bit is
-the same for any multiple of 1024 blocks) shorten it.
+Run time: the LDPC decoder dominates everything. On one CPU thread Sionna's decoder needs
+some tens of ms per 1024-bit block at 20 iterations, so the default run (12 ``send_bits`` calls
+of 200 blocks, then one 4096-block ``send_tensor``) takes about 8 minutes on a shared 2-core
+machine. ``--skip-tensor``, ``--skip-analog``, ``--skip-digital`` and a smaller
+``--tensor-shape`` shorten it. Batches of more than ~256 blocks are markedly slower *per block*
+on CPU, in bare Sionna as in ``phy``: the decoder's ``[blocks, edges]`` temporaries then page
+fault on every allocation (system time; most likely because they exceed glibc's largest mmap
+threshold of 32 MiB and are mmap'ed afresh each time). Compare ``--tensor-batch-blocks 256``
+with the default.
 
 How to read it: higher is faster. Throughputs depend on the number of CPU threads (``--threads``,
 1 by default so that numbers are comparable on a shared machine) and on the LDPC decoder, which
@@ -242,8 +247,10 @@ def bench_send_tensor(args: argparse.Namespace) -> list[dict[str, Any]]:
     codec and touches every code path; a full-size warm-up would double the run time.
     """
     mcs = phy.MCS.from_index(args.mcs, table=args.table)
+    extra = {} if args.tensor_batch_blocks is None else \
+        {"max_batch_blocks": args.tensor_batch_blocks}
     link = phy.DigitalLink(_make_channel(args.channel), mcs=mcs, block_bits=args.block_bits,
-                           num_iter=args.num_iter)
+                           num_iter=args.num_iter, **extra)
     gen = torch.Generator().manual_seed(args.seed)
     t = torch.randn(*args.tensor_shape, generator=gen)
     snr = float(args.snr_db)
@@ -265,7 +272,8 @@ def bench_send_tensor(args: argparse.Namespace) -> list[dict[str, Any]]:
              "shape": f"{shape} bf16", "coded_bits": link.coded_bits(),
              "unit": "payload_bits/s", "repeats": args.tensor_repeats,
              "impl": "ours: DigitalLink.send_tensor", **_stats(times, r.payload_bits),
-             "num_blocks": r.num_blocks, "lost_fraction": r.lost_fraction}]
+             "num_blocks": r.num_blocks, "max_batch_blocks": link.max_batch_blocks,
+             "lost_fraction": r.lost_fraction}]
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -345,13 +353,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="send_tensor payload shape, e.g. 64x4096 (default)")
     ap.add_argument("--tensor-repeats", type=int, default=1,
                     help="timed send_tensor calls (default 1: 64x4096 bf16 is 4096 blocks)")
+    ap.add_argument("--tensor-batch-blocks", type=int, default=None,
+                    help="DigitalLink max_batch_blocks for send_tensor (default: the link's)")
     ap.add_argument("--skip-digital", action="store_true", help="no send_bits comparison")
     ap.add_argument("--skip-analog", action="store_true", help="no AnalogLink section")
     ap.add_argument("--skip-tensor", action="store_true", help="no send_tensor section")
     ap.add_argument("--out", default="results", help="root of the results folders")
     args = ap.parse_args(argv)
-    if min(args.repeats, args.tensor_repeats, args.batch, args.threads) < 1:
-        ap.error("--repeats, --tensor-repeats, --batch and --threads must be >= 1")
+    if min(args.repeats, args.tensor_repeats, args.batch, args.threads,
+           args.tensor_batch_blocks or 1) < 1:
+        ap.error("--repeats, --tensor-repeats, --tensor-batch-blocks, --batch and --threads "
+                 "must be >= 1")
     torch.set_num_threads(args.threads)
 
     config = {k: v for k, v in vars(args).items() if k != "out"}

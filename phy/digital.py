@@ -169,7 +169,7 @@ class DigitalLink:
                  table: str = "qam64", block_bits: int = 1024, num_iter: int = 20,
                  max_transmissions: int = 1, harq: Literal["chase", "ir"] = "chase",
                  demapping: Literal["app", "maxlog"] = "app", cn_update: str = "boxplus-phi",
-                 max_batch_blocks: int = 1024, device: str | None = None) -> None:
+                 max_batch_blocks: int = 256, device: str | None = None) -> None:
         if not callable(channel):
             raise TypeError(f"channel must be a phy channel, got {type(channel).__name__}")
         self.channel = channel
