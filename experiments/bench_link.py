@@ -79,7 +79,7 @@ from experiments.results import ResultsDir
 
 CRC_BITS = 24
 ANALOG_SHAPES: tuple[tuple[int, int], ...] = ((64, 3 * 32 * 32), (16, 196608))
-TENSOR_SHAPE: tuple[int, int] = (64, 4096)
+TENSOR_SHAPE: tuple[int, int] = (8, 4096)
 
 
 class BareSionnaChain:
@@ -350,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tensor-shape", type=_shape, default=TENSOR_SHAPE,
-                    help="send_tensor payload shape, e.g. 64x4096 (default)")
+                    help="send_tensor payload shape (default 8x4096)")
     ap.add_argument("--tensor-repeats", type=int, default=1,
-                    help="timed send_tensor calls (default 1: 64x4096 bf16 is 4096 blocks)")
+                    help="timed send_tensor calls (default 1: 8x4096 bf16 is 512 blocks)")
     ap.add_argument("--tensor-batch-blocks", type=int, default=None,
                     help="DigitalLink max_batch_blocks for send_tensor (default: the link's)")
     ap.add_argument("--skip-digital", action="store_true", help="no send_bits comparison")
