@@ -3,6 +3,8 @@
 1. Analog link: MSE of MMSE-equalized unit-power symbols vs SNR on AWGN and per-symbol Rayleigh,
    against the closed forms N0/(1+N0) and N0·e^N0·E1(N0).
 2. Digital link: BER/BLER of three MCSs (QPSK, 16QAM, 64QAM) on AWGN with 5G LDPC.
+3. Link adaptation: the MCS :func:`phy.select_mcs` picks from the shipped BLER table, its rate
+   over 20 MHz and the Shannon capacity.
 """
 
 from __future__ import annotations
@@ -89,6 +91,13 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
         for label in dict.fromkeys(r["label"] for r in drows):
             s = snr_at_bler([r for r in drows if r["label"] == label])
             lines.append(f"| {label} | {'n/a' if s is None else f'{s:.2f}'} |")
+        lines += ["", "## Link adaptation (BLER <= 10 %, AWGN, 20 MHz, no overhead)", "",
+                  "| SNR (dB) | MCS | rate (Mbit/s) | capacity (Mbit/s) |", "|---|---|---|---|"]
+        for s in range(0, 31, 5):
+            m = phy.select_mcs(float(s), target_bler=0.1, channel="awgn", table="qam256")
+            rate = 0.0 if m is None else phy.mcs_rate_bps(m, 20e6) / 1e6
+            lines.append(f"| {s} | {'none' if m is None else m.name} | {rate:.1f} | "
+                         f"{phy.capacity_bps(20e6, float(s)) / 1e6:.1f} |")
         rel = digital.path.relative_to(res.path)
         lines += ["", f"Digital curves and plot: `{rel}/` inside this folder."]
         text = "\n".join(lines) + "\n"
