@@ -78,3 +78,19 @@ def test_table_agrees_with_a_fresh_simulation(table) -> None:
     sigma = math.sqrt(expected * (1 - expected) / 300)
     # the table interpolates between 0.5 dB points: allow 4 sigma + a modelling margin of 0.1
     assert abs(r.bler - expected) < 4 * sigma + 0.1, (snr, r.bler, expected)
+
+
+def test_fading_costs_snr(table) -> None:
+    """Per-symbol Rayleigh fading needs more average SNR than AWGN, and the gap grows with the
+    code rate (less diversity to average the fades). The curves are sampled every 0.5 dB (AWGN)
+    and 1 dB (Rayleigh), so at low rates, where the gap is small, it is resolved to ~1 dB."""
+    gaps = []
+    for m in phy.mcs_table("qam64"):
+        c_r = table.curve(m, "rayleigh")
+        rows = [{"snr_db": s, "bler": b, "num_blocks": 1}
+                for s, b in zip(c_r.snr_db.tolist(), c_r.bler.tolist(), strict=True)]
+        gap = snr_at_bler(rows, 0.1) - _snr_at_10pct(table, m)
+        assert gap > -1.0, (m.name, gap)
+        gaps.append(gap)
+    assert sum(gaps) / len(gaps) > 1.0
+    assert gaps[-1] > gaps[0] + 2.0
