@@ -65,6 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--seed", type=int, default=0)
     lc.add_argument("--out", default="results", help="results root folder")
     lc.add_argument("--no-progress", action="store_true")
+
+    ev = sub.add_parser("eval-images",
+                        help="PSNR/MS-SSIM vs SNR of a JSCC checkpoint and the digital baselines")
+    ev.add_argument("--checkpoint", default=None, help="JSCCModule checkpoint (.ckpt)")
+    ev.add_argument("--data", default="builtin", help="'builtin' or an image folder")
+    ev.add_argument("--crop", type=int, default=64, help="centre crop size in pixels")
+    ev.add_argument("--channel", default="awgn", help="awgn | rayleigh | rayleigh-block | tdl-a …")
+    ev.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
+    ev.add_argument("--baselines", default="all",
+                    help="all | none | comma list of jpeg2000+ldpc, jpeg2000+capacity")
+    ev.add_argument("--mcs", type=_int_list, default=[0, 5, 9, 13, 17, 22],
+                    help="MCS indices of the JPEG2000+LDPC curves")
+    ev.add_argument("--cbr", type=float, default=None, help="CBR when no checkpoint is given")
+    ev.add_argument("--max-images", type=int, default=None)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", default="results")
+    ev.add_argument("--no-progress", action="store_true")
+
+    tj = sub.add_parser("train-jscc", add_help=False,
+                        help="train a JSCC codec (LightningCLI; --config experiments/configs/"
+                             "jscc_<name>.yaml, then any LightningCLI option)")
+    tj.add_argument("lightning_args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -87,6 +109,12 @@ _RANGE_OPTIONS = ("--snr-db",)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "train-jscc":
+        # LightningCLI owns these options (including --help).
+        from experiments.train_jscc import main as train_main
+
+        train_main(argv[1:])
+        return 0
     args = parser.parse_args(_join_negative_values(argv))
     if args.command is None:
         parser.print_help()
@@ -104,6 +132,16 @@ def main(argv: list[str] | None = None) -> int:
                 block_bits=args.block_bits, batch_size=args.batch_size,
                 max_batches=args.max_batches, target_block_errors=args.target_block_errors,
                 max_transmissions=args.max_transmissions, seed=args.seed, out=args.out,
+                progress=not args.no_progress)
+        elif args.command == "eval-images":
+            from experiments.eval_images import BASELINES, run_eval_images
+
+            bl = {"all": list(BASELINES), "none": []}.get(
+                args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
+            res = run_eval_images(
+                checkpoint=args.checkpoint, data=args.data, crop=args.crop, channel=args.channel,
+                snr_db=args.snr_db, baselines=bl, mcs=args.mcs, cbr=args.cbr,
+                max_images=args.max_images, seed=args.seed, out=args.out,
                 progress=not args.no_progress)
         else:  # pragma: no cover - argparse rejects unknown commands
             parser.error(f"unknown command {args.command!r}")

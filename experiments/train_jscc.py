@@ -1,0 +1,93 @@
+"""``semcom train-jscc``: train a JSCC codec with LightningCLI from a YAML config.
+
+``semcom train-jscc --config experiments/configs/jscc_adjscc_cpu.yaml`` runs ``fit``; any
+LightningCLI option can follow (``--trainer.max_epochs 5``, ``--ckpt_path last`` to resume
+from the last checkpoint of the same run folder). The run folder (``trainer.default_root_dir``)
+receives Lightning's ``config.yaml``, ``metrics.csv`` (CSV logger), checkpoints, and our
+``manifest.json`` (versions, seed, git revision) and ``val_psnr.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytorch_lightning as pl
+from jsonargparse import lazy_instance
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.loggers import CSVLogger
+
+from experiments.results import _git_revision, _package_versions, atomic_write_text
+from jscc.data import ImageDataModule
+from jscc.lightning import JSCCModule
+
+__all__ = ["ResultsCallback", "main"]
+
+
+class ResultsCallback(pl.Callback):
+    """Writes ``manifest.json`` at the start and a PSNR-vs-epoch plot at the end of ``fit``."""
+
+    def _dir(self, trainer: pl.Trainer) -> Path:
+        return Path(trainer.log_dir or trainer.default_root_dir)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_rank != 0:
+            return
+        d = self._dir(trainer)
+        d.mkdir(parents=True, exist_ok=True)
+        manifest = {"versions": _package_versions(), "git_revision": _git_revision(),
+                    "seed": int(pl_module.hparams.get("seed", 0)),
+                    "device": str(pl_module.device), "hparams": dict(pl_module.hparams)}
+        atomic_write_text(d / "manifest.json", json.dumps(manifest, indent=2, default=str))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_rank != 0:
+            return
+        d = self._dir(trainer)
+        metrics = d / "metrics.csv"
+        if not metrics.exists():
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        with metrics.open() as f:
+            rows = list(csv.DictReader(f))
+        keys = [k for k in (rows[0] if rows else {}) if k.startswith("val/psnr_")]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for k in keys:
+            pts = [(int(r["epoch"]), float(r[k])) for r in rows if r.get(k)]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=k.split("_", 1)[1])
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation PSNR (dB)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(title="SNR")
+        fig.tight_layout()
+        fig.savefig(d / "val_psnr.png", dpi=120)
+        plt.close(fig)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run LightningCLI ``fit`` with our module, data module and defaults."""
+    args = list(args or [])
+    if not args or args[0] not in ("fit", "validate", "test", "predict"):
+        args = ["fit", *args]
+    LightningCLI(
+        JSCCModule,
+        ImageDataModule,
+        args=args,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "default_root_dir": "results/train_jscc",
+            "logger": lazy_instance(CSVLogger, save_dir="results/train_jscc"),
+            # persistent callbacks: always present, whatever the config adds
+            "callbacks": [ModelCheckpoint(monitor="val/psnr", mode="max", save_last=True),
+                          ResultsCallback()],
+            "deterministic": True,
+        },
+    )

@@ -1,0 +1,149 @@
+"""Lightning training of JSCC codecs over a ``phy`` analog link.
+
+``JSCCModule`` trains any registered codec end to end through :class:`phy.AnalogLink`:
+the loss is the MSE between images and their reconstructions (optionally plus
+``msssim_weight · (1 − MS-SSIM)``), the training SNR is fixed or drawn per image from a range,
+and validation reports PSNR and MS-SSIM at several SNRs (``val/psnr`` is their mean and the
+default checkpoint monitor).
+
+Sionna blocks are pinned to the device they are built on, so the link is built in ``setup``
+on the device Lightning chose. Sionna's noise has its own generator: ``on_fit_start`` seeds it
+(``phy.set_seed(seed + global_rank)``); resuming from a checkpoint restores the weights,
+optimizer and step but re-seeds the channel noise instead of continuing its stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+import phy
+from phy.sweep import make_channel
+
+from .metrics import ms_ssim, psnr
+from .models import build_codec
+
+__all__ = ["JSCCModule", "sionna_device"]
+
+
+def sionna_device(device: torch.device) -> str:
+    """Sionna's device string for a torch device (``"cpu"`` or ``"cuda:N"``)."""
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0}"
+    return "cpu"
+
+
+class JSCCModule(pl.LightningModule):
+    """A JSCC codec trained through a simulated channel.
+
+    Args:
+        codec: registered codec name (``"deepjscc"``, ``"adjscc"``, ``"swinjscc"``).
+        cbr: channel bandwidth ratio (complex channel uses per source dimension).
+        codec_kwargs: extra keyword arguments of the codec.
+        channel: channel name for :func:`phy.make_channel` (``"awgn"``, ``"rayleigh"``, ...).
+        train_snr_db: fixed training SNR (Es/N0, dB), used when ``train_snr_range_db`` is None.
+        train_snr_range_db: ``(low, high)``: an SNR drawn uniformly per image and step.
+        val_snrs_db: SNRs of the validation metrics.
+        power_norm: ``"sample"`` (per image) or ``"batch"`` power normalization.
+        lr: Adam learning rate.
+        msssim_weight: weight of ``1 − MS-SSIM`` added to the MSE loss (0 = MSE only).
+        cosine_epochs: if > 0, cosine annealing of the learning rate over this many epochs.
+        seed: seed of Sionna's generators (channel gains and noise).
+    """
+
+    def __init__(self, codec: str = "deepjscc", cbr: float = 1 / 12,
+                 codec_kwargs: dict[str, Any] | None = None, channel: str = "awgn",
+                 train_snr_db: float = 10.0,
+                 train_snr_range_db: tuple[float, float] | None = None,
+                 val_snrs_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0),
+                 power_norm: str = "sample", lr: float = 1e-4, msssim_weight: float = 0.0,
+                 cosine_epochs: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if train_snr_range_db is not None:
+            lo, hi = train_snr_range_db
+            if not lo < hi:
+                raise ValueError(f"train_snr_range_db must be (low, high) with low < high, got "
+                                 f"{train_snr_range_db!r}")
+        if not val_snrs_db:
+            raise ValueError("val_snrs_db must name at least one SNR")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if msssim_weight < 0:
+            raise ValueError(f"msssim_weight must be >= 0, got {msssim_weight}")
+        make_channel(channel)  # validate the name now, build on the right device in setup()
+        self.codec = build_codec(codec, cbr=cbr, **(codec_kwargs or {}))
+        self.link: phy.AnalogLink | None = None
+
+    # ----------------------------------------------------------------- setup
+    def setup(self, stage: str | None = None) -> None:
+        self.build_link()
+
+    def build_link(self) -> phy.AnalogLink:
+        dev = sionna_device(self.device)
+        if self.link is None or str(self.link.channel.device) != dev:
+            self.link = phy.AnalogLink(make_channel(self.hparams.channel, device=dev),
+                                       power_norm=self.hparams.power_norm)
+        return self.link
+
+    def on_fit_start(self) -> None:
+        phy.set_seed(int(self.hparams.seed) + self.global_rank)
+        self.build_link()
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
+        return self.codec(img, self.build_link(), snr_db)
+
+    def _train_snr(self, batch_size: int) -> float | torch.Tensor:
+        rng = self.hparams.train_snr_range_db
+        if rng is None:
+            return float(self.hparams.train_snr_db)
+        lo, hi = rng
+        return lo + (hi - lo) * torch.rand(batch_size)
+
+    def _loss(self, img_hat: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        loss = F.mse_loss(img_hat, img)
+        if self.hparams.msssim_weight > 0:
+            loss = loss + self.hparams.msssim_weight * (1 - ms_ssim(img_hat, img).mean())
+        return loss
+
+    @staticmethod
+    def _images(batch: Any) -> torch.Tensor:
+        return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        img = self._images(batch)
+        img_hat = self(img, self._train_snr(img.shape[0]))
+        loss = self._loss(img_hat, img)
+        self.log("train/loss", loss, prog_bar=True, batch_size=img.shape[0])
+        self.log("train/psnr", psnr(img_hat.detach(), img).mean(), batch_size=img.shape[0])
+        return loss
+
+    def _evaluate(self, batch: Any, prefix: str) -> None:
+        img = self._images(batch)
+        psnrs = []
+        for s in self.hparams.val_snrs_db:
+            img_hat = self(img, float(s))
+            p = psnr(img_hat, img).mean()
+            psnrs.append(p)
+            self.log(f"{prefix}/psnr_{s:g}dB", p, batch_size=img.shape[0])
+            self.log(f"{prefix}/msssim_{s:g}dB", ms_ssim(img_hat, img).mean(),
+                     batch_size=img.shape[0])
+        self.log(f"{prefix}/psnr", torch.stack(psnrs).mean(), prog_bar=True,
+                 batch_size=img.shape[0])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.Adam(self.codec.parameters(), lr=self.hparams.lr)
+        if self.hparams.cosine_epochs > 0:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.hparams.cosine_epochs)
+            return {"optimizer": opt, "lr_scheduler": sched}
+        return opt

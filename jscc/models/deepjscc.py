@@ -1,0 +1,298 @@
+"""CNN deep JSCC (Bourtsoulatze, Kurka and Gündüz, IEEE TCCN 2019) with GDN layers.
+
+This module also holds the convolutional backbone that :mod:`jscc.models.adjscc` reuses:
+:class:`ConvEncoder` / :class:`ConvDecoder` are stacks of stages ``conv → (I)GDN → PReLU``
+with an optional hook after each hidden stage (ADJSCC plugs its attention-feature modules
+in there), and :class:`ConvJSCC` is the codec built on them.
+
+Architecture (``num_filters=F`` as an int, ``num_blocks=n``, kernel ``k``, first kernel ``k0``)::
+
+    encoder: conv k0×k0 /2 (3→F)   → GDN → PReLU   [→ hook]
+             conv k×k   /2 (F→F)   → GDN → PReLU   [→ hook]
+             n × (conv k×k /1 (F→F) → GDN → PReLU  [→ hook])
+             conv k×k   /1 (F→C)                    latent [B, C, H/4, W/4], real, linear
+    decoder: convT k×k /1 (C→F)    → IGDN → PReLU  [→ hook]
+             n × (convT k×k /1 (F→F) → IGDN → PReLU [→ hook])
+             convT k×k  ×2 (F→F)   → IGDN → PReLU  [→ hook]
+             convT k0×k0 ×2 (F→3)  → sigmoid        image in [0, 1]
+
+GDN and inverse GDN are CompressAI's :class:`compressai.layers.GDN`. The latent is not
+power-normalized here: :class:`phy.AnalogLink` normalizes each image's symbols to unit energy.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+
+import torch
+from compressai.layers import GDN
+from torch import nn
+
+from .base import JSCCCodec
+from .registry import register_codec
+
+__all__ = [
+    "ConvDecoder",
+    "ConvEncoder",
+    "ConvJSCC",
+    "DeepJSCC",
+    "latent_channels_for_cbr",
+]
+
+#: Builds the module that runs after a hidden stage with ``channels`` feature maps; it is
+#: called as ``module(x, side)`` where ``side`` is the codec's side information ``[B, S]``.
+HookFactory = Callable[[int], nn.Module]
+
+#: Spatial downsampling factor of the backbone (two stride-2 convolutions).
+DOWNSAMPLING = 4
+#: CBR = C / 96: 2 reals per complex channel use × 3 colours × 4 × 4 pixels per latent position.
+_CBR_DENOMINATOR = 2 * 3 * DOWNSAMPLING * DOWNSAMPLING
+
+
+def latent_channels_for_cbr(cbr: float) -> int:
+    """Number of latent channels ``C = 96 · cbr``; ValueError unless it is a positive integer.
+
+    With two stride-2 downsamplings an ``H × W`` RGB image gives ``C · (H/4) · (W/4)`` reals, i.e.
+    ``C · H · W / 32`` complex channel uses for ``3 · H · W`` source dimensions: CBR = C / 96.
+    """
+    allowed = ("allowed values are k/96, k = 1, 2, ..., e.g. 1/48 (C=2), 1/24 (C=4), "
+               "1/16 (C=6), 1/12 (C=8), 1/8 (C=12), 1/6 (C=16), 1/4 (C=24)")
+    if isinstance(cbr, bool) or not isinstance(cbr, numbers.Real) or not math.isfinite(cbr):
+        raise ValueError(f"cbr must be a finite number C/96; {allowed}; got {cbr!r}")
+    cbr = float(cbr)
+    c = cbr * _CBR_DENOMINATOR
+    c_int = round(c)
+    if cbr <= 0 or c_int < 1 or abs(c - c_int) > 1e-6:
+        raise ValueError(
+            f"cbr must be C/96 for a positive integer number of latent channels C "
+            f"(CBR = C/96 with two stride-2 downsamplings); {allowed}; got cbr={cbr!r} "
+            f"(96·cbr = {c:.6g})"
+        )
+    return c_int
+
+
+def _check_kernel(name: str, k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd int, got {k!r}")
+    return k
+
+
+def _filter_list(num_filters: int | Sequence[int], num_blocks: int | None) -> list[int]:
+    """Hidden-stage widths: an int F gives ``[F] * (2 + num_blocks)``; a sequence is used as is."""
+    if isinstance(num_filters, int) and not isinstance(num_filters, bool):
+        blocks = 2 if num_blocks is None else num_blocks
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+            raise ValueError(f"num_blocks must be an int >= 0, got {num_blocks!r}")
+        filters = [num_filters] * (2 + blocks)
+    else:
+        filters = list(num_filters)
+        if len(filters) < 2:
+            raise ValueError(
+                "num_filters as a sequence needs one width per hidden encoder stage, at least "
+                f"2 (the two stride-2 stages), got {num_filters!r}"
+            )
+        if num_blocks is not None and num_blocks != len(filters) - 2:
+            raise ValueError(
+                f"num_blocks={num_blocks!r} contradicts num_filters={num_filters!r} "
+                f"({len(filters) - 2} stride-1 stages); leave num_blocks out"
+            )
+    for f in filters:
+        if isinstance(f, bool) or not isinstance(f, int) or f < 1:
+            raise ValueError(f"num_filters must hold positive ints, got {num_filters!r}")
+    return filters
+
+
+class _Stage(nn.Module):
+    """``conv → (I)GDN → PReLU`` followed by an optional hook ``hook(x, side)``."""
+
+    def __init__(self, conv: nn.Module, channels: int, inverse: bool,
+                 hook: nn.Module | None) -> None:
+        super().__init__()
+        self.conv = conv
+        self.gdn = GDN(channels, inverse=inverse)
+        self.act = nn.PReLU(channels)
+        self.hook = hook
+
+    def forward(self, x: torch.Tensor, side: torch.Tensor | None) -> torch.Tensor:
+        x = self.act(self.gdn(self.conv(x)))
+        if self.hook is not None:
+            x = self.hook(x, side)
+        return x
+
+
+class ConvEncoder(nn.Module):
+    """Image ``[B, 3, H, W]`` → real latent ``[B, C, H/4, W/4]`` (see the module docstring).
+
+    Args:
+        filters: width of each hidden stage; the first two have stride 2, the rest stride 1.
+        latent_channels: ``C``.
+        kernel_size: kernel of every convolution but the first.
+        first_kernel_size: kernel of the first convolution.
+        hook: optional factory of a module run after each hidden stage as ``m(x, side)``.
+    """
+
+    def __init__(self, filters: Sequence[int], latent_channels: int, kernel_size: int = 5,
+                 first_kernel_size: int = 5, hook: HookFactory | None = None) -> None:
+        super().__init__()
+        stages = []
+        in_ch = 3
+        for i, f in enumerate(filters):
+            k = first_kernel_size if i == 0 else kernel_size
+            conv = nn.Conv2d(in_ch, f, k, stride=2 if i < 2 else 1, padding=k // 2)
+            stages.append(_Stage(conv, f, inverse=False, hook=hook(f) if hook else None))
+            in_ch = f
+        self.stages = nn.ModuleList(stages)
+        self.out = nn.Conv2d(in_ch, latent_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x, side)
+        return self.out(x)
+
+
+class ConvDecoder(nn.Module):
+    """Latent ``[B, C, h, w]`` → image ``[B, 3, 4h, 4w]`` in [0, 1]; mirror of :class:`ConvEncoder`.
+
+    Takes the encoder's ``filters`` (in encoder order) and mirrors them with transposed
+    convolutions and inverse GDN; the last layer is a stride-2 transposed convolution to 3
+    channels followed by a sigmoid.
+    """
+
+    def __init__(self, filters: Sequence[int], latent_channels: int, kernel_size: int = 5,
+                 first_kernel_size: int = 5, hook: HookFactory | None = None) -> None:
+        super().__init__()
+        filters = list(filters)
+        n = len(filters)
+        k = kernel_size
+        conv = nn.ConvTranspose2d(latent_channels, filters[-1], k, stride=1, padding=k // 2)
+        stages = [_Stage(conv, filters[-1], inverse=True, hook=hook(filters[-1]) if hook else None)]
+        # Mirror of encoder stage i (filters[i-1] → filters[i], stride 2 for i < 2).
+        for i in range(n - 1, 0, -1):
+            stride = 2 if i < 2 else 1
+            conv = nn.ConvTranspose2d(filters[i], filters[i - 1], k, stride=stride, padding=k // 2,
+                                      output_padding=stride - 1)
+            stages.append(_Stage(conv, filters[i - 1], inverse=True,
+                                 hook=hook(filters[i - 1]) if hook else None))
+        self.stages = nn.ModuleList(stages)
+        k0 = first_kernel_size
+        self.out = nn.ConvTranspose2d(filters[0], 3, k0, stride=2, padding=k0 // 2,
+                                      output_padding=1)
+
+    def forward(self, z: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+        for stage in self.stages:
+            z = stage(z, side)
+        return torch.sigmoid(self.out(z))
+
+
+class ConvJSCC(JSCCCodec):
+    """Shared base of :class:`DeepJSCC` and ADJSCC: a ConvEncoder / ConvDecoder pair.
+
+    Channel bandwidth ratio: the latent has ``C`` channels at ``H/4 × W/4``, so one image uses
+    ``C · (H/4) · (W/4) / 2`` complex channel uses for ``3 · H · W`` source dimensions::
+
+        CBR = C · (H/4) · (W/4) / 2 / (3 · H · W) = C / 96
+
+    and ``C = 96 · cbr`` must be a positive integer (``cbr`` in steps of 1/96; 1/24 → 4,
+    1/12 → 8, 1/6 → 16). (For odd ``C`` and odd ``(H/4)(W/4)`` the link pads one zero real, so
+    the image uses half a channel use more than ``C/96`` implies.)
+
+    Subclasses add side information (e.g. the SNR) by passing hook factories and overriding
+    :meth:`_encoder_side` / :meth:`_decoder_side`.
+    """
+
+    def __init__(self, cbr: float = 1 / 12, num_filters: int | Sequence[int] = 64,
+                 num_blocks: int | None = None, kernel_size: int = 5,
+                 first_kernel_size: int = 5, *, encoder_hook: HookFactory | None = None,
+                 decoder_hook: HookFactory | None = None) -> None:
+        super().__init__()
+        self.latent_channels = latent_channels_for_cbr(cbr)
+        self.filters = _filter_list(num_filters, num_blocks)
+        _check_kernel("kernel_size", kernel_size)
+        _check_kernel("first_kernel_size", first_kernel_size)
+        self.encoder = ConvEncoder(self.filters, self.latent_channels, kernel_size,
+                                   first_kernel_size, hook=encoder_hook)
+        self.decoder = ConvDecoder(self.filters, self.latent_channels, kernel_size,
+                                   first_kernel_size, hook=decoder_hook)
+
+    @property
+    def nominal_cbr(self) -> float:
+        """``C / 96``: the CBR for every image size with an even ``(H/4)·(W/4)·C``."""
+        return self.latent_channels / _CBR_DENOMINATOR
+
+    # ------------------------------------------------------------------ checks
+    @staticmethod
+    def _check_size(h: int, w: int) -> None:
+        if h % DOWNSAMPLING or w % DOWNSAMPLING or h < DOWNSAMPLING or w < DOWNSAMPLING:
+            raise ValueError(
+                f"image height and width must be positive multiples of {DOWNSAMPLING} (two "
+                f"stride-2 downsamplings), got {h}x{w}; crop or pad the images"
+            )
+
+    def _check_image(self, img: torch.Tensor) -> None:
+        if img.dim() != 4 or img.shape[1] != 3:
+            raise ValueError(f"img must be [B, 3, H, W], got shape {tuple(img.shape)}")
+        self._check_size(int(img.shape[2]), int(img.shape[3]))
+
+    def _check_latent(self, z_hat: torch.Tensor) -> None:
+        if z_hat.dim() != 4 or z_hat.shape[1] != self.latent_channels:
+            raise ValueError(
+                f"z_hat must be [B, {self.latent_channels}, H/4, W/4], got shape "
+                f"{tuple(z_hat.shape)}"
+            )
+
+    def latent_shape(self, image_shape: tuple[int, int]) -> tuple[int, ...]:
+        h, w = (int(s) for s in image_shape)
+        self._check_size(h, w)
+        return (self.latent_channels, h // DOWNSAMPLING, w // DOWNSAMPLING)
+
+    # ------------------------------------------------------------------ hooks
+    def _encoder_side(self, img: torch.Tensor,
+                      snr_db: float | torch.Tensor | None) -> torch.Tensor | None:
+        return None
+
+    def _decoder_side(self, z_hat: torch.Tensor, snr_db: float | torch.Tensor | None,
+                      csi: float | torch.Tensor | None = None) -> torch.Tensor | None:
+        return None
+
+    # ------------------------------------------------------------------ model
+    def encode(self, img: torch.Tensor, snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` in [0, 1] → real latent ``[B, C, H/4, W/4]`` (not normalized)."""
+        self._check_image(img)
+        return self.encoder(img, self._encoder_side(img, snr_db))
+
+    def decode(self, z_hat: torch.Tensor,
+               snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Received latent ``[B, C, h, w]`` → images ``[B, 3, 4h, 4w]`` in [0, 1]."""
+        self._check_latent(z_hat)
+        return self.decoder(z_hat, self._decoder_side(z_hat, snr_db))
+
+
+@register_codec("deepjscc")
+class DeepJSCC(ConvJSCC):
+    """CNN deep JSCC with GDN/IGDN and PReLU, one model per training SNR (SNR-agnostic).
+
+    ``CBR = C · (H/4)(W/4) / 2 / (3HW) = C / 96``: ``cbr`` must be a multiple of 1/96
+    (1/24 → C=4, 1/12 → C=8, 1/6 → C=16); H and W must be multiples of 4.
+
+    Args:
+        cbr: channel bandwidth ratio (complex channel uses per source dimension), ``C/96``.
+        num_filters: width of the hidden stages: an int (default 64, sized for CPU training;
+            the ADJSCC paper uses 256) or one width per hidden encoder stage, e.g.
+            ``(16, 32, 32, 32)`` for Bourtsoulatze et al.'s encoder; the decoder mirrors it.
+        num_blocks: stride-1 stages after the two stride-2 ones when ``num_filters`` is an
+            int (default 2).
+        kernel_size: kernel of all convolutions but the first (default 5).
+        first_kernel_size: kernel of the first encoder / last decoder convolution (default 5;
+            the ADJSCC paper uses 9).
+
+    ``snr_db`` is accepted by :meth:`encode` and :meth:`decode` and ignored.
+    """
+
+    snr_adaptive = False
+
+    def __init__(self, cbr: float = 1 / 12, num_filters: int | Sequence[int] = 64,
+                 num_blocks: int | None = None, kernel_size: int = 5,
+                 first_kernel_size: int = 5) -> None:
+        super().__init__(cbr, num_filters, num_blocks, kernel_size, first_kernel_size)
