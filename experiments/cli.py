@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"semcom {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    q = sub.add_parser("quickstart", help="short tour on the embedded defaults (about a minute)")
+    q = sub.add_parser("quickstart", help="short tour on the embedded defaults (minutes, CPU)")
     q.add_argument("--out", default="results", help="results root folder (default: results)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--fast", action="store_true", help="fewer Monte-Carlo blocks")

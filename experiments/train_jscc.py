@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -76,6 +77,15 @@ def main(args: list[str] | None = None) -> None:
     args = list(args or [])
     if not args or args[0] not in ("fit", "validate", "test", "predict"):
         args = ["fit", *args]
+    # LightningCLI parses ``args``; hide our own argv from it (it warns when both are set).
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        _run_cli(args)
+    finally:
+        sys.argv = argv
+
+
+def _run_cli(args: list[str]) -> None:
     LightningCLI(
         JSCCModule,
         ImageDataModule,

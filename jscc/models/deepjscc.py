@@ -24,10 +24,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
-from compressai.layers import GDN
+
+with warnings.catch_warnings():
+    # CompressAI 1.2.6 warns about torch.jit.script / torch.cuda.amp at import; not ours.
+    warnings.simplefilter("ignore", FutureWarning)
+    from compressai.layers import GDN
 from torch import nn
 
 from .base import JSCCCodec
