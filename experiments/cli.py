@@ -74,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--channel", default="awgn", help="awgn | rayleigh | rayleigh-block | tdl-a …")
     ev.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
     ev.add_argument("--baselines", default="all",
-                    help="all | none | comma list of jpeg2000+ldpc, jpeg2000+capacity")
+                    help="all (the JPEG2000 ones) | none | comma list of jpeg2000+ldpc, "
+                         "jpeg2000+capacity, learned+ldpc, learned+capacity")
+    ev.add_argument("--ladder", default=None,
+                    help="hyperprior ladder for the learned baselines "
+                         "(python -m experiments.train_hyperprior)")
     ev.add_argument("--mcs", type=_int_list, default=[0, 5, 9, 13, 17, 22],
                     help="MCS indices of the JPEG2000+LDPC curves")
     ev.add_argument("--cbr", type=float, default=None, help="CBR when no checkpoint is given")
@@ -134,14 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                 max_transmissions=args.max_transmissions, seed=args.seed, out=args.out,
                 progress=not args.no_progress)
         elif args.command == "eval-images":
-            from experiments.eval_images import BASELINES, run_eval_images
+            from experiments.eval_images import DEFAULT_BASELINES, run_eval_images
 
-            bl = {"all": list(BASELINES), "none": []}.get(
+            bl = {"all": list(DEFAULT_BASELINES), "none": []}.get(
                 args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
             res = run_eval_images(
                 checkpoint=args.checkpoint, data=args.data, crop=args.crop, channel=args.channel,
                 snr_db=args.snr_db, baselines=bl, mcs=args.mcs, cbr=args.cbr,
-                max_images=args.max_images, seed=args.seed, out=args.out,
+                max_images=args.max_images, ladder=args.ladder, seed=args.seed, out=args.out,
                 progress=not args.no_progress)
         else:  # pragma: no cover - argparse rejects unknown commands
             parser.error(f"unknown command {args.command!r}")

@@ -30,7 +30,9 @@ from phy.sweep import make_channel
 
 __all__ = ["load_images", "run_eval_images"]
 
-BASELINES = ("jpeg2000+ldpc", "jpeg2000+capacity")
+BASELINES = ("jpeg2000+ldpc", "jpeg2000+capacity", "learned+ldpc", "learned+capacity")
+#: Baselines run by ``--baselines all`` (the learned ones need a trained ladder, ``ladder=``).
+DEFAULT_BASELINES = ("jpeg2000+ldpc", "jpeg2000+capacity")
 
 
 def load_images(data: str, crop: int | None, max_images: int | None) -> torch.Tensor:
@@ -54,6 +56,7 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                     baselines: Sequence[str] = BASELINES,
                     mcs: Sequence[int] = (0, 5, 9, 13, 17, 22),
                     cbr: float | None = None, max_images: int | None = None, batch_size: int = 16,
+                    ladder: str | None = None,
                     seed: int = 0, out: str | Path = "results", progress: bool = True
                     ) -> ResultsDir:
     """Evaluate and write the results folder (see the module docstring)."""
@@ -68,6 +71,15 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
         cbr = model.hparams.cbr
     if cbr is None:
         raise ValueError("cbr must be given when no checkpoint is evaluated")
+    learned = [b for b in baselines if b.startswith("learned+")]
+    models = None
+    if learned:
+        if ladder is None or not Path(ladder).is_file():
+            raise ValueError(f"baselines {learned} need ladder= (a file written by "
+                             f"experiments.train_hyperprior), got {ladder!r}")
+        from jscc.baselines.learned import load_ladder
+
+        models = load_ladder(ladder)
     make_channel(channel)
     mcs_list = [phy.MCS.from_index(int(i)) for i in mcs]
     images = load_images(data, crop, max_images)
@@ -89,6 +101,14 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
         digital = {m.index: JPEG2000LDPC(make_channel(channel), m, cbr) for m in mcs_list} \
             if "jpeg2000+ldpc" in baselines else {}
         capacity = JPEG2000Capacity(cbr) if "jpeg2000+capacity" in baselines else None
+        if models is not None:
+            from jscc.baselines.learned import LearnedCapacity, LearnedLDPC
+
+            learned_digital = {m.index: LearnedLDPC(make_channel(channel), m, cbr, models)
+                               for m in mcs_list} if "learned+ldpc" in baselines else {}
+            learned_cap = LearnedCapacity(cbr, models) if "learned+capacity" in baselines else None
+        else:
+            learned_digital, learned_cap = {}, None
         for s in tqdm(list(snr_db), desc="SNR", disable=not progress):
             s = float(s)
             if model is not None:
@@ -102,6 +122,12 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
             if capacity is not None:
                 r = capacity.transmit(images, s)
                 add("jpeg2000+capacity", s, *_metrics(r.img_hat, images), r.reason)
+            for idx, bl in learned_digital.items():
+                r = bl.transmit(images, s)
+                add(f"learned+ldpc/MCS{idx}", s, *_metrics(r.img_hat, images), r.reason)
+            if learned_cap is not None:
+                r = learned_cap.transmit(images, s)
+                add("learned+capacity", s, *_metrics(r.img_hat, images), r.reason)
         res.write_csv("per_image.csv", rows)
         mean_rows = _means(rows)
         res.write_csv("mean.csv", mean_rows)
@@ -124,13 +150,15 @@ def _means(rows: list[dict]) -> list[dict]:
                     "msssim": sum(r["msssim"] for r in g) / len(g),
                     "delivered": sum(r["status"] == "ok" for r in g) / len(g)})
     # envelope over MCSs: best mean PSNR per SNR
-    for s in sorted({r["snr_db"] for r in out}):
-        cands = [r for r in out if r["snr_db"] == s and r["method"].startswith("jpeg2000+ldpc/")]
-        if cands:
-            best = max(cands, key=lambda r: r["psnr"])
-            out.append({"method": "jpeg2000+ldpc/best-mcs", "snr_db": s, "psnr": best["psnr"],
-                        "msssim": best["msssim"], "delivered": best["delivered"],
-                        "best": best["method"].split("/")[1]})
+    for family in ("jpeg2000+ldpc", "learned+ldpc"):
+        for s in sorted({r["snr_db"] for r in out}):
+            cands = [r for r in out if r["snr_db"] == s and r["method"].startswith(family + "/")
+                     and r["method"] != family + "/best-mcs"]
+            if cands:
+                best = max(cands, key=lambda r: r["psnr"])
+                out.append({"method": f"{family}/best-mcs", "snr_db": s, "psnr": best["psnr"],
+                            "msssim": best["msssim"], "delivered": best["delivered"],
+                            "best": best["method"].split("/")[1]})
     return out
 
 
@@ -147,6 +175,10 @@ def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
             ax.plot(x, y, "s-", lw=2, color="k", label="JPEG2000+LDPC, best MCS")
         elif m == "jpeg2000+capacity":
             ax.plot(x, y, "k:", lw=1.5, label="JPEG2000 + capacity")
+        elif m == "learned+ldpc/best-mcs":
+            ax.plot(x, y, "^-", lw=2, color="C2", label="hyperprior+LDPC, best MCS")
+        elif m == "learned+capacity":
+            ax.plot(x, y, ":", lw=1.5, color="C2", label="hyperprior + capacity")
         else:
             ax.plot(x, y, "--", lw=0.9, alpha=0.7, label=m.replace("jpeg2000+ldpc/", ""))
     ax.set_xlabel("SNR $E_s/N_0$ (dB)")
@@ -160,7 +192,8 @@ def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
 
 def _summary(mean_rows: list[dict], config: dict) -> str:
     snrs = sorted({r["snr_db"] for r in mean_rows})
-    methods = [m for m in ("jscc", "jpeg2000+ldpc/best-mcs", "jpeg2000+capacity")
+    methods = [m for m in ("jscc", "jpeg2000+ldpc/best-mcs", "jpeg2000+capacity",
+                           "learned+ldpc/best-mcs", "learned+capacity")
                if any(r["method"] == m for r in mean_rows)]
     lines = ["# Image transmission: mean PSNR (dB)", "",
              f"channel `{config['channel']}`, CBR {config['cbr']:.4f}, "
@@ -171,7 +204,7 @@ def _summary(mean_rows: list[dict], config: dict) -> str:
         for m in methods:
             r = next((r for r in mean_rows if r["method"] == m and r["snr_db"] == s), None)
             v = "n/a" if r is None or not math.isfinite(r["psnr"]) else f"{r['psnr']:.2f}"
-            if m == "jpeg2000+ldpc/best-mcs" and r is not None:
+            if m.endswith("/best-mcs") and r is not None:
                 v += f" ({r['best']})"
             vals.append(v)
         lines.append(f"| {s:g} | " + " | ".join(vals) + " |")

@@ -5,6 +5,8 @@
 2. Digital link: BER/BLER of three MCSs (QPSK, 16QAM, 64QAM) on AWGN with 5G LDPC.
 3. Link adaptation: the MCS :func:`phy.select_mcs` picks from the shipped BLER table, its rate
    over 20 MHz and the Shannon capacity.
+4. JSCC: a small ADJSCC trained for about a minute on crops of the built-in photos, against
+   JPEG2000 + 5G LDPC and JPEG2000 + ideal capacity at the same bandwidth (CBR 1/6).
 """
 
 from __future__ import annotations
@@ -61,6 +63,30 @@ def _analog_section(res: ResultsDir, snrs: list[float], num_values: int) -> list
     return rows
 
 
+def _jscc_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> ResultsDir:
+    import pytorch_lightning as pl
+
+    from experiments.eval_images import run_eval_images
+    from jscc.data import ImageDataModule
+    from jscc.lightning import JSCCModule
+
+    pl.seed_everything(seed, verbose=False)
+    model = JSCCModule(codec="adjscc", cbr=1 / 6, codec_kwargs={"num_filters": 32},
+                       train_snr_range_db=(0.0, 20.0), val_snrs_db=(10.0,), lr=2e-3, seed=seed)
+    trainer = pl.Trainer(max_epochs=100, max_time={"seconds": 20 if fast else 60},
+                         accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_model_summary=False, enable_progress_bar=progress,
+                         limit_val_batches=0, default_root_dir=res.path)
+    trainer.fit(model, ImageDataModule(source="builtin", crop=32, batch_size=32,
+                                       crops_per_image=2, seed=seed))
+    ckpt = res.path / "adjscc_quickstart.ckpt"
+    trainer.save_checkpoint(ckpt)
+    res.manifest["jscc_training_steps"] = int(trainer.global_step)
+    return run_eval_images(checkpoint=str(ckpt), data="builtin", crop=64, channel="awgn",
+                           snr_db=(0.0, 10.0, 20.0), mcs=(5, 13, 22), max_images=16, seed=seed,
+                           out=res.path, progress=progress)
+
+
 def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool = True,
                    fast: bool = False) -> ResultsDir:
     """Run the quickstart and return its results folder (digital curves in a sub-run)."""
@@ -98,6 +124,12 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
             rate = 0.0 if m is None else phy.mcs_rate_bps(m, 20e6) / 1e6
             lines.append(f"| {s} | {'none' if m is None else m.name} | {rate:.1f} | "
                          f"{phy.capacity_bps(20e6, float(s)) / 1e6:.1f} |")
+        jscc_res = _jscc_section(res, seed, fast, progress)
+        lines += ["", "## JSCC vs the digital chain (AWGN, CBR 1/6, held-out photos, 64x64)", ""]
+        lines += (jscc_res.path / "summary.md").read_text().splitlines()[4:]
+        lines += ["", f"The ADJSCC above trained for only {res.manifest['jscc_training_steps']} "
+                  "steps (about a minute): far from converged. Train real models with "
+                  "`semcom train-jscc --config experiments/configs/jscc_adjscc_cpu.yaml`."]
         rel = digital.path.relative_to(res.path)
         lines += ["", f"Digital curves and plot: `{rel}/` inside this folder."]
         text = "\n".join(lines) + "\n"

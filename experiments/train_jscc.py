@@ -1,9 +1,10 @@
 """``semcom train-jscc``: train a JSCC codec with LightningCLI from a YAML config.
 
 ``semcom train-jscc --config experiments/configs/jscc_adjscc_cpu.yaml`` runs ``fit``; any
-LightningCLI option can follow (``--trainer.max_epochs 5``, ``--ckpt_path last`` to resume
-from the last checkpoint of the same run folder). The run folder (``trainer.default_root_dir``)
-receives Lightning's ``config.yaml``, ``metrics.csv`` (CSV logger), checkpoints, and our
+LightningCLI option can follow (``--trainer.max_epochs 5``; ``--ckpt_path
+<run>/checkpoints/last.ckpt`` resumes a run: weights, optimizer, step and elapsed time).
+The run folder (``trainer.default_root_dir``) receives Lightning's ``config.yaml``,
+``metrics.csv`` (CSV logger), checkpoints, and our
 ``manifest.json`` (versions, seed, git revision) and ``val_psnr.png``.
 """
 

@@ -60,3 +60,27 @@ def test_eval_images_errors(tmp_path: Path, capsys) -> None:
     assert main(["eval-images", "--cbr", "0.0833", "--baselines", "bpg",
                  "--out", str(tmp_path)]) == 2
     assert main(["eval-images", "--out", str(tmp_path)]) == 2  # no checkpoint and no cbr
+
+
+def test_eval_images_learned_baselines(tmp_path: Path) -> None:
+    from experiments.train_hyperprior import make_datasets, train_ladder
+    from jscc.baselines.learned import save_ladder
+
+    train, _ = make_datasets("builtin", 64, num_crops=80, seed=0)
+    models = train_ladder([0.002, 0.05], train, batch_size=4, progress=False, N=16, M=16,
+                          steps=20)
+    ladder = tmp_path / "ladder.pt"
+    save_ladder(models, ladder, lambdas=[0.002, 0.05])
+    rc = main(["eval-images", "--cbr", str(1 / 6), "--data", "builtin", "--crop", "64",
+               "--snr-db", "-10,30", "--mcs", "22", "--max-images", "2",
+               "--baselines", "learned+ldpc,learned+capacity", "--ladder", str(ladder),
+               "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    run = next((tmp_path / "eval_images").iterdir())
+    with (run / "per_image.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    status = {(r["method"], float(r["snr_db"])): r["status"] for r in rows}
+    assert status[("learned+ldpc/MCS22", -10.0)] == "lost"
+    assert status[("learned+ldpc/MCS22", 30.0)] == "ok"
+    assert main(["eval-images", "--cbr", "0.1", "--baselines", "learned+ldpc",
+                 "--out", str(tmp_path)]) == 2  # no ladder

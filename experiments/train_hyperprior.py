@@ -1,0 +1,182 @@
+"""Train a rate ladder of CompressAI scale-hyperprior codecs (bmshj2018-hyperprior) on CPU.
+
+One :class:`compressai.models.ScaleHyperprior` per rate-distortion weight λ, with the usual
+loss ``λ · 255² · MSE + bpp`` (bpp from the likelihoods of ``y`` and ``z``) and a second
+optimizer for the auxiliary loss of the entropy bottleneck's quantiles. After training the
+entropy-coder tables are built (``update(force=True)``), the real bitstream rate and PSNR are
+measured on held-out crops, and the ladder is written with :func:`jscc.baselines.learned.
+save_ladder` (atomically). The ladder feeds :class:`jscc.baselines.learned.LearnedLDPC`.
+
+Example::
+
+    python -m experiments.train_hyperprior --data builtin --crop 64 \\
+        --lambdas 0.0018,0.0067,0.025 --N 64 --M 96 --steps 2000 \\
+        --out results/hyperprior/ladder.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from compressai.models import ScaleHyperprior
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from jscc.baselines.learned import compressed_bytes, save_ladder
+from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
+
+__all__ = ["evaluate_model", "main", "make_datasets", "rd_loss", "train_ladder", "train_model"]
+
+
+def rd_loss(out: dict, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, torch.Tensor,
+                                                                  torch.Tensor]:
+    """``(loss, bpp, mse)``: ``loss = λ · 255² · MSE + bpp`` for a forward pass ``out``."""
+    num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    bpp = sum(torch.log(lk).sum() for lk in out["likelihoods"].values()) / (
+        -math.log(2) * num_pixels)
+    mse = torch.nn.functional.mse_loss(out["x_hat"], x)
+    return lmbda * 255.0 ** 2 * mse + bpp, bpp, mse
+
+
+def _batches(loader: DataLoader) -> Iterator[torch.Tensor]:
+    while True:
+        yield from loader
+
+
+def make_datasets(data: str, crop: int, num_crops: int = 4096,
+                  eval_crops: int = 16, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Training and held-out datasets: ``"builtin"`` photos or a folder of images.
+
+    A folder is used for training (random crops); its held-out set is a deterministic centre
+    crop of every image (the same images: pass a separate folder for a clean split).
+    """
+    if data == "builtin":
+        train = BuiltinPhotosDataset(crop=crop, train=True, num_crops=num_crops, seed=seed)
+        held = BuiltinPhotosDataset(crop=crop, train=False, num_crops=eval_crops)
+        return train, held
+    train = ImageFolderDataset(data, crop=crop, train=True, seed=seed)
+    held = ImageFolderDataset(data, crop=crop, train=False)
+    return train, held
+
+
+def train_model(lmbda: float, batches: Iterator[torch.Tensor], *, N: int = 64, M: int = 96,
+                steps: int = 1000, lr: float = 1e-3, aux_lr: float = 1e-3,
+                clip_norm: float = 1.0, seed: int = 0, progress: bool = True
+                ) -> ScaleHyperprior:
+    """Train one scale-hyperprior codec for ``steps`` batches and build its coder tables.
+
+    The network parameters and the entropy bottleneck's ``quantiles`` get separate Adam
+    optimizers (the latter minimising :meth:`~compressai.models.CompressionModel.aux_loss`).
+    The returned model is in eval mode, with ``update(force=True)`` done and ``lmbda`` set.
+    """
+    torch.manual_seed(seed)
+    model = ScaleHyperprior(N, M)
+    net_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    opt = torch.optim.Adam(net_params, lr=lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=aux_lr)
+    model.train()
+    bar = tqdm(range(steps), desc=f"λ={lmbda:g}", disable=not progress, leave=False)
+    for _ in bar:
+        x = next(batches)
+        opt.zero_grad()
+        aux_opt.zero_grad()
+        out = model(x)
+        loss, bpp, mse = rd_loss(out, x, lmbda)
+        loss.backward()
+        if clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(net_params, clip_norm)
+        opt.step()
+        aux = model.aux_loss()
+        aux.backward()
+        aux_opt.step()
+        psnr = -10 * math.log10(max(mse.item(), 1e-12))
+        bar.set_postfix(loss=f"{loss.item():.3f}", bpp=f"{bpp.item():.3f}", psnr=f"{psnr:.2f}")
+    model.eval()
+    model.update(force=True)
+    model.lmbda = float(lmbda)
+    return model
+
+
+@torch.no_grad()
+def evaluate_model(model: ScaleHyperprior, images: Sequence[torch.Tensor]
+                   ) -> tuple[float, float]:
+    """Mean real bitstream rate (bpp of the y and z strings) and mean PSNR over ``images``.
+
+    Every image ``[3, H, W]`` needs ``H`` and ``W`` multiples of 64.
+    """
+    bpps, psnrs = [], []
+    for img in images:
+        x = img.unsqueeze(0).float()
+        enc = model.compress(x)
+        x_hat = model.decompress(enc["strings"], enc["shape"])["x_hat"]
+        bpps.append(8 * compressed_bytes(enc) / (x.shape[2] * x.shape[3]))
+        mse = float((x_hat - x).pow(2).mean())
+        psnrs.append(-10 * math.log10(max(mse, 1e-12)))
+    return sum(bpps) / len(bpps), sum(psnrs) / len(psnrs)
+
+
+def train_ladder(lambdas: Sequence[float], train: Dataset, *, batch_size: int = 8,
+                 seed: int = 0, progress: bool = True, **kwargs) -> list[ScaleHyperprior]:
+    """One :func:`train_model` per λ (ascending), each from the same seed."""
+    models = []
+    for lmbda in sorted(float(v) for v in lambdas):
+        gen = torch.Generator().manual_seed(seed)
+        loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True,
+                            generator=gen)
+        models.append(train_model(lmbda, _batches(loader), seed=seed, progress=progress,
+                                  **kwargs))
+    return models
+
+
+def _parse_lambdas(text: str) -> list[float]:
+    values = [float(v) for v in text.split(",") if v.strip()]
+    if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
+        raise argparse.ArgumentTypeError(f"lambdas must be positive numbers, got {text!r}")
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="builtin", help="'builtin' or a folder of images")
+    p.add_argument("--crop", type=int, default=64, help="crop side (a multiple of 64)")
+    p.add_argument("--lambdas", type=_parse_lambdas, default=[0.0018, 0.0067, 0.025])
+    p.add_argument("--N", type=int, default=64)
+    p.add_argument("--M", type=int, default=96)
+    p.add_argument("--steps", type=int, default=300, help="training steps per model")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--eval-crops", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default="results/hyperprior/ladder.pt")
+    a = p.parse_args(argv)
+    if a.crop < 64 or a.crop % 64:
+        p.error(f"--crop must be a positive multiple of 64, got {a.crop}")
+    torch.set_num_threads(a.threads)
+    train, held = make_datasets(a.data, a.crop, num_crops=max(a.steps * a.batch_size, 64),
+                                eval_crops=a.eval_crops, seed=a.seed)
+    held_imgs = [held[i] for i in range(min(len(held), a.eval_crops))]
+    t0 = time.perf_counter()
+    models = train_ladder(a.lambdas, train, batch_size=a.batch_size, seed=a.seed,
+                          progress=not a.no_progress, N=a.N, M=a.M, steps=a.steps, lr=a.lr)
+    print(f"trained {len(models)} models in {time.perf_counter() - t0:.1f} s "
+          f"(N={a.N}, M={a.M}, {a.steps} steps, crop {a.crop})")
+    for m in models:
+        bpp, psnr = evaluate_model(m, held_imgs)
+        print(f"  λ={m.lmbda:<8g} bpp={bpp:.3f}  PSNR={psnr:.2f} dB  "
+              f"({len(held_imgs)} held-out crops)")
+    out = Path(a.out)
+    save_ladder(models, out)
+    print(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
