@@ -53,7 +53,7 @@ def _metrics(img_hat: torch.Tensor, img: torch.Tensor) -> tuple[list[float], lis
 
 def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int | None = 64,
                     channel: str = "awgn", snr_db: Sequence[float] = (0, 5, 10, 15, 20),
-                    baselines: Sequence[str] = BASELINES,
+                    baselines: Sequence[str] = DEFAULT_BASELINES,
                     mcs: Sequence[int] = (0, 5, 9, 13, 17, 22),
                     cbr: float | None = None, max_images: int | None = None, batch_size: int = 16,
                     ladder: str | None = None,
@@ -67,7 +67,10 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     if checkpoint is not None:
         if not Path(checkpoint).is_file():
             raise ValueError(f"checkpoint {checkpoint!r} is not a file")
-        model = JSCCModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+        # A Lightning checkpoint holds its hyperparameters as Python objects: load it fully
+        # (only open checkpoints you trust).
+        model = JSCCModule.load_from_checkpoint(checkpoint, map_location="cpu",
+                                                weights_only=False).eval()
         cbr = model.hparams.cbr
     if cbr is None:
         raise ValueError("cbr must be given when no checkpoint is evaluated")

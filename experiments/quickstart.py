@@ -128,7 +128,7 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
         lines += ["", "## JSCC vs the digital chain (AWGN, CBR 1/6, held-out photos, 64x64)", ""]
         lines += (jscc_res.path / "summary.md").read_text().splitlines()[4:]
         lines += ["", f"The ADJSCC above trained for only {res.manifest['jscc_training_steps']} "
-                  "steps (about a minute): far from converged. Train real models with "
+                  "steps: far from converged. Train real models with "
                   "`semcom train-jscc --config experiments/configs/jscc_adjscc_cpu.yaml`."]
         rel = digital.path.relative_to(res.path)
         lines += ["", f"Digital curves and plot: `{rel}/` inside this folder."]
