@@ -29,7 +29,7 @@ data would show, and it keeps PSNR defined. ``reason`` says why (``"ok"``, ``"lo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, NamedTuple
@@ -332,52 +332,69 @@ class JPEG2000LDPC(_FallbackMixin):
     def transmit(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> BaselineResult:
         """Send a batch ``[B, 3, H, W]`` (values in [0, 1]) at ``snr_db`` (scalar or ``[B]``)."""
         _check_images(img)
-        batch, _, h, w = img.shape
-        snrs = _snr_per_image(snr_db, batch)
-        plan = self.budget(h, w)
-        fallback = self.fallback_for(h, w)
-        x = img.detach().float().cpu()
-        img_hat = fallback.unsqueeze(0).repeat(batch, 1, 1, 1)
-        reasons = ["budget_too_small"] * batch
-        used = [0] * batch
-        ok = [False] * batch
-        streams: dict[int, bytes] = {}
-        if plan.num_blocks > 0:
-            for i in range(batch):
-                s = encode_to_budget(x[i], plan.budget_bytes)
-                if s is not None:
-                    streams[i] = s
-                    used[i] = 8 * len(s)
-        if streams:
-            order = sorted(streams)
-            nb, k = plan.num_blocks, plan.block_bits
-            blocks = torch.stack([bytes_to_bits(streams[i], plan.info_bits).reshape(nb, k)
-                                  for i in order]).reshape(-1, k)
-            snr_blocks = torch.tensor([snrs[i] for i in order],
-                                      dtype=torch.float32).repeat_interleave(nb)
-            bits_hat = torch.empty_like(blocks)
-            block_ok = torch.empty(blocks.shape[0], dtype=torch.bool)
-            step = self.link.max_batch_blocks
-            for start in range(0, blocks.shape[0], step):
-                sl = slice(start, min(start + step, blocks.shape[0]))
-                r = self.link.send_bits(blocks[sl], snr_blocks[sl].to(self.link.device))
-                bits_hat[sl] = r.bits_hat.cpu()
-                block_ok[sl] = r.ok.cpu()
-            bits_hat = bits_hat.reshape(len(order), nb * k)
-            block_ok = block_ok.reshape(len(order), nb)
-            for j, i in enumerate(order):
-                if not bool(block_ok[j].all()):
-                    reasons[i] = "lost"
-                    continue
-                try:
-                    img_hat[i] = decode(bits_to_bytes(bits_hat[j]), (h, w))
-                except J2KDecodeError:
-                    reasons[i] = "undecodable"
-                    continue
-                reasons[i] = "ok"
-                ok[i] = True
-        return _finish(img, img_hat, ok, [plan.info_bits] * batch, used, plan.channel_uses,
-                       reasons, plan.channel_uses_spent)
+        _snr_per_image(snr_db, img.shape[0])  # validate before any work
+        return send_streams(self.link, self.budget(*img.shape[-2:]), img, snr_db,
+                            self.fallback_for(*img.shape[-2:]), encode_to_budget, decode,
+                            J2KDecodeError)
+
+
+def send_streams(link: DigitalLink, plan: BitBudget, img: torch.Tensor,
+                 snr_db: float | torch.Tensor, fallback: torch.Tensor,
+                 encode: Callable[[torch.Tensor, int], bytes | None],
+                 decode_stream: Callable[[bytes, tuple[int, int]], torch.Tensor],
+                 decode_errors: type[Exception] | tuple[type[Exception], ...]
+                 ) -> BaselineResult:
+    """The separate chain shared by every source codec: encode each image to the plan's byte
+    budget, send its whole code blocks through ``link``, decode what arrived intact.
+
+    ``encode(img [3, H, W], budget_bytes)`` returns a stream or ``None`` (budget too small);
+    ``decode_stream(data, (H, W))`` raises one of ``decode_errors`` on bad data. Any failed
+    block loses its image ("lost"); every failure shows ``fallback``.
+    """
+    batch, _, h, w = img.shape
+    snrs = _snr_per_image(snr_db, batch)
+    x = img.detach().float().cpu()
+    img_hat = fallback.unsqueeze(0).repeat(batch, 1, 1, 1)
+    reasons = ["budget_too_small"] * batch
+    used = [0] * batch
+    ok = [False] * batch
+    streams: dict[int, bytes] = {}
+    if plan.num_blocks > 0:
+        for i in range(batch):
+            s = encode(x[i], plan.budget_bytes)
+            if s is not None:
+                streams[i] = s
+                used[i] = 8 * len(s)
+    if streams:
+        order = sorted(streams)
+        nb, k = plan.num_blocks, plan.block_bits
+        blocks = torch.stack([bytes_to_bits(streams[i], plan.info_bits).reshape(nb, k)
+                              for i in order]).reshape(-1, k)
+        snr_blocks = torch.tensor([snrs[i] for i in order],
+                                  dtype=torch.float32).repeat_interleave(nb)
+        bits_hat = torch.empty_like(blocks)
+        block_ok = torch.empty(blocks.shape[0], dtype=torch.bool)
+        step = link.max_batch_blocks
+        for start in range(0, blocks.shape[0], step):
+            sl = slice(start, min(start + step, blocks.shape[0]))
+            r = link.send_bits(blocks[sl], snr_blocks[sl].to(link.device))
+            bits_hat[sl] = r.bits_hat.cpu()
+            block_ok[sl] = r.ok.cpu()
+        bits_hat = bits_hat.reshape(len(order), nb * k)
+        block_ok = block_ok.reshape(len(order), nb)
+        for j, i in enumerate(order):
+            if not bool(block_ok[j].all()):
+                reasons[i] = "lost"
+                continue
+            try:
+                img_hat[i] = decode_stream(bits_to_bytes(bits_hat[j]), (h, w))
+            except decode_errors:
+                reasons[i] = "undecodable"
+                continue
+            reasons[i] = "ok"
+            ok[i] = True
+    return _finish(img, img_hat, ok, [plan.info_bits] * batch, used, plan.channel_uses,
+                   reasons, plan.channel_uses_spent)
 
 
 # ---------------------------------------------------------------------------------- capacity

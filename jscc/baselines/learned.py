@@ -56,9 +56,8 @@ from .digital import (
     _FallbackMixin,
     _finish,
     _snr_per_image,
-    bits_to_bytes,
-    bytes_to_bits,
     image_channel_uses,
+    send_streams,
 )
 
 __all__ = [
@@ -330,51 +329,10 @@ class LearnedLDPC(_LadderCodec, _FallbackMixin):
     def transmit(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> BaselineResult:
         """Send a batch ``[B, 3, H, W]`` (values in [0, 1]) at ``snr_db`` (scalar or ``[B]``)."""
         _check_images(img)
-        batch, _, h, w = img.shape
-        snrs = _snr_per_image(snr_db, batch)
-        plan = self.budget(h, w)
-        x = img.detach().float().cpu()
-        img_hat = self.fallback_for(h, w).unsqueeze(0).repeat(batch, 1, 1, 1)
-        reasons = ["budget_too_small"] * batch
-        used = [0] * batch
-        ok = [False] * batch
-        streams: dict[int, bytes] = {}
-        if plan.num_blocks > 0:
-            for i in range(batch):
-                s = self.encode_to_budget(x[i], plan.budget_bytes)
-                if s is not None:
-                    streams[i] = s
-                    used[i] = 8 * len(s)
-        if streams:
-            order = sorted(streams)
-            nb, k = plan.num_blocks, plan.block_bits
-            blocks = torch.stack([bytes_to_bits(streams[i], plan.info_bits).reshape(nb, k)
-                                  for i in order]).reshape(-1, k)
-            snr_blocks = torch.tensor([snrs[i] for i in order],
-                                      dtype=torch.float32).repeat_interleave(nb)
-            bits_hat = torch.empty_like(blocks)
-            block_ok = torch.empty(blocks.shape[0], dtype=torch.bool)
-            step = self.link.max_batch_blocks
-            for start in range(0, blocks.shape[0], step):
-                sl = slice(start, min(start + step, blocks.shape[0]))
-                r = self.link.send_bits(blocks[sl], snr_blocks[sl].to(self.link.device))
-                bits_hat[sl] = r.bits_hat.cpu()
-                block_ok[sl] = r.ok.cpu()
-            bits_hat = bits_hat.reshape(len(order), nb * k)
-            block_ok = block_ok.reshape(len(order), nb)
-            for j, i in enumerate(order):
-                if not bool(block_ok[j].all()):
-                    reasons[i] = "lost"
-                    continue
-                try:
-                    img_hat[i] = self.decode(bits_to_bytes(bits_hat[j]), (h, w))
-                except ContainerError:
-                    reasons[i] = "undecodable"
-                    continue
-                reasons[i] = "ok"
-                ok[i] = True
-        return _finish(img, img_hat, ok, [plan.info_bits] * batch, used, plan.channel_uses,
-                       reasons, plan.channel_uses_spent)
+        _snr_per_image(snr_db, img.shape[0])  # validate before any work
+        h, w = img.shape[-2:]
+        return send_streams(self.link, self.budget(h, w), img, snr_db, self.fallback_for(h, w),
+                            self.encode_to_budget, self.decode, ContainerError)
 
 
 class LearnedCapacity(_LadderCodec, _FallbackMixin):
