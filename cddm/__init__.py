@@ -1,11 +1,13 @@
 """semcom.cddm: the channel denoising diffusion model that follows the equalizer.
 
 So far: the schedule, SNR-matched start step and the deterministic sampler maths
-(:class:`cddm.schedule.CDDMSchedule`).
+(:class:`cddm.schedule.CDDMSchedule`), and the equalized-channel weights ``W_s``/``W_n``
+(:mod:`cddm.weights`).
 """
 
 from __future__ import annotations
 
 from .schedule import CDDMSchedule
+from .weights import equalizer_weights, latent_weights
 
-__all__ = ["CDDMSchedule"]
+__all__ = ["CDDMSchedule", "equalizer_weights", "latent_weights"]
