@@ -429,25 +429,38 @@ class JPEG2000Capacity(_FallbackMixin):
     def transmit(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> BaselineResult:
         """Code each image to its capacity budget and decode it (no channel errors)."""
         _check_images(img)
-        batch, _, h, w = img.shape
-        snrs = _snr_per_image(snr_db, batch)
-        uses = image_channel_uses(self.cbr, h, w)
-        x = img.detach().float().cpu()
-        img_hat = self.fallback_for(h, w).unsqueeze(0).repeat(batch, 1, 1, 1)
-        budgets = [self.budget_bits(h, w, s) for s in snrs]
-        ok, used, reasons = [False] * batch, [0] * batch, ["budget_too_small"] * batch
-        for i in range(batch):
-            s = encode_to_budget(x[i], budgets[i] // 8)
-            if s is None:
-                continue
-            used[i] = 8 * len(s)
-            try:
-                img_hat[i] = decode(s, (h, w))
-            except J2KDecodeError:  # pragma: no cover - an untouched stream always decodes
-                reasons[i] = "undecodable"
-                continue
-            ok[i], reasons[i] = True, "ok"
-        return _finish(img, img_hat, ok, budgets, used, uses, reasons, uses)
+        return send_error_free(self.cbr, self.budget_bits, img, snr_db,
+                               self.fallback_for(*img.shape[-2:]), encode_to_budget, decode,
+                               J2KDecodeError)
+
+
+def send_error_free(cbr: Fraction, budget_bits: Callable[[int, int, float], int],
+                    img: torch.Tensor, snr_db: float | torch.Tensor, fallback: torch.Tensor,
+                    encode: Callable[[torch.Tensor, int], bytes | None],
+                    decode_stream: Callable[[bytes, tuple[int, int]], torch.Tensor],
+                    decode_errors: type[Exception] | tuple[type[Exception], ...]
+                    ) -> BaselineResult:
+    """The ideal-code chain shared by every source codec: encode each image to
+    ``budget_bits(H, W, snr_db)`` and decode it without channel errors."""
+    batch, _, h, w = img.shape
+    snrs = _snr_per_image(snr_db, batch)
+    uses = image_channel_uses(cbr, h, w)
+    x = img.detach().float().cpu()
+    img_hat = fallback.unsqueeze(0).repeat(batch, 1, 1, 1)
+    budgets = [budget_bits(h, w, s) for s in snrs]
+    ok, used, reasons = [False] * batch, [0] * batch, ["budget_too_small"] * batch
+    for i in range(batch):
+        s = encode(x[i], budgets[i] // 8)
+        if s is None:
+            continue
+        used[i] = 8 * len(s)
+        try:
+            img_hat[i] = decode_stream(s, (h, w))
+        except decode_errors:  # pragma: no cover - an untouched stream always decodes
+            reasons[i] = "undecodable"
+            continue
+        ok[i], reasons[i] = True, "ok"
+    return _finish(img, img_hat, ok, budgets, used, uses, reasons, uses)
 
 
 # ---------------------------------------------------------------------------------- envelope

@@ -54,9 +54,8 @@ from .digital import (
     JPEG2000Capacity,
     _check_images,
     _FallbackMixin,
-    _finish,
     _snr_per_image,
-    image_channel_uses,
+    send_error_free,
     send_streams,
 )
 
@@ -366,22 +365,6 @@ class LearnedCapacity(_LadderCodec, _FallbackMixin):
     def transmit(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> BaselineResult:
         """Code each image to its capacity budget and decode it (no channel errors)."""
         _check_images(img)
-        batch, _, h, w = img.shape
-        snrs = _snr_per_image(snr_db, batch)
-        uses = image_channel_uses(self.cbr, h, w)
-        x = img.detach().float().cpu()
-        img_hat = self.fallback_for(h, w).unsqueeze(0).repeat(batch, 1, 1, 1)
-        budgets = [self.budget_bits(h, w, s) for s in snrs]
-        ok, used, reasons = [False] * batch, [0] * batch, ["budget_too_small"] * batch
-        for i in range(batch):
-            s = self.encode_to_budget(x[i], budgets[i] // 8)
-            if s is None:
-                continue
-            used[i] = 8 * len(s)
-            try:
-                img_hat[i] = self.decode(s, (h, w))
-            except ContainerError:  # pragma: no cover - an untouched stream always decodes
-                reasons[i] = "undecodable"
-                continue
-            ok[i], reasons[i] = True, "ok"
-        return _finish(img, img_hat, ok, budgets, used, uses, reasons, uses)
+        return send_error_free(self.cbr, self.budget_bits, img, snr_db,
+                               self.fallback_for(*img.shape[-2:]), self.encode_to_budget,
+                               self.decode, ContainerError)
