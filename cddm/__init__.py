@@ -7,7 +7,8 @@ So far: the schedule, SNR-matched start step and the deterministic sampler maths
 
 from __future__ import annotations
 
+from .sampler import CDDMSampler
 from .schedule import CDDMSchedule
 from .weights import equalizer_weights, latent_weights
 
-__all__ = ["CDDMSchedule", "equalizer_weights", "latent_weights"]
+__all__ = ["CDDMSampler", "CDDMSchedule", "equalizer_weights", "latent_weights"]
