@@ -1,0 +1,573 @@
+"""Expert-selection and bandwidth policies of a WDMoE layer.
+
+A policy looks at the router output of one MoE layer call (:class:`~wdmoe_link.routing.Routing`),
+the expert-to-device map and the per-device latency model (:class:`~wdmoe_link.latency.DeviceCost`)
+and returns a :class:`Decision`: which of the router's top-k experts each token keeps, their
+combination weights and the bandwidth split.
+
+* :class:`TopK`: the model's own top-k, equal split (vanilla baseline).
+* :class:`WLR`: weight-to-latency-ratio dropping with an equal split. For token ``j`` and its
+  top-k slot ``s`` (expert ``e``, device ``k = expert_map[e]``) the score is
+  ``WLR = w / t_k`` with ``t_k`` the latency of device ``k`` serving one row. Rules:
+
+  - ``"share"`` (A): ``rho = WLR / sum_s WLR``; drop slots with ``rho < theta``, never the
+    arg-max-WLR slot.
+  - ``"ratio"`` (B): drop slots with ``WLR < theta * max_s WLR``.
+  - ``"gated"`` (C): drop a slot if its weight ``w < theta`` and its device is slower than the
+    device of the token's highest-weight slot.
+
+  Every rule keeps at least one expert per token and keeps everything at ``theta = 0``.
+* :class:`Joint`: alternating bandwidth allocation (min-max, :func:`optimal_bandwidth`) and
+  selection (a WLR rule or greedy dropping under a capability floor ``gamma``).
+
+Policies are found by name with :func:`parse_policy` (``"topk"``, ``"wlr:0.2"``,
+``"wlr:0.2:ratio"``, ``"joint"``, ``"joint:0.2"``, ``"joint:gamma=0.8"``); other modules add
+theirs with :func:`register_policy`. WDMoE's selection rules and its joint optimisation exist in
+no library, hence the code here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from .latency import DeviceCost, equal_split, optimal_bandwidth
+
+if TYPE_CHECKING:
+    from .routing import Routing
+
+__all__ = [
+    "DEFAULT_THETA",
+    "RULES",
+    "WEIGHT_MODES",
+    "WLR",
+    "Decision",
+    "Joint",
+    "Policy",
+    "TopK",
+    "available_policies",
+    "combine_weights",
+    "device_loads",
+    "parse_policy",
+    "register_policy",
+    "score_weights",
+    "wlr_keep",
+]
+
+RULES: tuple[str, ...] = ("share", "ratio", "gated")
+WEIGHT_MODES: tuple[str, ...] = ("renorm", "raw")
+#: Threshold used by ``"wlr"`` and ``"joint"`` when none is given.
+DEFAULT_THETA: float = 0.2
+
+Rule = Literal["share", "ratio", "gated"]
+WeightMode = Literal["renorm", "raw"]
+_F64 = torch.float64
+
+
+# --------------------------------------------------------------------------------------------
+# decision
+
+
+@dataclass
+class Decision:
+    """What a policy decided for one MoE layer call of ``N`` tokens with top-``k`` routing.
+
+    ``keep`` and ``weights`` live on the device of the router's tensors; ``beta`` and the
+    numbers in ``info`` on the CPU.
+
+    Attributes:
+        keep: bool ``[N, k]``, which of the router's top-k slots each token keeps (>= 1 per row).
+        weights: float ``[N, k]`` combination weights, 0 where dropped. With renormalisation a
+            row keeps the total weight of the router's own top-k weights (1 for routers that
+            renormalise their top-k, e.g. Mixtral); rows that drop nothing are the router's
+            weights unchanged.
+        beta: float64 ``[K]`` bandwidth fractions (>= 0, sum <= 1).
+        info: extra numbers (loads, estimated layer latency in s, optimisation history, ...).
+    """
+
+    keep: torch.Tensor
+    weights: torch.Tensor
+    beta: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.keep.dtype != torch.bool or self.keep.dim() != 2:
+            raise ValueError(f"keep must be a bool tensor [N, k], got dtype {self.keep.dtype} "
+                             f"shape {tuple(self.keep.shape)}")
+        if self.weights.shape != self.keep.shape:
+            raise ValueError(f"weights must have the shape of keep {tuple(self.keep.shape)}, "
+                             f"got {tuple(self.weights.shape)}")
+        if self.keep.shape[0] and not bool(self.keep.any(-1).all()):
+            raise ValueError("keep must keep at least one expert for every token")
+        if self.beta.dim() != 1:
+            raise ValueError(f"beta must have shape [K], got {tuple(self.beta.shape)}")
+        if bool((self.beta < 0).any()) or float(self.beta.sum()) > 1.0 + 1e-9:
+            raise ValueError(f"beta must be >= 0 and sum to <= 1, got {self.beta.tolist()}")
+
+    @property
+    def experts_per_token(self) -> float:
+        """Mean number of kept experts per token."""
+        return float(self.keep.sum(-1).to(_F64).mean())
+
+    @property
+    def dropped(self) -> int:
+        """Number of (token, expert) pairs dropped by the policy."""
+        return int((~self.keep).sum())
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks (also usable by other policies)
+
+
+def _check_unit(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__} "
+                        f"{value!r}")
+    v = float(value)
+    if not math.isfinite(v) or v < 0.0 or v > 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return v
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def _check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    probs, top_idx, top_w = routing.probs, routing.top_idx, routing.top_w
+    if probs.dim() != 2:
+        raise ValueError(f"routing.probs must be [N, E], got shape {tuple(probs.shape)}")
+    n, e = probs.shape
+    if top_idx.dim() != 2 or top_idx.shape[0] != n or top_w.shape != top_idx.shape:
+        raise ValueError(f"routing.top_idx and routing.top_w must be [N={n}, k], got "
+                         f"{tuple(top_idx.shape)} and {tuple(top_w.shape)}")
+    if n == 0 or top_idx.shape[1] == 0:
+        raise ValueError(f"routing must hold at least one token and one expert slot, got "
+                         f"top_idx of shape {tuple(top_idx.shape)}")
+    if bool((top_idx < 0).any()) or bool((top_idx >= e).any()):
+        raise ValueError(f"routing.top_idx must lie in [0, {e - 1}], got values in "
+                         f"[{int(top_idx.min())}, {int(top_idx.max())}]")
+    return probs, top_idx, top_w
+
+
+def _check_expert_map(expert_map: torch.Tensor, num_experts: int,
+                      num_devices: int) -> torch.Tensor:
+    m = torch.as_tensor(expert_map)
+    if m.dim() != 1 or m.shape[0] != num_experts:
+        raise ValueError(f"expert_map must have one device index per expert ({num_experts}), "
+                         f"got shape {tuple(m.shape)}")
+    if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
+        raise ValueError(f"expert_map must hold integer device indices, got dtype {m.dtype}")
+    if bool((m < 0).any()) or bool((m >= num_devices).any()):
+        raise ValueError(f"expert_map must hold device indices in [0, {num_devices - 1}], got "
+                         f"values in [{int(m.min())}, {int(m.max())}]")
+    return m.to(torch.long).cpu()
+
+
+def score_weights(routing: Routing, weight: WeightMode = "renorm") -> torch.Tensor:
+    """Gate weights used in the score, float64 ``[N, k]``.
+
+    ``"renorm"``: the router's top-k weights rescaled to sum to 1 per token; ``"raw"``: the
+    softmax probabilities over all experts (``routing.probs``) of the top-k experts.
+    """
+    _check_choice("weight", weight, WEIGHT_MODES)
+    probs, top_idx, top_w = _check_routing(routing)
+    if weight == "raw":
+        return probs.detach().cpu().to(_F64).gather(1, top_idx.cpu())
+    w = top_w.detach().cpu().to(_F64)
+    s = w.sum(-1, keepdim=True)
+    return torch.where(s > 0, w / s.clamp_min(1e-300), torch.full_like(w, 1.0 / w.shape[1]))
+
+
+def wlr_keep(w: torch.Tensor, t: torch.Tensor, theta: float, rule: Rule = "share") -> torch.Tensor:
+    """Which top-k slots to keep under a weight-to-latency rule (bool ``[N, k]``).
+
+    Args:
+        w: gate weights ``[N, k]`` (>= 0).
+        t: latency in s of the device of each slot serving one row ``[N, k]`` (> 0; +inf for
+            a device without bandwidth).
+        theta: threshold in [0, 1]; 0 keeps every slot.
+        rule: ``"share"``, ``"ratio"`` or ``"gated"`` (see the module docstring).
+
+    Never drops every slot of a token: ``"share"`` and ``"ratio"`` keep the arg-max-WLR slot,
+    ``"gated"`` the highest-weight slot.
+    """
+    theta = _check_unit("theta", theta)
+    _check_choice("rule", rule, RULES)
+    w = w.to(_F64)
+    t = t.to(_F64)
+    if theta == 0.0:
+        return torch.ones(w.shape, dtype=torch.bool)
+    if rule == "gated":
+        first = w.argmax(-1, keepdim=True)
+        t_first = t.gather(1, first)
+        drop = (w < theta) & (t > t_first)
+        drop.scatter_(1, first, False)
+        return ~drop
+    score = w / t  # +inf latency -> 0
+    best = score.argmax(-1, keepdim=True)
+    if rule == "share":
+        total = score.sum(-1, keepdim=True)
+        # A token whose scores are all 0 (every device without bandwidth) falls back to weights.
+        w_total = w.sum(-1, keepdim=True).clamp_min(1e-300)
+        rho = torch.where(total > 0, score / total.clamp_min(1e-300), w / w_total)
+        keep = rho >= theta
+    else:
+        keep = score >= theta * score.gather(1, best)
+    keep.scatter_(1, best, True)
+    return keep
+
+
+def combine_weights(top_w: torch.Tensor, keep: torch.Tensor,
+                    renormalize: bool = True) -> torch.Tensor:
+    """Combination weights ``[N, k]`` (dtype of ``top_w``) for the kept slots.
+
+    ``renormalize=True``: the kept weights are rescaled so that each row keeps the total of its
+    original top-k weights (1 for routers that renormalise their top-k); if every kept weight is
+    0 the row's total is shared equally among the kept slots. ``False``: the dropped weights
+    are simply zeroed (an ablation; the MoE output shrinks). Rows that drop nothing return
+    ``top_w`` unchanged, bit for bit.
+    """
+    keep = keep.to(top_w.device)
+    zero = torch.zeros_like(top_w)
+    kept = torch.where(keep, top_w, zero)
+    if renormalize:
+        total = top_w.sum(-1, keepdim=True)
+        kept_sum = kept.sum(-1, keepdim=True)
+        n_kept = keep.sum(-1, keepdim=True).to(top_w.dtype)
+        even = torch.where(keep, total / n_kept, zero)
+        kept = torch.where(kept_sum > 0, kept * (total / kept_sum.clamp_min(1e-30)), even)
+    full = keep.all(-1, keepdim=True)
+    return torch.where(full, top_w, kept)
+
+
+def device_loads(top_idx: torch.Tensor, keep: torch.Tensor, expert_map: torch.Tensor,
+                 num_devices: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows and distinct experts per device of a layer call.
+
+    Returns:
+        ``(loads, active_experts)``, float64 ``[K]`` each: the kept (token, expert) rows each
+        device serves, and how many distinct experts each device runs.
+    """
+    dev = expert_map[top_idx.cpu()]
+    keep = keep.cpu()
+    loads = torch.zeros(num_devices, dtype=_F64)
+    loads.index_add_(0, dev[keep], torch.ones(int(keep.sum()), dtype=_F64))
+    used = torch.zeros(expert_map.shape[0], dtype=torch.bool)
+    used[top_idx.cpu()[keep]] = True
+    active = torch.zeros(num_devices, dtype=_F64)
+    active.index_add_(0, expert_map[used], torch.ones(int(used.sum()), dtype=_F64))
+    return loads, active
+
+
+def _summary(cost: DeviceCost, top_idx: torch.Tensor, keep: torch.Tensor,
+             expert_map: torch.Tensor, beta: torch.Tensor) -> dict[str, Any]:
+    loads, active = device_loads(top_idx, keep, expert_map, cost.num_devices)
+    dev_t = cost.device_latency_s(loads, beta, active)
+    return {
+        "loads": loads,
+        "active_experts": active,
+        "device_latency_s": dev_t,
+        "layer_latency_s": cost.topology.bs_time_s + float(dev_t.max()),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# policies
+
+
+class Policy(ABC):
+    """Decides, for one MoE layer call, the kept experts, their weights and the bandwidth split.
+
+    ``name`` is a string that :func:`parse_policy` turns back into an equal policy.
+    """
+
+    name: str = "policy"
+
+    @abstractmethod
+    def decide(self, routing: Routing, expert_map: torch.Tensor, cost: DeviceCost) -> Decision:
+        """Decision for ``routing`` (``N`` tokens, top-k of ``E`` experts), ``expert_map``
+        (``[E]`` device per expert) and the latency model ``cost`` of this block."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def _prepare(self, routing: Routing, expert_map: torch.Tensor,
+                 cost: DeviceCost) -> tuple[torch.Tensor, torch.Tensor]:
+        probs, top_idx, _ = _check_routing(routing)
+        m = _check_expert_map(expert_map, probs.shape[1], cost.num_devices)
+        return top_idx.cpu(), m
+
+
+class TopK(Policy):
+    """The router's own top-k experts and weights with an equal bandwidth split."""
+
+    name = "topk"
+
+    def decide(self, routing: Routing, expert_map: torch.Tensor, cost: DeviceCost) -> Decision:
+        top_idx, m = self._prepare(routing, expert_map, cost)
+        keep = torch.ones(top_idx.shape, dtype=torch.bool)
+        beta = equal_split(cost.num_devices)
+        return Decision(keep=keep.to(routing.top_w.device), weights=routing.top_w, beta=beta,
+                        info=_summary(cost, top_idx, keep, m, beta))
+
+
+class WLR(Policy):
+    """Weight-to-latency-ratio dropping with an equal bandwidth split.
+
+    Args:
+        theta: threshold in [0, 1]; 0 keeps the router's top-k exactly.
+        rule: ``"share"`` (A, default), ``"ratio"`` (B) or ``"gated"`` (C).
+        weight: gate weight in the score: ``"renorm"`` (top-k renormalised, default) or ``"raw"``
+            (softmax probability over all experts).
+        renormalize: rescale the kept combination weights (default) or just zero the dropped
+            ones (ablation).
+
+    ``t_k`` is the latency in s of device ``k`` serving one row at the equal split; with many
+    tokens (prefill) the rule is applied per token and the loads follow.
+    """
+
+    def __init__(self, theta: float = DEFAULT_THETA, rule: Rule = "share",
+                 weight: WeightMode = "renorm", renormalize: bool = True) -> None:
+        self.theta = _check_unit("theta", theta)
+        self.rule = _check_choice("rule", rule, RULES)
+        self.weight = _check_choice("weight", weight, WEIGHT_MODES)
+        if not isinstance(renormalize, bool):
+            raise TypeError(f"renormalize must be a bool, got {renormalize!r}")
+        self.renormalize = renormalize
+        self.name = f"wlr:{self.theta:g}:{self.rule}:{self.weight}" + (
+            "" if renormalize else ":renormalize=false")
+
+    def decide(self, routing: Routing, expert_map: torch.Tensor, cost: DeviceCost) -> Decision:
+        top_idx, m = self._prepare(routing, expert_map, cost)
+        beta = equal_split(cost.num_devices)
+        t_dev = cost.per_token_latency_s(beta)
+        w = score_weights(routing, self.weight)
+        keep = wlr_keep(w, t_dev[m[top_idx]], self.theta, self.rule)
+        weights = combine_weights(routing.top_w, keep, self.renormalize)
+        info = _summary(cost, top_idx, keep, m, beta)
+        info["per_token_latency_s"] = t_dev
+        return Decision(keep=keep.to(weights.device), weights=weights, beta=beta, info=info)
+
+
+class Joint(Policy):
+    """Joint expert selection and bandwidth allocation by alternating optimisation.
+
+    Two modes (give at most one of ``theta`` and ``gamma``; neither means
+    ``theta = DEFAULT_THETA``):
+
+    * ``theta``: the selection step applies the WLR ``rule`` with ``t_k`` at the current
+      bandwidth split; the objective is ``Phi = (sum of kept gate weights) / T`` (gate weight
+      retained per second of layer latency), to be maximised. ``theta = 0`` is top-k with
+      optimised bandwidth only.
+    * ``gamma``: the selection step drops (token, expert) pairs in increasing WLR order while
+      every token keeps a gate weight of at least ``gamma`` and one expert; the objective is
+      the layer latency ``T``, to be minimised.
+
+    Each iteration: selection at the current split (always starting from the router's top-k),
+    then the min-max bandwidth step (:func:`optimal_bandwidth`; idle devices get 0). A step is
+    accepted only if the objective does not get worse, so the recorded objective is monotone;
+    the loop stops when it changes by less than ``tol`` (relative), the selection repeats, or
+    after ``max_iter`` iterations. ``Decision.info`` records ``objective``, ``objective_history``,
+    ``latency_history`` (s), ``retained_weight_history`` and ``iterations``.
+
+    Dropping a pair never raises the latency at a fixed split; its gain may appear only once
+    the bandwidth is re-allocated (with equalised devices every loaded device is a bottleneck),
+    so the greedy step does not require a strict decrease at the fixed split.
+    """
+
+    def __init__(self, theta: float | None = None, rule: Rule = "share",
+                 weight: WeightMode = "renorm", renormalize: bool = True, *,
+                 gamma: float | None = None, max_iter: int = 10, tol: float = 1e-4) -> None:
+        if theta is not None and gamma is not None:
+            raise ValueError(f"give theta or gamma to Joint, not both (got theta={theta!r}, "
+                             f"gamma={gamma!r})")
+        self.gamma = None if gamma is None else _check_unit("gamma", gamma)
+        self.theta = (None if gamma is not None
+                      else _check_unit("theta", DEFAULT_THETA if theta is None else theta))
+        self.rule = _check_choice("rule", rule, RULES)
+        self.weight = _check_choice("weight", weight, WEIGHT_MODES)
+        if not isinstance(renormalize, bool):
+            raise TypeError(f"renormalize must be a bool, got {renormalize!r}")
+        self.renormalize = renormalize
+        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+            raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+        self.max_iter = max_iter
+        if (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol)
+                or tol < 0):
+            raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
+        self.tol = float(tol)
+        if self.gamma is not None:
+            name = f"joint:gamma={self.gamma:g}:weight={self.weight}"
+        else:
+            name = f"joint:{self.theta:g}:{self.rule}:{self.weight}"
+        name += "" if renormalize else ":renormalize=false"
+        self.name = name
+
+    def _greedy_keep(self, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Drop slots in increasing WLR order while the token keeps >= gamma and >= 1 slot."""
+        assert self.gamma is not None
+        score = w / t
+        order = score.argsort(dim=-1, stable=True)
+        keep = torch.ones(w.shape, dtype=torch.bool)
+        kept_w = w.sum(-1)
+        rows = torch.arange(w.shape[0])
+        for r in range(w.shape[1]):
+            slot = order[:, r]
+            ws = w[rows, slot]
+            can = (keep.sum(-1) > 1) & (kept_w - ws >= self.gamma - 1e-12)
+            keep[rows[can], slot[can]] = False
+            kept_w = torch.where(can, kept_w - ws, kept_w)
+        return keep
+
+    def decide(self, routing: Routing, expert_map: torch.Tensor, cost: DeviceCost) -> Decision:
+        top_idx, m = self._prepare(routing, expert_map, cost)
+        dev = m[top_idx]
+        w = score_weights(routing, self.weight)
+        bs = cost.topology.bs_time_s
+        maximise = self.gamma is None
+
+        def evaluate(keep: torch.Tensor) -> tuple[torch.Tensor, float, float, float]:
+            loads, active = device_loads(top_idx, keep, m, cost.num_devices)
+            beta, tau = optimal_bandwidth(cost, loads, active)
+            t_layer = bs + tau
+            retained = float(torch.where(keep, w, torch.zeros_like(w)).sum())
+            phi = retained / t_layer if t_layer > 0 else math.inf
+            return beta, t_layer, retained, phi
+
+        keep = torch.ones(top_idx.shape, dtype=torch.bool)
+        beta, t_layer, retained, phi = evaluate(keep)
+        objective = phi if maximise else t_layer
+        obj_hist, t_hist, r_hist = [objective], [t_layer], [retained]
+        iterations, converged = 0, False
+        for _ in range(self.max_iter):
+            iterations += 1
+            t_slot = cost.per_token_latency_s(beta)[dev]
+            if maximise:
+                assert self.theta is not None
+                new_keep = wlr_keep(w, t_slot, self.theta, self.rule)
+            else:
+                new_keep = self._greedy_keep(w, t_slot)
+            if torch.equal(new_keep, keep):
+                converged = True
+                break
+            n_beta, n_t, n_ret, n_phi = evaluate(new_keep)
+            n_obj = n_phi if maximise else n_t
+            better = n_obj >= objective if maximise else n_obj <= objective
+            if not better:
+                converged = True
+                break
+            change = abs(n_obj - objective)
+            keep, beta, t_layer, retained, objective = new_keep, n_beta, n_t, n_ret, n_obj
+            obj_hist.append(objective)
+            t_hist.append(t_layer)
+            r_hist.append(retained)
+            if change <= self.tol * abs(objective):
+                converged = True
+                break
+        weights = combine_weights(routing.top_w, keep, self.renormalize)
+        info = _summary(cost, top_idx, keep, m, beta)
+        info.update(objective="phi" if maximise else "latency", objective_history=obj_hist,
+                    latency_history=t_hist, retained_weight_history=r_hist,
+                    iterations=iterations, converged=converged)
+        return Decision(keep=keep.to(weights.device), weights=weights, beta=beta, info=info)
+
+
+# --------------------------------------------------------------------------------------------
+# registry and parsing
+
+PolicyFactory = Callable[..., Policy]
+_REGISTRY: dict[str, PolicyFactory] = {}
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
+
+
+def register_policy(name: str, factory: PolicyFactory, *, overwrite: bool = False) -> None:
+    """Make ``factory`` available to :func:`parse_policy` under ``name``.
+
+    ``parse_policy("name:a:b:key=v")`` calls ``factory(a, b, key=v)`` with each value converted
+    to ``bool`` (``true``/``false``), ``int``, ``float`` or left a ``str``.
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"policy name must be lower-case letters, digits, '_', '+' or '-' "
+                         f"starting with a letter, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"policy {name!r} is already registered (pass overwrite=True)")
+    _REGISTRY[name] = factory
+
+
+def available_policies() -> list[str]:
+    """Names :func:`parse_policy` knows, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _literal(text: str) -> bool | int | float | str:
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None  # type: ignore[return-value]
+    for conv in (int, float):
+        try:
+            return conv(low)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_policy(text: str) -> Policy:
+    """Build a policy from a string: ``name[:arg]...`` where each ``arg`` is a positional value
+    or ``key=value``.
+
+    Built in: ``"topk"``; ``"wlr[:theta[:rule[:weight]]]"`` (e.g. ``"wlr:0.2"``,
+    ``"wlr:0.2:ratio"``, ``"wlr:0.3:gated:raw"``, ``"wlr:0.2:renormalize=false"``);
+    ``"joint[:theta[:rule[:weight]]]"`` or ``"joint:gamma=0.8"`` (also ``max_iter=``, ``tol=``).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"a policy must be a non-empty string such as 'wlr:0.2', got "
+                         f"{text!r}")
+    parts = text.strip().split(":")
+    name = parts[0].strip().lower()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown policy {name!r} in {text!r}; known policies: "
+                         f"{available_policies()}")
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for p in parts[1:]:
+        if "=" in p:
+            key, _, value = p.partition("=")
+            key = key.strip()
+            if not key.isidentifier() or key in kwargs:
+                raise ValueError(f"bad or repeated option {key!r} in policy string {text!r}")
+            kwargs[key] = _literal(value)
+        else:
+            if kwargs:
+                raise ValueError(f"positional value {p!r} after key=value options in policy "
+                                 f"string {text!r}")
+            if not p.strip():
+                raise ValueError(f"empty field in policy string {text!r}")
+            args.append(_literal(p))
+    try:
+        return _REGISTRY[name](*args, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad arguments in policy string {text!r}: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"policy string {text!r}: {exc}") from exc
+
+
+def _topk_factory() -> Policy:
+    return TopK()
+
+
+register_policy("topk", _topk_factory)
+register_policy("wlr", WLR)
+register_policy("joint", Joint)
