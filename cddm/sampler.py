@@ -24,7 +24,6 @@ that level's ``W_s``. Written by hand: no library samples a channel-matched diff
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -35,7 +34,7 @@ import phy
 from .schedule import CDDMSchedule, Convention
 from .weights import equalizer_weights
 
-__all__ = ["CDDMSampler", "channel_mse_db", "expand_symbols"]
+__all__ = ["CDDMSampler", "expand_symbols"]
 
 
 def expand_symbols(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -178,10 +177,3 @@ class CDDMSampler:
         scale = r.scale.to(r.z_hat.device).reshape((-1,) + (1,) * (r.z_hat.dim() - 1))
         x_hat = self.denoise(r.z_hat / scale, r.h.to(r.z_hat.device), snr_db, design_snr_db)
         return x_hat * scale
-
-
-def channel_mse_db(x_hat: torch.Tensor, x: torch.Tensor) -> float:
-    """Per-complex-symbol MSE in dB: ``10 log10(2 · mean((x_hat − x)²))`` (CDDM's metric)."""
-    mse = 2.0 * float((x_hat.double() - x.double()).square().mean())
-    return 10.0 * math.log10(max(mse, 1e-30))
-

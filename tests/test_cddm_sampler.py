@@ -16,7 +16,7 @@ from torch import nn
 
 import phy
 from cddm import CDDMSampler, CDDMSchedule
-from cddm.sampler import channel_mse_db
+from cddm.metrics import channel_mse_db
 
 SCHED = CDDMSchedule()
 

@@ -1,0 +1,291 @@
+"""Lightning training of CDDM: stage 2 (the noise predictor) and stage 3 (the JSCC decoder).
+
+The three published stages:
+
+1. the JSCC codec, trained end to end through the channel at ``SNR + 3 dB`` — that is
+   :class:`jscc.lightning.JSCCModule` with ``train_snr_db`` set accordingly (``semcom
+   train-jscc``); nothing CDDM-specific.
+2. :class:`CDDMModule`: the ε-predictor on the frozen encoder's latents (Algorithm 1): ``t``
+   uniform over all ``T`` steps, ``x_t = sqrt(ab_t) W_s x + sqrt(1 − ab_t) W_n ε``, loss
+   ``‖ε − ε_θ‖²`` (re-weighted, default) or ``‖W_n (ε − ε_θ)‖²``, AdamW (lr 1e-4, weight decay
+   1e-4), gradient clipping at 1 (the trainer's ``gradient_clip_val``), cosine learning rate over
+   the run, and an exponential moving average of the weights used for validation and sampling.
+3. :class:`DecoderStage3Module`: the JSCC decoder re-trained with the full sampler in the loop
+   at the test SNR; encoder and CDDM frozen (the sampler runs without gradients).
+
+The channel is simulated by :class:`phy.AnalogLink`: ``h``, the power normalization and the
+noise level come from what the link returns (``W_s``, ``W_n`` via :mod:`cddm.weights`), so
+training and sampling see exactly the signal model of evaluation.
+
+Without a JSCC checkpoint, batches are the payloads themselves (``[B, ...]`` real tensors):
+the same module trains the 1-D predictor on vectors (e.g. MoE hidden states) or a control
+model on i.i.d. Gaussian symbols.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+import phy
+from jscc.lightning import JSCCModule, sionna_device
+from jscc.metrics import psnr
+from phy.sweep import make_channel
+
+from .metrics import channel_mse
+from .nets import build_net
+from .sampler import CDDMSampler, expand_symbols
+from .schedule import CDDMSchedule
+from .weights import latent_weights
+
+__all__ = ["CDDMModule", "DecoderStage3Module", "load_codec"]
+
+_AWGN = "awgn"
+
+
+def load_codec(checkpoint: str) -> nn.Module:
+    """The codec of a :class:`jscc.lightning.JSCCModule` checkpoint, on the CPU, in eval mode."""
+    module = JSCCModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    return module.codec.eval()
+
+
+class _LinkMixin:
+    """Builds the analog link on the device Lightning chose (Sionna blocks are device-bound)."""
+
+    link: phy.AnalogLink | None
+
+    def build_link(self) -> phy.AnalogLink:
+        dev = sionna_device(self.device)  # type: ignore[attr-defined]
+        if self.link is None or str(self.link.channel.device) != dev:
+            self.link = phy.AnalogLink(make_channel(self.hparams.channel,  # type: ignore[attr-defined]
+                                                    device=dev))
+        return self.link
+
+
+class CDDMModule(_LinkMixin, pl.LightningModule):
+    """Stage 2: train the CDDM noise predictor on latents sent through ``phy``.
+
+    Args:
+        net: ``"unet-small"``, ``"unet-paper"`` (the published ~523 M U-Net at C = 36),
+            ``"unet"`` (configure with ``net_kwargs``) or ``"mlp"`` (vectors ``[B, D]``).
+        net_kwargs: extra arguments of the network.
+        jscc_checkpoint: a :class:`jscc.lightning.JSCCModule` checkpoint whose frozen encoder
+            turns image batches into latents; None: batches are the latents themselves.
+        latent_shape: latent shape without batch; required without ``jscc_checkpoint``, checked
+            against the codec's latent for ``image_size`` otherwise.
+        image_size: training crop side (px), to size the network from the codec.
+        encoder_snr_db: SNR (dB) given to SNR-adaptive encoders.
+        channel: ``"awgn"`` (``W_s = W_n = 1`` as published) or ``"rayleigh"`` (per symbol).
+        train_snr_db: SNR (dB) of ``W_s``, ``W_n`` on fading channels (no effect on AWGN).
+        reweight: True: ``‖ε − ε_θ‖²`` (published default); False: ``‖W_n(ε − ε_θ)‖²``.
+        lr, weight_decay: AdamW settings; the learning rate follows a cosine to 0 over the run.
+        ema_decay: decay of the weight EMA (0 disables it).
+        T: diffusion steps (linear betas 1e-4 → 0.02).
+        val_snrs_db: SNRs (dB) of the validation channel MSE.
+        convention, floor_db, design_snr_offset_db: sampler settings (see
+            :class:`cddm.sampler.CDDMSampler`).
+        seed: seed of Sionna's channel generator.
+    """
+
+    def __init__(self, net: str = "unet-small", net_kwargs: dict[str, Any] | None = None,
+                 jscc_checkpoint: str | None = None,
+                 latent_shape: Sequence[int] | None = None, image_size: int = 64,
+                 encoder_snr_db: float = 13.0, channel: str = "awgn",
+                 train_snr_db: float = 13.0, reweight: bool = True, lr: float = 1e-4,
+                 weight_decay: float = 1e-4, ema_decay: float = 0.999, T: int = 1000,
+                 val_snrs_db: Sequence[float] = (0.0, 5.0, 10.0, 15.0, 20.0),
+                 convention: str = "official", floor_db: float | None = 10.0,
+                 design_snr_offset_db: float = 3.0, seed: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if channel not in (_AWGN, "rayleigh"):
+            raise ValueError(f"channel must be 'awgn' or 'rayleigh', got {channel!r}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not 0 <= ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+        if not val_snrs_db:
+            raise ValueError("val_snrs_db must name at least one SNR")
+        self.codec: nn.Module | None = None
+        if jscc_checkpoint is not None:
+            self.codec = load_codec(jscc_checkpoint)
+            self.codec.requires_grad_(False)
+            shape = tuple(self.codec.latent_shape((image_size, image_size)))
+            if latent_shape is not None and tuple(latent_shape) != shape:
+                raise ValueError(f"latent_shape={tuple(latent_shape)} does not match the codec's "
+                                 f"latent {shape} for {image_size}x{image_size} images")
+        elif latent_shape is None:
+            raise ValueError("latent_shape is required without jscc_checkpoint")
+        else:
+            shape = tuple(int(s) for s in latent_shape)
+        self.latent_shape = shape
+        self.schedule = CDDMSchedule(T=T)
+        self.net = build_net(net, shape, T=T, **(net_kwargs or {}))
+        self.ema = (AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
+                                  use_buffers=True) if ema_decay > 0 else None)
+        self.link: phy.AnalogLink | None = None
+
+    # ----------------------------------------------------------------- plumbing
+    def setup(self, stage: str | None = None) -> None:
+        self.build_link()
+
+    def on_fit_start(self) -> None:
+        phy.set_seed(int(self.hparams.seed) + self.global_rank)
+        self.build_link()
+
+    @property
+    def denoiser(self) -> nn.Module:
+        """The network used for sampling: the EMA weights when kept."""
+        return self.ema.module if self.ema is not None else self.net
+
+    def sampler(self, **overrides: Any) -> CDDMSampler:
+        """A sampler over :attr:`denoiser` with this module's settings (``overrides`` win)."""
+        kw = dict(convention=self.hparams.convention, floor_db=self.hparams.floor_db,
+                  design_snr_offset_db=self.hparams.design_snr_offset_db)
+        kw.update(overrides)
+        return CDDMSampler(self.denoiser, self.schedule, **kw)
+
+    @torch.no_grad()
+    def latents(self, batch: Any) -> torch.Tensor:
+        """The payload of a batch: encoder latents of images, or the batch itself."""
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if self.codec is None:
+            if tuple(x.shape[1:]) != self.latent_shape:
+                raise ValueError(f"batch payloads have shape {tuple(x.shape[1:])}, this CDDM was "
+                                 f"built for {self.latent_shape}")
+            return x
+        self.codec.eval()
+        return self.codec.encode(x, float(self.hparams.encoder_snr_db))
+
+    # ----------------------------------------------------------------- training
+    def diffusion_loss(self, z: torch.Tensor) -> torch.Tensor:
+        """Algorithm 1 on a batch of payloads ``z`` ``[B, ...]`` (one draw of h, t and ε)."""
+        r = self.build_link().send(z, float(self.hparams.train_snr_db))
+        scale = r.scale.to(z.device).reshape((-1,) + (1,) * (z.dim() - 1))
+        x0 = z / scale
+        awgn = self.hparams.channel == _AWGN
+        w_s, w_n = latent_weights(r, z, awgn_identity=awgn)
+        w_s, w_n = w_s.to(z.device), w_n.to(z.device)
+        h_abs = expand_symbols(r.h.to(z.device).abs(), z)
+        t = torch.randint(0, self.schedule.T, (z.shape[0],), device=z.device)
+        eps = torch.randn_like(x0)
+        x_t = self.schedule.q_sample(x0, eps, t, w_s, w_n)
+        err = self.net(x_t, t, h_abs) - eps
+        if not self.hparams.reweight:
+            err = w_n * err
+        return err.square().mean()
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self.diffusion_loss(self.latents(batch))
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
+
+    # ----------------------------------------------------------------- validation
+    def channel_mse(self, z: torch.Tensor, snr_db: float) -> dict[str, float]:
+        """Channel MSE (dB) of MMSE alone and MMSE + CDDM (see :func:`cddm.metrics.channel_mse`)."""
+        return channel_mse(z, self.build_link(), self.sampler(), snr_db,
+                           awgn=self.hparams.channel == _AWGN)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        z = self.latents(batch)
+        gains = []
+        for s in self.hparams.val_snrs_db:
+            m = self.channel_mse(z, float(s))
+            for k, v in m.items():
+                self.log(f"val/mse_{k}_{s:g}dB", v, batch_size=z.shape[0])
+            gains.append(m["mmse"] - m["cddm"])
+        self.log("val/gain_db", sum(gains) / len(gains), prog_bar=True, batch_size=z.shape[0])
+        self.log("val/loss", self.diffusion_loss(z), batch_size=z.shape[0])
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class DecoderStage3Module(_LinkMixin, pl.LightningModule):
+    """Stage 3: re-train the JSCC decoder on CDDM's output at the test SNR.
+
+    Args:
+        jscc_checkpoint: the stage-1 :class:`jscc.lightning.JSCCModule` checkpoint.
+        cddm_checkpoint: the stage-2 :class:`CDDMModule` checkpoint (its EMA weights are used).
+        channel: ``"awgn"`` or ``"rayleigh"``; must match the CDDM's.
+        snr_db: the test SNR (dB) the decoder is re-trained for.
+        lr, weight_decay: AdamW settings (constant learning rate, as published).
+        match_mmse: scale CDDM's output to the MMSE output's mean (see
+            :class:`cddm.pipeline.JSCCWithCDDM`).
+        seed: seed of Sionna's channel generator.
+    """
+
+    def __init__(self, jscc_checkpoint: str, cddm_checkpoint: str, channel: str = "awgn",
+                 snr_db: float = 10.0, lr: float = 1e-4, weight_decay: float = 1e-4,
+                 match_mmse: bool = True, val_snrs_db: Sequence[float] | None = None,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        from .pipeline import JSCCWithCDDM
+
+        cddm = CDDMModule.load_from_checkpoint(cddm_checkpoint, map_location="cpu")
+        if cddm.hparams.channel != channel:
+            raise ValueError(f"the CDDM was trained for channel={cddm.hparams.channel!r}, "
+                             f"got channel={channel!r}")
+        codec = load_codec(jscc_checkpoint)
+        self.system = JSCCWithCDDM(codec, cddm.sampler(), match_mmse=match_mmse,
+                                   decoder=copy.deepcopy(codec))
+        self.system.codec.requires_grad_(False)
+        self.system.sampler.net.requires_grad_(False)
+        self.link: phy.AnalogLink | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        self.build_link()
+
+    def on_fit_start(self) -> None:
+        phy.set_seed(int(self.hparams.seed) + self.global_rank)
+        self.build_link()
+
+    def on_train_epoch_start(self) -> None:
+        # frozen parts stay in eval mode (fixed dropout/normalization); the decoder trains
+        self.system.eval()
+        self.system.decoder.train()
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        img = batch[0] if isinstance(batch, (list, tuple)) else batch
+        snr = float(self.hparams.snr_db)
+        with torch.no_grad():
+            z_d, r = self.system.denoised_latent(img, self.build_link(), snr)
+        img_hat = self.system.decode(z_d, snr, r)
+        loss = F.mse_loss(img_hat, img)
+        self.log("train/loss", loss, prog_bar=True, batch_size=img.shape[0])
+        self.log("train/psnr", psnr(img_hat.detach().clamp(0, 1), img).mean(),
+                 batch_size=img.shape[0])
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        img = batch[0] if isinstance(batch, (list, tuple)) else batch
+        snrs = self.hparams.val_snrs_db or [self.hparams.snr_db]
+        for s in snrs:
+            img_hat = self.system(img, self.build_link(), float(s))
+            self.log(f"val/psnr_{s:g}dB", psnr(img_hat.clamp(0, 1), img).mean(),
+                     batch_size=img.shape[0])
+        img_hat = self.system(img, self.build_link(), float(self.hparams.snr_db))
+        self.log("val/psnr", psnr(img_hat.clamp(0, 1), img).mean(), prog_bar=True,
+                 batch_size=img.shape[0])
+
+    def configure_optimizers(self) -> Any:
+        # Only the decoder's parameters receive gradients (decode() is the only differentiable
+        # part of the loop); AdamW skips the copy's encoder weights, whose grad stays None.
+        return torch.optim.AdamW(self.system.decoder.parameters(), lr=self.hparams.lr,
+                                 weight_decay=self.hparams.weight_decay)
