@@ -91,6 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train a JSCC codec (LightningCLI; --config experiments/configs/"
                              "jscc_<name>.yaml, then any LightningCLI option)")
     tj.add_argument("lightning_args", nargs=argparse.REMAINDER)
+
+    tc = sub.add_parser("train-cddm", add_help=False,
+                        help="train CDDM stage 2 or 3 (LightningCLI; --config experiments/"
+                             "configs/cddm_stage<2|3>_cpu.yaml, then any LightningCLI option)")
+    tc.add_argument("lightning_args", nargs=argparse.REMAINDER)
+
+    ec = sub.add_parser("eval-cddm",
+                        help="channel MSE and PSNR vs SNR of JSCC with and without CDDM")
+    ec.add_argument("--cddm", required=True, help="stage-2 CDDMModule checkpoint (.ckpt)")
+    ec.add_argument("--jscc", default=None,
+                    help="JSCCModule checkpoint (default: the one the CDDM was trained on)")
+    ec.add_argument("--decoder", action="append", default=[], metavar="SNR=CKPT",
+                    help="stage-3 decoder checkpoint for an SNR in dB (repeatable)")
+    ec.add_argument("--data", default="builtin", help="'builtin' or an image folder")
+    ec.add_argument("--crop", type=int, default=64, help="centre crop size in pixels")
+    ec.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
+    ec.add_argument("--baselines", default="all",
+                    help="all | none | comma list of jpeg2000+ldpc, jpeg2000+capacity")
+    ec.add_argument("--mcs", type=_int_list, default=[0, 5, 9, 13, 17, 22])
+    ec.add_argument("--convention", default=None, choices=["official", "consistent"],
+                    help="sampler convention (default: the checkpoint's)")
+    ec.add_argument("--floor-db", default="checkpoint",
+                    help="SNR floor of the start step in dB, 'none', or 'checkpoint' (default)")
+    ec.add_argument("--max-images", type=int, default=None)
+    ec.add_argument("--seed", type=int, default=0)
+    ec.add_argument("--out", default="results")
+    ec.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -110,12 +137,40 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 _RANGE_OPTIONS = ("--snr-db",)
 
 
+def _decoder_map(specs: list[str]) -> dict[float, str]:
+    """``["10=a.ckpt", "15=b.ckpt"]`` → ``{10.0: "a.ckpt", 15.0: "b.ckpt"}``."""
+    out = {}
+    for spec in specs:
+        snr, sep, path = spec.partition("=")
+        try:
+            out[float(snr)] = path
+        except ValueError:
+            sep = ""
+        if not sep or not path:
+            raise ValueError(f"--decoder must be SNR=CHECKPOINT (e.g. 10=run/last.ckpt), got "
+                             f"{spec!r}")
+    return out
+
+
+def _floor(spec: str) -> float | str | None:
+    if spec in ("checkpoint", "none"):
+        return None if spec == "none" else spec
+    try:
+        return float(spec)
+    except ValueError:
+        raise ValueError(f"--floor-db must be a number (dB), 'none' or 'checkpoint', got "
+                         f"{spec!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "train-jscc":
+    if argv and argv[0] in ("train-jscc", "train-cddm"):
         # LightningCLI owns these options (including --help).
-        from experiments.train_jscc import main as train_main
+        if argv[0] == "train-jscc":
+            from experiments.train_jscc import main as train_main
+        else:
+            from experiments.train_cddm import main as train_main
 
         train_main(argv[1:])
         return 0
@@ -147,6 +202,18 @@ def main(argv: list[str] | None = None) -> int:
                 snr_db=args.snr_db, baselines=bl, mcs=args.mcs, cbr=args.cbr,
                 max_images=args.max_images, ladder=args.ladder, seed=args.seed, out=args.out,
                 progress=not args.no_progress)
+        elif args.command == "eval-cddm":
+            from experiments.eval_cddm import run_eval_cddm
+            from experiments.eval_images import DEFAULT_BASELINES
+
+            bl = {"all": list(DEFAULT_BASELINES), "none": []}.get(
+                args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
+            res = run_eval_cddm(
+                cddm_checkpoint=args.cddm, jscc_checkpoint=args.jscc,
+                decoders=_decoder_map(args.decoder), data=args.data, crop=args.crop,
+                snr_db=args.snr_db, baselines=bl, mcs=args.mcs, max_images=args.max_images,
+                convention=args.convention, floor_db=_floor(args.floor_db), seed=args.seed,
+                out=args.out, progress=not args.no_progress)
         else:  # pragma: no cover - argparse rejects unknown commands
             parser.error(f"unknown command {args.command!r}")
     except ValueError as err:

@@ -10,7 +10,7 @@ codec's channel bandwidth ratio. Writes ``per_image.csv``, ``mean.csv``, ``psnr_
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -29,6 +29,9 @@ from jscc.metrics import ms_ssim, psnr
 from phy.sweep import make_channel
 
 __all__ = ["load_images", "run_eval_images"]
+
+#: An image transmission system: ``fn(images, link, snr_db) -> received images``.
+SystemFn = Callable[[torch.Tensor, phy.AnalogLink, float], torch.Tensor]
 
 BASELINES = ("jpeg2000+ldpc", "jpeg2000+capacity", "learned+ldpc", "learned+capacity")
 #: Baselines run by ``--baselines all`` (the learned ones need a trained ladder, ``ladder=``).
@@ -57,9 +60,17 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                     mcs: Sequence[int] = (0, 5, 9, 13, 17, 22),
                     cbr: float | None = None, max_images: int | None = None, batch_size: int = 16,
                     ladder: str | None = None,
-                    seed: int = 0, out: str | Path = "results", progress: bool = True
+                    seed: int = 0, out: str | Path = "results", progress: bool = True,
+                    systems: Mapping[str, SystemFn] | None = None, name: str = "eval_images",
+                    extra: Callable[[ResultsDir, torch.Tensor], str] | None = None,
+                    config_extra: Mapping[str, object] | None = None
                     ) -> ResultsDir:
-    """Evaluate and write the results folder (see the module docstring)."""
+    """Evaluate and write the results folder (see the module docstring).
+
+    ``systems`` adds image transmission systems evaluated like the JSCC checkpoint
+    (``fn(images, link, snr_db) -> images``, one curve each); ``extra(res, images)`` runs inside
+    the results folder before it is closed and returns markdown appended to the summary.
+    """
     for b in baselines:
         if b not in BASELINES:
             raise ValueError(f"baselines must be a subset of {list(BASELINES)}, got {b!r}")
@@ -89,8 +100,8 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     config = {"checkpoint": checkpoint, "data": data, "crop": crop, "channel": channel,
               "snr_db": [float(s) for s in snr_db], "baselines": list(baselines),
               "mcs": [m.index for m in mcs_list], "cbr": float(cbr),
-              "num_images": int(images.shape[0])}
-    res = ResultsDir.create("eval_images", config, seed, root=out)
+              "num_images": int(images.shape[0]), **dict(config_extra or {})}
+    res = ResultsDir.create(name, config, seed, root=out)
     rows: list[dict] = []
 
     def add(method: str, s: float, p: list[float], m: list[float], extra: list[str] | None = None):
@@ -119,6 +130,11 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                     outs = [model.codec(images[i:i + batch_size], link, s)
                             for i in range(0, images.shape[0], batch_size)]
                 add("jscc", s, *_metrics(torch.cat(outs).clamp(0, 1), images))
+            for sys_name, fn in (systems or {}).items():
+                with torch.no_grad():
+                    outs = [fn(images[i:i + batch_size], link, s)
+                            for i in range(0, images.shape[0], batch_size)]
+                add(sys_name, s, *_metrics(torch.cat(outs).clamp(0, 1), images))
             for idx, bl in digital.items():
                 r = bl.transmit(images, s)
                 add(f"jpeg2000+ldpc/MCS{idx}", s, *_metrics(r.img_hat, images), r.reason)
@@ -138,7 +154,10 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                     f"{images.shape[-2]}x{images.shape[-1]}")
         res.save_figure(fig, "psnr_vs_snr.png")
         plt.close(fig)
-        res.write_summary(_summary(mean_rows, config))
+        summary = _summary(mean_rows, config, extra_methods=list(systems or {}))
+        if extra is not None:
+            summary += "\n" + extra(res, images)
+        res.write_summary(summary)
     return res
 
 
@@ -174,6 +193,8 @@ def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
         y = [r["psnr"] for r in sel]
         if m == "jscc":
             ax.plot(x, y, "o-", lw=2.2, color="C3", label="JSCC (analog)")
+        elif m.startswith("jscc+"):
+            ax.plot(x, y, "D-", lw=1.8, label=m.upper().replace("JSCC+", "JSCC + "))
         elif m == "jpeg2000+ldpc/best-mcs":
             ax.plot(x, y, "s-", lw=2, color="k", label="JPEG2000+LDPC, best MCS")
         elif m == "jpeg2000+capacity":
@@ -193,9 +214,9 @@ def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
     return fig
 
 
-def _summary(mean_rows: list[dict], config: dict) -> str:
+def _summary(mean_rows: list[dict], config: dict, extra_methods: Sequence[str] = ()) -> str:
     snrs = sorted({r["snr_db"] for r in mean_rows})
-    methods = [m for m in ("jscc", "jpeg2000+ldpc/best-mcs", "jpeg2000+capacity",
+    methods = [m for m in ("jscc", *extra_methods, "jpeg2000+ldpc/best-mcs", "jpeg2000+capacity",
                            "learned+ldpc/best-mcs", "learned+capacity")
                if any(r["method"] == m for r in mean_rows)]
     lines = ["# Image transmission: mean PSNR (dB)", "",

@@ -29,7 +29,17 @@ __all__ = ["ResultsCallback", "main"]
 
 
 class ResultsCallback(pl.Callback):
-    """Writes ``manifest.json`` at the start and a PSNR-vs-epoch plot at the end of ``fit``."""
+    """Writes ``manifest.json`` at the start and a metric-vs-epoch plot at the end of ``fit``.
+
+    Args:
+        prefix: logged metrics whose names start with it are plotted, one line each.
+        ylabel: the plot's y label.
+        filename: the PNG written into the run folder.
+    """
+
+    def __init__(self, prefix: str = "val/psnr_", ylabel: str = "validation PSNR (dB)",
+                 filename: str = "val_psnr.png") -> None:
+        self.prefix, self.ylabel, self.filename = prefix, ylabel, filename
 
     def _dir(self, trainer: pl.Trainer) -> Path:
         return Path(trainer.log_dir or trainer.default_root_dir)
@@ -58,18 +68,18 @@ class ResultsCallback(pl.Callback):
 
         with metrics.open() as f:
             rows = list(csv.DictReader(f))
-        keys = [k for k in (rows[0] if rows else {}) if k.startswith("val/psnr_")]
+        keys = [k for k in (rows[0] if rows else {}) if k.startswith(self.prefix)]
         fig, ax = plt.subplots(figsize=(6, 4))
         for k in keys:
             pts = [(int(r["epoch"]), float(r[k])) for r in rows if r.get(k)]
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=k.split("_", 1)[1])
+                ax.plot(*zip(*pts, strict=True), marker="o", label=k[len(self.prefix):])
         ax.set_xlabel("epoch")
-        ax.set_ylabel("validation PSNR (dB)")
+        ax.set_ylabel(self.ylabel)
         ax.grid(True, alpha=0.3)
         ax.legend(title="SNR")
         fig.tight_layout()
-        fig.savefig(d / "val_psnr.png", dpi=120)
+        fig.savefig(d / self.filename, dpi=120)
         plt.close(fig)
 
 

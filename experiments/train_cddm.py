@@ -1,0 +1,54 @@
+"""``semcom train-cddm``: CDDM stages 2 and 3 with LightningCLI from a YAML config.
+
+``semcom train-cddm --config experiments/configs/cddm_stage2_cpu.yaml`` trains the noise
+predictor (:class:`cddm.lightning.CDDMModule`); a config whose ``model.class_path`` is
+:class:`cddm.lightning.DecoderStage3Module` re-trains the JSCC decoder with CDDM in the loop.
+Stage 1 is ``semcom train-jscc`` with the codec trained 3 dB above the test SNR
+(``experiments/configs/cddm_stage1_cpu.yaml``). Any LightningCLI option can follow
+(``--trainer.max_steps 200``); ``--ckpt_path <run>/checkpoints/last.ckpt`` resumes a run.
+The run folder receives Lightning's ``config.yaml``, ``metrics.csv``, checkpoints (the last one
+is always kept), ``manifest.json`` and a validation plot.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytorch_lightning as pl
+from jsonargparse import lazy_instance
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.loggers import CSVLogger
+
+from experiments.train_jscc import ResultsCallback
+
+__all__ = ["main"]
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run LightningCLI ``fit`` over any CDDM stage module and data module."""
+    args = list(args or [])
+    if not args or args[0] not in ("fit", "validate", "test", "predict"):
+        args = ["fit", *args]
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        LightningCLI(
+            pl.LightningModule,
+            pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=args,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "default_root_dir": "results/train_cddm",
+                "logger": lazy_instance(CSVLogger, save_dir="results/train_cddm"),
+                "callbacks": [ModelCheckpoint(save_last=True),
+                              ResultsCallback(prefix="val/mse_cddm_",
+                                              ylabel="channel MSE after CDDM (dB)",
+                                              filename="val_mse.png")],
+                "gradient_clip_val": 1.0,
+            },
+        )
+    finally:
+        sys.argv = argv
