@@ -82,6 +82,9 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
             against the codec's latent for ``image_size`` otherwise.
         image_size: training crop side (px), to size the network from the codec.
         encoder_snr_db: SNR (dB) given to SNR-adaptive encoders.
+        encoder_snr_range_db: ``(low, high)``: draw the encoder's SNR uniformly per image
+            instead (an SNR-adaptive codec's latents change with the SNR; training on the range
+            lets one CDDM serve every test SNR).
         channel: ``"awgn"`` (``W_s = W_n = 1`` as published) or ``"rayleigh"`` (per symbol).
         train_snr_db: SNR (dB) of ``W_s``, ``W_n`` on fading channels (no effect on AWGN).
         reweight: True: ``‖ε − ε_θ‖²`` (published default); False: ``‖W_n(ε − ε_θ)‖²``.
@@ -97,8 +100,9 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
     def __init__(self, net: str = "unet-small", net_kwargs: dict[str, Any] | None = None,
                  jscc_checkpoint: str | None = None,
                  latent_shape: Sequence[int] | None = None, image_size: int = 64,
-                 encoder_snr_db: float = 13.0, channel: str = "awgn",
-                 train_snr_db: float = 13.0, reweight: bool = True, lr: float = 1e-4,
+                 encoder_snr_db: float = 13.0,
+                 encoder_snr_range_db: tuple[float, float] | None = None,
+                 channel: str = "awgn", train_snr_db: float = 13.0, reweight: bool = True, lr: float = 1e-4,
                  weight_decay: float = 1e-4, ema_decay: float = 0.999, T: int = 1000,
                  val_snrs_db: Sequence[float] = (0.0, 5.0, 10.0, 15.0, 20.0),
                  convention: str = "official", floor_db: float | None = 10.0,
@@ -113,6 +117,10 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
             raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
         if not val_snrs_db:
             raise ValueError("val_snrs_db must name at least one SNR")
+        if encoder_snr_range_db is not None and not (
+                encoder_snr_range_db[0] < encoder_snr_range_db[1]):
+            raise ValueError(f"encoder_snr_range_db must be (low, high) with low < high, got "
+                             f"{encoder_snr_range_db!r}")
         self.codec: nn.Module | None = None
         if jscc_checkpoint is not None:
             self.codec = load_codec(jscc_checkpoint)
@@ -153,8 +161,11 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
         return CDDMSampler(self.denoiser, self.schedule, **kw)
 
     @torch.no_grad()
-    def latents(self, batch: Any) -> torch.Tensor:
-        """The payload of a batch: encoder latents of images, or the batch itself."""
+    def latents(self, batch: Any, encoder_snr_db: float | None = None) -> torch.Tensor:
+        """The payload of a batch: encoder latents of images, or the batch itself.
+
+        ``encoder_snr_db`` (dB) overrides the training setting (validation encodes at the
+        channel's SNR)."""
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         if self.codec is None:
             if tuple(x.shape[1:]) != self.latent_shape:
@@ -162,7 +173,14 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
                                  f"built for {self.latent_shape}")
             return x
         self.codec.eval()
-        return self.codec.encode(x, float(self.hparams.encoder_snr_db))
+        rng = self.hparams.encoder_snr_range_db
+        if encoder_snr_db is not None:
+            snr: float | torch.Tensor = float(encoder_snr_db)
+        elif rng is not None:
+            snr = rng[0] + (rng[1] - rng[0]) * torch.rand(x.shape[0], device=x.device)
+        else:
+            snr = float(self.hparams.encoder_snr_db)
+        return self.codec.encode(x, snr)
 
     # ----------------------------------------------------------------- training
     def diffusion_loss(self, z: torch.Tensor) -> torch.Tensor:
@@ -199,9 +217,11 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         z = self.latents(batch)
+        adaptive = self.hparams.encoder_snr_range_db is not None
         gains = []
         for s in self.hparams.val_snrs_db:
-            m = self.channel_mse(z, float(s))
+            z_s = self.latents(batch, float(s)) if adaptive else z
+            m = self.channel_mse(z_s, float(s))
             for k, v in m.items():
                 self.log(f"val/mse_{k}_{s:g}dB", v, batch_size=z.shape[0])
             gains.append(m["mmse"] - m["cddm"])

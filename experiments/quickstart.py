@@ -84,9 +84,36 @@ def _jscc_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> Res
     ckpt = res.path / "adjscc_quickstart.ckpt"
     trainer.save_checkpoint(ckpt)
     res.manifest["jscc_training_steps"] = int(trainer.global_step)
+    res.manifest["jscc_checkpoint"] = str(ckpt)
     return run_eval_images(checkpoint=str(ckpt), data="builtin", crop=64, channel="awgn",
                            snr_db=(0.0, 10.0, 20.0), mcs=(5, 13, 22), max_images=16, seed=seed,
                            out=res.path, progress=progress)
+
+
+def _cddm_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> ResultsDir:
+    """A small CDDM (stage 2) on the quickstart ADJSCC's latents, then channel MSE and PSNR."""
+    import pytorch_lightning as pl
+
+    from cddm.lightning import CDDMModule
+    from experiments.eval_cddm import run_eval_cddm
+    from jscc.data import ImageDataModule
+
+    pl.seed_everything(seed, verbose=False)
+    model = CDDMModule(net="unet-small", jscc_checkpoint=res.manifest["jscc_checkpoint"],
+                       image_size=64, encoder_snr_range_db=(0.0, 20.0), channel="awgn",
+                       lr=5e-4, ema_decay=0.99, val_snrs_db=(10.0,), seed=seed)
+    trainer = pl.Trainer(max_epochs=-1, max_steps=200 if fast else 600, accelerator="cpu",
+                         logger=False, enable_checkpointing=False, enable_model_summary=False,
+                         enable_progress_bar=progress, limit_val_batches=0, gradient_clip_val=1.0,
+                         default_root_dir=res.path)
+    trainer.fit(model, ImageDataModule(source="builtin", crop=64, batch_size=16,
+                                       crops_per_image=2, seed=seed))
+    ckpt = res.path / "cddm_quickstart.ckpt"
+    trainer.save_checkpoint(ckpt)
+    res.manifest["cddm_training_steps"] = int(trainer.global_step)
+    return run_eval_cddm(cddm_checkpoint=str(ckpt), data="builtin", crop=64,
+                         snr_db=(0.0, 10.0, 20.0), baselines=(), max_images=16, seed=seed,
+                         out=res.path, progress=progress)
 
 
 def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool = True,
@@ -132,6 +159,12 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
         lines += ["", f"The ADJSCC above trained for only {res.manifest['jscc_training_steps']} "
                   "steps: far from converged. Train real models with "
                   "`semcom train-jscc --config experiments/configs/jscc_adjscc_cpu.yaml`."]
+        cddm_res = _cddm_section(res, seed, fast, progress)
+        lines += ["", f"## CDDM after the equalizer (AWGN, {res.manifest['cddm_training_steps']} "
+                  "training steps, same photos)", ""]
+        lines += (cddm_res.path / "summary.md").read_text().splitlines()[4:]
+        lines += ["", "Train real ones with `semcom train-cddm --config "
+                  "experiments/configs/cddm_stage2_cpu.yaml` (see the README)."]
         rel = digital.path.relative_to(res.path)
         lines += ["", f"Digital curves and plot: `{rel}/` inside this folder."]
         text = "\n".join(lines) + "\n"
