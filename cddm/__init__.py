@@ -1,8 +1,16 @@
-"""semcom.cddm: the channel denoising diffusion model that follows the equalizer.
+"""semcom.cddm: the channel denoising diffusion model (CDDM) that follows the equalizer.
 
-So far: the schedule, SNR-matched start step and the deterministic sampler maths
-(:class:`cddm.schedule.CDDMSchedule`), and the equalized-channel weights ``W_s``/``W_n``
-(:mod:`cddm.weights`), and the noise predictors (:mod:`cddm.nets`).
+* :class:`CDDMSchedule`: betas, ``alpha_bar``, the SNR table, SNR-matched start steps (official
+  and consistent conventions), the channel-shaped forward process and the deterministic reverse
+  chain.
+* :mod:`cddm.weights`: ``W_s``, ``W_n`` of the equalized channel from what ``phy`` returns.
+* :mod:`cddm.nets`: the U-Net ε-predictor for latents (published size and a CPU size) and an MLP
+  ε-predictor for vector payloads.
+* :class:`CDDMSampler`: ``denoise(z_eq, h, snr_db, design_snr_db)`` on AnalogLink's output.
+* :mod:`cddm.lightning`: stage 2 (:class:`~cddm.lightning.CDDMModule`) and stage 3
+  (:class:`~cddm.lightning.DecoderStage3Module`); stage 1 is :class:`jscc.lightning.JSCCModule`.
+* :class:`~cddm.pipeline.JSCCWithCDDM`: encoder → AnalogLink → MMSE → CDDM → decoder.
+* :mod:`cddm.metrics`: channel MSE and its closed forms.
 """
 
 from __future__ import annotations
