@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
 
 import phy
 from jscc.lightning import JSCCModule, sionna_device
@@ -41,11 +43,12 @@ from phy.sweep import make_channel
 
 from .metrics import channel_mse
 from .nets import build_net
+from .pipeline import JSCCWithCDDM
 from .sampler import CDDMSampler, expand_symbols
 from .schedule import CDDMSchedule
 from .weights import latent_weights
 
-__all__ = ["CDDMModule", "DecoderStage3Module", "load_codec"]
+__all__ = ["CDDMModule", "DecoderStage3Module", "denoised_pairs", "load_codec"]
 
 _AWGN = "awgn"
 
@@ -54,6 +57,26 @@ def load_codec(checkpoint: str) -> nn.Module:
     """The codec of a :class:`jscc.lightning.JSCCModule` checkpoint, on the CPU, in eval mode."""
     module = JSCCModule.load_from_checkpoint(checkpoint, map_location="cpu")
     return module.codec.eval()
+
+
+@torch.no_grad()
+def denoised_pairs(system: JSCCWithCDDM, images: torch.Tensor, link: phy.AnalogLink,
+                   snr_db: float, batch_size: int = 16, progress: bool = True
+                   ) -> TensorDataset:
+    """``(image, CDDM-denoised latent)`` pairs for stage 3, one channel draw per image.
+
+    The encoder and the sampler are frozen, so their output does not depend on the decoder
+    being trained: computing it once and re-using it for many decoder epochs saves the
+    ``m``-step chain per step (on a CPU the chain costs far more than the decoder).
+    :class:`DecoderStage3Module` trains on such pairs when its batches are 2-tuples.
+    """
+    if getattr(system.decoder, "use_csi", False):
+        raise ValueError("denoised_pairs does not store the CSI a use_csi decoder needs")
+    out = []
+    for i in tqdm(range(0, images.shape[0], batch_size), desc=f"CDDM at {snr_db:g} dB",
+                  disable=not progress):
+        out.append(system.denoised_latent(images[i:i + batch_size], link, snr_db)[0])
+    return TensorDataset(images, torch.cat(out))
 
 
 class _LinkMixin:
@@ -102,7 +125,8 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
                  latent_shape: Sequence[int] | None = None, image_size: int = 64,
                  encoder_snr_db: float = 13.0,
                  encoder_snr_range_db: tuple[float, float] | None = None,
-                 channel: str = "awgn", train_snr_db: float = 13.0, reweight: bool = True, lr: float = 1e-4,
+                 channel: str = "awgn", train_snr_db: float = 13.0, reweight: bool = True,
+                 lr: float = 1e-4,
                  weight_decay: float = 1e-4, ema_decay: float = 0.999, T: int = 1000,
                  val_snrs_db: Sequence[float] = (0.0, 5.0, 10.0, 15.0, 20.0),
                  convention: str = "official", floor_db: float | None = 10.0,
@@ -256,8 +280,6 @@ class DecoderStage3Module(_LinkMixin, pl.LightningModule):
                  seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        from .pipeline import JSCCWithCDDM
-
         cddm = CDDMModule.load_from_checkpoint(cddm_checkpoint, map_location="cpu")
         if cddm.hparams.channel != channel:
             raise ValueError(f"the CDDM was trained for channel={cddm.hparams.channel!r}, "
@@ -282,11 +304,16 @@ class DecoderStage3Module(_LinkMixin, pl.LightningModule):
         self.system.decoder.train()
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        img = batch[0] if isinstance(batch, (list, tuple)) else batch
         snr = float(self.hparams.snr_db)
-        with torch.no_grad():
-            z_d, r = self.system.denoised_latent(img, self.build_link(), snr)
-        img_hat = self.system.decode(z_d, snr, r)
+        if isinstance(batch, (list, tuple)) and len(batch) == 2:
+            # (image, denoised latent) pairs from :func:`denoised_pairs`
+            img, z_d = batch
+            img_hat = self.system.decode(z_d, snr)
+        else:
+            img = batch[0] if isinstance(batch, (list, tuple)) else batch
+            with torch.no_grad():
+                z_d, r = self.system.denoised_latent(img, self.build_link(), snr)
+            img_hat = self.system.decode(z_d, snr, r)
         loss = F.mse_loss(img_hat, img)
         self.log("train/loss", loss, prog_bar=True, batch_size=img.shape[0])
         self.log("train/psnr", psnr(img_hat.detach().clamp(0, 1), img).mean(),

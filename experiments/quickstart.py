@@ -101,7 +101,8 @@ def _cddm_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> Res
     pl.seed_everything(seed, verbose=False)
     model = CDDMModule(net="unet-small", jscc_checkpoint=res.manifest["jscc_checkpoint"],
                        image_size=64, encoder_snr_range_db=(0.0, 20.0), channel="awgn",
-                       lr=5e-4, ema_decay=0.99, val_snrs_db=(10.0,), seed=seed)
+                       net_kwargs={"ch": 16}, lr=5e-4, ema_decay=0.99, val_snrs_db=(10.0,),
+                       seed=seed)
     trainer = pl.Trainer(max_epochs=-1, max_steps=200 if fast else 600, accelerator="cpu",
                          logger=False, enable_checkpointing=False, enable_model_summary=False,
                          enable_progress_bar=progress, limit_val_batches=0, gradient_clip_val=1.0,

@@ -213,3 +213,23 @@ def test_eval_cddm_cli_errors(tmp_path, capsys):
     assert "is not a file" in capsys.readouterr().err
     assert main(["eval-cddm", "--cddm", "x.ckpt", "--decoder", "ten=a.ckpt"]) == 2
     assert "SNR=CHECKPOINT" in capsys.readouterr().err
+
+
+def test_stage3_on_precomputed_pairs_matches_the_online_loop(checkpoints):
+    """Cached (image, denoised latent) pairs give the same loss as running the chain online
+    with the same channel draw."""
+    from cddm.lightning import denoised_pairs
+
+    m = DecoderStage3Module(jscc_checkpoint=checkpoints[0], cddm_checkpoint=checkpoints[1],
+                            snr_db=12.0)
+    m.build_link()
+    img = torch.rand(4, 3, 32, 32)
+    phy.set_seed(11)
+    pairs = denoised_pairs(m.system, img, m.link, 12.0, batch_size=2, progress=False)
+    phy.set_seed(11)
+    online = torch.cat([m.system.denoised_latent(img[i:i + 2], m.link, 12.0)[0]
+                        for i in (0, 2)])
+    torch.testing.assert_close(pairs.tensors[1], online)
+    loss = m.training_step(list(pairs.tensors), 0)
+    ref = torch.nn.functional.mse_loss(m.system.decode(online, 12.0), img)
+    torch.testing.assert_close(loss, ref)
