@@ -1,0 +1,663 @@
+"""WDMoE over a simulated link: an MoE language model split between a BS and K devices.
+
+:class:`WDMoESystem` is the :class:`~wdmoe_link.routing.Dispatcher` of a
+:class:`~wdmoe_link.split.SplitMoE` model. Per forward pass (one prefill, or one generated
+token) it draws one block of fading; per MoE layer call it
+
+1. computes every device's channel gain and builds a
+   :class:`~wdmoe_link.latency.DeviceCost` whose airtime models are the devices' transports;
+2. asks the policy for a :class:`~wdmoe_link.policies.Decision` (kept experts, weights and the
+   bandwidth split ``beta``; a policy may also choose each device's transport through
+   ``Decision.info["transport"]``);
+3. sends, for every used device ``k``, one downlink payload holding all its kept
+   (token, expert) rows at ``SNR_dl,k(beta_k)`` over ``beta_k B`` Hz, runs the device's experts
+   on the rows that arrived, and sends their outputs back in one uplink payload;
+4. combines the outputs that arrived with the decision's weights. A row lost on either link
+   is a dropped expert: the token's surviving weights are rescaled to the decision's total
+   (a token that loses every expert gets an MoE output of 0, only the residual passes);
+5. accounts the layer latency ``t_BS + max_k (A_dl,k + t_cmp,k + A_ul,k)`` with the airtime
+   actually spent (retransmissions included) and the compute of the rows actually computed.
+
+No NaN or Inf ever leaves :meth:`WDMoESystem.moe_layer`: every payload and expert output is
+checked and a non-finite row is treated as lost (and counted in ``nan_guard``).
+
+:meth:`WDMoESystem.evaluate` runs a task through
+:func:`~wdmoe_link.tasks.evaluate_accuracy` and returns a :class:`Report` (accuracy, latency per
+generated token, bits and channel uses on air, dropped and lost experts). The orchestration is
+specific to this split system, so it is written here; all link physics comes from :mod:`phy`
+through :mod:`wdmoe_link.transports`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+import phy
+
+from . import link_aware  # noqa: F401  (registers the "link-aware" policy)
+from .latency import DeviceCost
+from .policies import Decision, Policy, combine_weights, parse_policy
+from .routing import ExpertBank, Routing
+from .split import SplitMoE
+from .topology import Topology
+from .transports import Transport, as_transport
+
+__all__ = ["LayerRecord", "Report", "StepRecord", "WDMoESystem"]
+
+Phase = Literal["prefill", "decode"]
+TransportPair = tuple[Transport, Transport]
+_F64 = torch.float64
+
+
+# --------------------------------------------------------------------------------------------
+# records
+
+
+@dataclass
+class LayerRecord:
+    """Accounting of one MoE layer call.
+
+    Attributes:
+        layer: MoE layer index.
+        num_tokens: tokens in the call.
+        latency_s: ``bs_time_s + max`` over used devices of the time actually spent (s).
+        estimated_latency_s: the policy's expected layer latency (s), if it reported one.
+        device_latency_s: per device ``dl + compute + ul`` actually spent (s), 0 if unused.
+        bits_dl, bits_ul: bits on air per direction (see :class:`~.transports.Delivery`).
+        uses_dl, uses_ul: complex channel uses per direction.
+        rows: (token, expert) rows kept by the policy.
+        dropped: (token, expert) rows of the router's top-k dropped by the policy.
+        lost_dl, lost_ul: kept rows lost on the downlink / uplink.
+        tokens_without_expert: tokens whose kept experts were all lost (MoE output 0).
+        nan_guard: rows zeroed because a non-finite value appeared.
+        transports: ``"dl/ul"`` transport names of the used devices, by device index.
+    """
+
+    layer: int
+    num_tokens: int
+    latency_s: float
+    estimated_latency_s: float
+    device_latency_s: list[float]
+    bits_dl: int
+    bits_ul: int
+    uses_dl: int
+    uses_ul: int
+    rows: int
+    dropped: int
+    lost_dl: int
+    lost_ul: int
+    tokens_without_expert: int
+    nan_guard: int
+    transports: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        """Kept rows lost on either link."""
+        return self.lost_dl + self.lost_ul
+
+
+@dataclass
+class StepRecord:
+    """One forward pass: the prefill of a prompt or one generated token.
+
+    Attributes:
+        phase: ``"prefill"`` or ``"decode"``.
+        num_tokens: tokens processed (prompt tokens, or the batch size of a decode step).
+        gain: linear channel gains ``[K]`` of this fading block.
+        layers: the MoE layer calls, in order.
+        implicit: the step was opened by a layer call without ``begin_step``.
+    """
+
+    phase: Phase
+    num_tokens: int
+    gain: Tensor
+    layers: list[LayerRecord] = field(default_factory=list)
+    implicit: bool = False
+
+    def _sum(self, attr: str) -> int:
+        return sum(getattr(r, attr) for r in self.layers)
+
+    @property
+    def latency_s(self) -> float:
+        """Sum of the layer latencies in s (the step's MoE latency)."""
+        return float(sum(r.latency_s for r in self.layers))
+
+    @property
+    def bits_dl(self) -> int:
+        return self._sum("bits_dl")
+
+    @property
+    def bits_ul(self) -> int:
+        return self._sum("bits_ul")
+
+    @property
+    def uses_dl(self) -> int:
+        return self._sum("uses_dl")
+
+    @property
+    def uses_ul(self) -> int:
+        return self._sum("uses_ul")
+
+
+@dataclass
+class Report:
+    """Summary of an evaluation (all times in s, per-token values per decode step).
+
+    A decode step generates one token per request in the batch; its latency is the latency
+    every request of the batch waits for that token. ``transports`` is the configured
+    transport; ``transport_usage`` counts the (device, layer call) payload pairs per
+    ``"downlink/uplink"`` transport actually used (a policy may choose them). Bits count the
+    information bits on air of every transmission (0 for analog), channel uses every complex
+    symbol sent. ``experts_dropped`` are (token, expert) pairs of the router's top-k that the
+    policy dropped, ``experts_lost`` kept pairs lost on a link (a fraction of the kept ones).
+    :meth:`to_dict` gives a flat dictionary (one CSV row).
+    """
+
+    policy: str
+    transports: str
+    accuracy: float
+    num_examples: int
+    num_prefill_steps: int
+    num_decode_steps: int
+    latency_per_token_mean_s: float
+    latency_per_token_p95_s: float
+    prefill_latency_mean_s: float
+    request_latency_mean_s: float
+    bits_dl_per_token: float
+    bits_ul_per_token: float
+    channel_uses_dl_per_token: float
+    channel_uses_ul_per_token: float
+    bits_dl_total: int
+    bits_ul_total: int
+    channel_uses_dl_total: int
+    channel_uses_ul_total: int
+    rows_total: int
+    experts_per_token_mean: float
+    experts_dropped: int
+    experts_dropped_fraction: float
+    experts_lost: int
+    experts_lost_fraction: float
+    experts_lost_dl: int
+    experts_lost_ul: int
+    tokens_without_expert: int
+    nan_guard: int
+    transport_usage: str = ""
+    wall_time_s: float = math.nan
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat ``{name: scalar or str}`` (``extra`` entries are prefixed ``extra_``)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "extra"}
+        for k, v in self.extra.items():
+            out[f"extra_{k}"] = v
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _pair(entry: Any, where: str) -> TransportPair:
+    """A transport entry → (downlink, uplink)."""
+    if isinstance(entry, (Transport, str)):
+        t = as_transport(entry)
+        return t, t
+    if isinstance(entry, Sequence) and len(entry) == 2:
+        return as_transport(entry[0]), as_transport(entry[1])
+    raise TypeError(f"{where} must be a Transport, a spec string or a (downlink, uplink) pair "
+                    f"of them, got {entry!r}")
+
+
+def _transport_list(transports: Any, k: int, where: str) -> list[TransportPair]:
+    if isinstance(transports, (Transport, str)):
+        return [_pair(transports, where)] * k
+    if isinstance(transports, Sequence):
+        if len(transports) == 2 and all(isinstance(t, (Transport, str)) for t in transports) \
+                and k != 2:
+            raise ValueError(f"{where} has 2 entries but there are {k} devices; give one "
+                             "transport, one per device, or wrap a (downlink, uplink) pair in "
+                             "a list")
+        if len(transports) != k:
+            raise ValueError(f"{where} must have one entry per device ({k}), got "
+                             f"{len(transports)}")
+        return [_pair(t, f"{where}[{i}]") for i, t in enumerate(transports)]
+    raise TypeError(f"{where} must be a Transport, a spec string or a list of K of them, got "
+                    f"{type(transports).__name__}")
+
+
+def _check_expert_map(expert_map: Any, num_experts: int, num_devices: int) -> Tensor:
+    m = torch.as_tensor(expert_map)
+    if m.dim() != 1 or m.shape[0] != num_experts:
+        raise ValueError(f"expert_map must give a device for each of the {num_experts} experts "
+                         f"(shape [{num_experts}]), got shape {tuple(m.shape)}")
+    if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
+        raise ValueError(f"expert_map must hold integer device indices, got dtype {m.dtype}")
+    bad = (m < 0) | (m >= num_devices)
+    if bool(bad.any()):
+        e = int(torch.nonzero(bad)[0])
+        raise ValueError(f"expert_map must hold device indices in [0, {num_devices - 1}] "
+                         f"(K={num_devices} devices), got expert_map[{e}]={int(m[e])}")
+    return m.to(torch.long).cpu()
+
+
+def _guard(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(x with non-finite rows zeroed, bool [n] rows that were non-finite)``."""
+    bad = ~torch.isfinite(x).all(dim=-1)
+    if bool(bad.any()):
+        x = torch.where(bad[:, None], torch.zeros_like(x), x)
+    return x, bad
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    return float(torch.quantile(torch.tensor(values, dtype=_F64), q))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+# --------------------------------------------------------------------------------------------
+# the system
+
+
+class WDMoESystem:
+    """An MoE causal LM split between a BS and K devices, its hidden states sent over links.
+
+    Constructing the system splits the model (a :class:`~wdmoe_link.split.SplitMoE` with this
+    system as dispatcher); :meth:`detach` (or leaving a ``with`` block) restores it.
+
+    Args:
+        model: a sparse-MoE causal LM (e.g. from :func:`~wdmoe_link.split.load_moe`).
+        topology: the cell (devices, bandwidth, powers, fading, compute model).
+        transports: one transport for all devices, or a list of K; each a
+            :class:`~.transports.Transport`, a spec string (:func:`~.transports.parse_transport`)
+            or a ``(downlink, uplink)`` pair.
+        policy: a :class:`~.policies.Policy` or a spec string (:func:`~.policies.parse_policy`).
+        expert_map: device of each expert, ``[E]`` ints in ``[0, K)``; default ``e % K``.
+        seed: seed of the fading draws and of :func:`phy.set_seed` (link noise), re-applied by
+            :meth:`reset` and :meth:`evaluate`.
+        downlink_multicast: send each token's expert input once per layer as one multicast
+            payload to all used devices (over their combined bandwidth, at the weakest used
+            device's SNR, with that device's downlink transport) instead of one unicast payload
+            per device. Not WDMoE's model; the policies still plan with unicast costs.
+        renormalize_losses: rescale the surviving weights of a token that lost an expert on the
+            link (default) or just zero the lost one.
+
+    A policy that chooses transports (``Decision.info["transport"]``, e.g. ``"link-aware"``)
+    overrides ``transports`` for that layer call.
+    """
+
+    def __init__(self, model: nn.Module, topology: Topology, transports: Any = "ideal",
+                 policy: Policy | str = "topk", expert_map: Any = None, seed: int = 0,
+                 downlink_multicast: bool = False, renormalize_losses: bool = True) -> None:
+        if not isinstance(topology, Topology):
+            raise TypeError(f"topology must be a Topology, got {type(topology).__name__}")
+        if isinstance(policy, str):
+            policy = parse_policy(policy)
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a Policy or a spec string, got "
+                            f"{type(policy).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        for name, flag in (("downlink_multicast", downlink_multicast),
+                           ("renormalize_losses", renormalize_losses)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        self.topology = topology
+        self.policy = policy
+        self.seed = seed
+        self.downlink_multicast = downlink_multicast
+        self.renormalize_losses = renormalize_losses
+        k = topology.num_devices
+        pairs = _transport_list(transports, k, "transports")
+        self.model = model
+        self.split = SplitMoE(model, self)
+        try:
+            self.hidden_size = self.split.hidden_size
+            self.num_experts = self.split.num_experts
+            m = (torch.arange(self.num_experts) % k) if expert_map is None else expert_map
+            self.expert_map = _check_expert_map(m, self.num_experts, k)
+            self._bound: dict[int, Transport] = {}
+            self.transports: list[TransportPair] = [(self._bind(dl), self._bind(ul))
+                                                    for dl, ul in pairs]
+        except Exception:
+            self.split.detach()
+            raise
+        self._gen = torch.Generator()
+        self.steps: list[StepRecord] = []
+        self._step: StepRecord | None = None
+        self._last_layer = -1
+        #: Decision of the last layer call, and the weights ``[N, k]`` actually used to combine
+        #: its expert outputs (after link losses); for inspection.
+        self.last_decision: Decision | None = None
+        self.last_weights: Tensor | None = None
+        self.reset()
+
+    # ---- set-up ----------------------------------------------------------------------------
+
+    def _bind(self, t: Transport) -> Transport:
+        """``t`` with its row size set to the hidden size (copies cached per object)."""
+        bound = self._bound.get(id(t))
+        if bound is None:
+            bound = t.with_row_size(self.hidden_size)
+            self._bound[id(t)] = bound
+            self._bound[id(bound)] = bound
+        return bound
+
+    def reset(self, seed: int | None = None) -> None:
+        """Clear the records and re-seed the fading generator and :func:`phy.set_seed`."""
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+            self.seed = seed
+        self._gen.manual_seed(self.seed)
+        phy.set_seed(self.seed)
+        self.steps = []
+        self._step = None
+        self._last_layer = -1
+
+    def detach(self) -> None:
+        """Restore the model's own MoE blocks."""
+        self.split.detach()
+
+    def attach(self) -> None:
+        """Split the model again after :meth:`detach`."""
+        self.split.attach()
+
+    def __enter__(self) -> WDMoESystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    def __repr__(self) -> str:
+        return (f"WDMoESystem(K={self.topology.num_devices}, policy={self.policy.name!r}, "
+                f"transports={self.transport_names()!r}, multicast={self.downlink_multicast})")
+
+    def transport_names(self) -> str:
+        """The configured transports as a string (``"name"`` if all equal)."""
+        names = [dl.name if dl.name == ul.name else f"{dl.name}/{ul.name}"
+                 for dl, ul in self.transports]
+        return names[0] if len(set(names)) == 1 else ",".join(names)
+
+    # ---- dispatcher protocol ---------------------------------------------------------------
+
+    def begin_step(self, phase: Phase, num_tokens: int) -> None:
+        """Start a forward pass: draw this block's fading (once per prefill / decode step)."""
+        if phase not in ("prefill", "decode"):
+            raise ValueError(f"phase must be 'prefill' or 'decode', got {phase!r}")
+        self._close_step()
+        gain = self.topology.channel_gain(self._gen)
+        self._step = StepRecord(phase=phase, num_tokens=int(num_tokens), gain=gain)
+        self._last_layer = -1
+
+    def end_step(self) -> None:
+        """Close the forward pass started by :meth:`begin_step`."""
+        self._close_step()
+
+    def _close_step(self) -> None:
+        if self._step is not None:
+            self.steps.append(self._step)
+            self._step = None
+
+    def _current_step(self, layer: int, num_tokens: int) -> StepRecord:
+        """The open step; a layer call outside ``begin_step``/``end_step`` (a plain forward)
+        opens an implicit step, and a layer index that does not grow starts a new one."""
+        step = self._step
+        if step is None or (step.implicit and layer <= self._last_layer):
+            self._close_step()
+            self._step = StepRecord(phase="prefill", num_tokens=num_tokens,
+                                    gain=self.topology.channel_gain(self._gen), implicit=True)
+            step = self._step
+        self._last_layer = layer
+        return step
+
+    def _decision_transports(self, decision: Decision) -> list[TransportPair]:
+        chosen = decision.info.get("transport")
+        if chosen is None:
+            return self.transports
+        pairs = _transport_list(chosen, self.topology.num_devices, 'Decision.info["transport"]')
+        return [(self._bind(dl), self._bind(ul)) for dl, ul in pairs]
+
+    def device_cost(self, gain: Tensor, experts: ExpertBank,
+                    transports: list[TransportPair] | None = None) -> DeviceCost:
+        """The latency model of one layer call at channel gains ``gain`` ``[K]``."""
+        pairs = self.transports if transports is None else transports
+        return DeviceCost(self.topology, gain,
+                          [(dl.airtime_model(), ul.airtime_model()) for dl, ul in pairs],
+                          hidden_size=experts.hidden_size,
+                          flops_per_token=experts.flops_per_token,
+                          weight_bytes=experts.weight_bytes(0))
+
+    @torch.no_grad()
+    def moe_layer(self, layer: int, x: Tensor, routing: Routing, experts: ExpertBank) -> Tensor:
+        """MoE output ``[N, D]`` of layer ``layer`` for the post-norm inputs ``x`` ``[N, D]``."""
+        n_tok, d = x.shape
+        step = self._current_step(layer, n_tok)
+        topo = self.topology
+        k_dev = topo.num_devices
+        gain = step.gain
+        cost = self.device_cost(gain, experts)
+        decision = self.policy.decide(routing, self.expert_map, cost)
+        pairs = self._decision_transports(decision)
+
+        beta = decision.beta.to(_F64).cpu()
+        snr_dl = topo.snr_db("dl", beta, gain)
+        snr_ul = topo.snr_db("ul", beta, gain)
+        bw = beta * topo.bandwidth_hz
+        top_idx = routing.top_idx.cpu()
+        keep = decision.keep.cpu()
+        dev_of = self.expert_map[top_idx]                       # [N, k] device of each slot
+        used = sorted(torch.unique(dev_of[keep]).tolist())
+        for k in used:
+            if float(bw[k]) <= 0.0:
+                raise RuntimeError(f"policy {self.policy.name!r} gave device {k} no bandwidth "
+                                   f"(beta={float(beta[k])}) but kept experts on it")
+
+        # rows of every used device: (token, slot) pairs, all travelling in one payload
+        rows: dict[int, tuple[Tensor, Tensor]] = {}
+        for k in used:
+            tok, slot = torch.nonzero(keep & (dev_of == k), as_tuple=True)
+            rows[k] = (tok, slot)
+
+        x32, bad_in = _guard(x.detach().float())
+        nan_guard = int(bad_in.sum())
+        air_dl = torch.zeros(k_dev, dtype=_F64)
+        air_ul = torch.zeros(k_dev, dtype=_F64)
+        bits_dl = bits_ul = uses_dl = uses_ul = 0
+        lost_dl = lost_ul = 0
+        names: dict[int, str] = {}
+
+        # ---- downlink
+        received: dict[int, tuple[Tensor, Tensor]] = {}         # device -> (x_hat rows, ok)
+        if self.downlink_multicast and used:
+            share = float(beta[used].sum())
+            snr_mc = topo.snr_db("dl", torch.full((k_dev,), share, dtype=_F64), gain)
+            worst = min(used, key=lambda k: float(snr_mc[k]))
+            tokens = torch.unique(torch.cat([rows[k][0] for k in used]))
+            payload = x32[tokens]
+            dlv = pairs[worst][0].send(payload, float(snr_mc[worst]),
+                                       share * topo.bandwidth_hz)
+            bits_dl, uses_dl = dlv.bits, dlv.channel_uses
+            where = torch.full((n_tok,), -1, dtype=torch.long)
+            where[tokens] = torch.arange(tokens.numel())
+            for k in used:
+                pos = where[rows[k][0]]
+                received[k] = (dlv.x_hat[pos], dlv.ok[pos].cpu())
+                air_dl[k] = dlv.airtime_s
+        else:
+            for k in used:
+                dlv = pairs[k][0].send(x32[rows[k][0]], float(snr_dl[k]), float(bw[k]))
+                received[k] = (dlv.x_hat, dlv.ok.cpu())
+                air_dl[k] = dlv.airtime_s
+                bits_dl += dlv.bits
+                uses_dl += dlv.channel_uses
+
+        # ---- experts on the devices, uplink
+        loads = torch.zeros(k_dev, dtype=_F64)
+        active = torch.zeros(k_dev, dtype=_F64)
+        delivered = torch.zeros(keep.shape, dtype=torch.bool)
+        y_tok: list[Tensor] = []
+        y_slot: list[Tensor] = []
+        y_val: list[Tensor] = []
+        for k in used:
+            tok, slot = rows[k]
+            x_hat, ok = received[k]
+            x_hat, bad = _guard(x_hat)
+            nan_guard += int((bad & ok).sum())
+            ok = ok & ~bad & ~bad_in[tok]
+            lost_dl += int((~ok).sum())
+            names[k] = f"{pairs[k][0].name}/{pairs[k][1].name}"
+            if not bool(ok.any()):
+                continue
+            sel = torch.nonzero(ok, as_tuple=True)[0]
+            e_of = top_idx[tok[sel], slot[sel]]
+            y = torch.zeros(sel.numel(), d, dtype=torch.float32, device=x.device)
+            for e in torch.unique(e_of).tolist():
+                m = e_of == e
+                inp = x_hat[sel[m]].to(device=x.device, dtype=x.dtype)
+                y[m.to(x.device)] = experts(e, inp).float()
+            loads[k] = sel.numel()
+            active[k] = torch.unique(e_of).numel()
+            y, bad_y = _guard(y)
+            nan_guard += int(bad_y.sum())
+            keep_y = ~bad_y.cpu()
+            lost_ul += int(bad_y.sum())
+            sel, y = sel[keep_y], y[keep_y.to(y.device)]
+            if sel.numel() == 0:
+                continue
+            ulv = pairs[k][1].send(y, float(snr_ul[k]), float(bw[k]))
+            air_ul[k] = ulv.airtime_s
+            bits_ul += ulv.bits
+            uses_ul += ulv.channel_uses
+            y_hat, bad_u = _guard(ulv.x_hat)
+            ok_u = ulv.ok.cpu() & ~bad_u.cpu()
+            nan_guard += int((bad_u.cpu() & ulv.ok.cpu()).sum())
+            lost_ul += int((~ok_u).sum())
+            good = sel[ok_u]
+            delivered[tok[good], slot[good]] = True
+            y_tok.append(tok[good])
+            y_slot.append(slot[good])
+            y_val.append(y_hat[ok_u.to(y_hat.device)])
+
+        # ---- combine at the BS
+        weights = decision.weights.detach().to(torch.float32).cpu()
+        weights = torch.where(keep, weights, torch.zeros_like(weights))
+        if bool((keep & ~delivered).any()):
+            weights = combine_weights(weights, delivered, renormalize=self.renormalize_losses)
+        out = torch.zeros(n_tok, d, dtype=torch.float32, device=x.device)
+        for tok, slot, y in zip(y_tok, y_slot, y_val, strict=True):
+            w = weights[tok, slot].to(y.device)
+            out.index_add_(0, tok.to(out.device), (y * w[:, None]).to(out.device))
+        out, bad_out = _guard(out)
+        nan_guard += int(bad_out.sum())
+        self.last_decision = decision
+        self.last_weights = torch.where(delivered, weights, torch.zeros_like(weights))
+
+        # ---- latency actually spent
+        t_cmp = cost.compute_time_s(loads, active)
+        dev_t = torch.zeros(k_dev, dtype=_F64)
+        for k in used:
+            dev_t[k] = air_dl[k] + t_cmp[k] + air_ul[k]
+        latency = topo.bs_time_s + (float(dev_t.max()) if used else 0.0)
+        had = keep.any(-1)
+        step.layers.append(LayerRecord(
+            layer=layer, num_tokens=n_tok, latency_s=latency,
+            estimated_latency_s=float(decision.info.get("layer_latency_s", math.nan)),
+            device_latency_s=dev_t.tolist(), bits_dl=bits_dl, bits_ul=bits_ul,
+            uses_dl=uses_dl, uses_ul=uses_ul, rows=int(keep.sum()),
+            dropped=int((~keep).sum()), lost_dl=lost_dl, lost_ul=lost_ul,
+            tokens_without_expert=int((had & ~delivered.any(-1)).sum()),
+            nan_guard=nan_guard, transports=names))
+        return out.to(x.dtype)
+
+    # ---- evaluation ------------------------------------------------------------------------
+
+    def report(self, steps: Sequence[StepRecord] | None = None, accuracy: float = math.nan,
+               num_examples: int = 0) -> Report:
+        """Summarize ``steps`` (default: every recorded step) into a :class:`Report`."""
+        self._close_step()
+        steps = list(self.steps if steps is None else steps)
+        layers = [r for s in steps for r in s.layers]
+        decode = [s for s in steps if s.phase == "decode"]
+        prefill = [s for s in steps if s.phase == "prefill"]
+        requests: list[float] = []
+        for s in steps:
+            if s.phase == "prefill" or not requests:
+                requests.append(0.0)
+            requests[-1] += s.latency_s
+        rows = sum(r.rows for r in layers)
+        slots = rows + sum(r.dropped for r in layers)
+        token_layers = sum(r.num_tokens for r in layers)
+        n_dec = len(decode)
+        lost = sum(r.lost for r in layers)
+        usage: dict[str, int] = {}
+        for r in layers:
+            for name in r.transports.values():
+                usage[name] = usage.get(name, 0) + 1
+
+        def per_token(attr: str) -> float:
+            return sum(getattr(s, attr) for s in decode) / n_dec if n_dec else math.nan
+
+        return Report(
+            policy=self.policy.name,
+            transports=self.transport_names(),
+            accuracy=accuracy,
+            num_examples=num_examples,
+            num_prefill_steps=len(prefill),
+            num_decode_steps=n_dec,
+            latency_per_token_mean_s=_mean([s.latency_s for s in decode]),
+            latency_per_token_p95_s=_percentile([s.latency_s for s in decode], 0.95),
+            prefill_latency_mean_s=_mean([s.latency_s for s in prefill]),
+            request_latency_mean_s=_mean(requests),
+            bits_dl_per_token=per_token("bits_dl"),
+            bits_ul_per_token=per_token("bits_ul"),
+            channel_uses_dl_per_token=per_token("uses_dl"),
+            channel_uses_ul_per_token=per_token("uses_ul"),
+            bits_dl_total=sum(r.bits_dl for r in layers),
+            bits_ul_total=sum(r.bits_ul for r in layers),
+            channel_uses_dl_total=sum(r.uses_dl for r in layers),
+            channel_uses_ul_total=sum(r.uses_ul for r in layers),
+            rows_total=rows,
+            experts_per_token_mean=rows / token_layers if token_layers else math.nan,
+            experts_dropped=slots - rows,
+            experts_dropped_fraction=(slots - rows) / slots if slots else math.nan,
+            experts_lost=lost,
+            experts_lost_fraction=lost / rows if rows else math.nan,
+            experts_lost_dl=sum(r.lost_dl for r in layers),
+            experts_lost_ul=sum(r.lost_ul for r in layers),
+            tokens_without_expert=sum(r.tokens_without_expert for r in layers),
+            nan_guard=sum(r.nan_guard for r in layers),
+            transport_usage=",".join(f"{k}={v}" for k, v in sorted(usage.items())),
+        )
+
+    def evaluate(self, task: Any, limit: int | None = None, *, progress: bool = False,
+                 batch_size: int = 1, max_new_tokens: int | None = None,
+                 tokenizer: Any = None) -> Report:
+        """Greedy exact-match evaluation of ``task`` through the split model and its links.
+
+        Re-seeds first (:meth:`reset`), so the same call gives the same report. Decoding and
+        scoring are :func:`~wdmoe_link.tasks.evaluate_accuracy`'s (one request at a time by
+        default, so a decode step is one generated token of one request).
+        """
+        from .tasks import evaluate_accuracy
+
+        self.reset()
+        t0 = time.perf_counter()
+        result = evaluate_accuracy(self.model, task, dispatcher=self, limit=limit,
+                                   progress=progress, tokenizer=tokenizer,
+                                   batch_size=batch_size, max_new_tokens=max_new_tokens)
+        report = self.report(accuracy=result.accuracy, num_examples=result.n)
+        report.wall_time_s = time.perf_counter() - t0
+        return report

@@ -1,0 +1,780 @@
+"""Transports: how one payload of hidden-state rows crosses the air between the BS and a device.
+
+Every payload is a real tensor ``x`` of shape ``[n, D]`` (``n`` token rows of ``D`` elements),
+sent at one receive SNR (:math:`E_s/N_0`, dB) over one bandwidth (Hz). Three transports:
+
+* :class:`IdealTransport`: the WDMoE assumption. The payload arrives exactly as sent and takes
+  ``n D q / (B log2(1 + SNR))`` seconds (Shannon rate, ``q`` bits per element).
+* :class:`DigitalTransport`: :class:`phy.DigitalLink` (CRC24B + 5G LDPC + QAM, Chase HARQ) over
+  :class:`phy.AWGN`, with link adaptation: :func:`phy.select_mcs` picks the fastest MCS whose
+  BLER at the payload's SNR meets a target (the most robust MCS when none does, and then
+  losses happen). The tensor is serialized by :mod:`phy.payload` (bf16 / fp16 / int8 / int4).
+  A row with any element in a failed code block is *lost* (``ok`` False) and holds zeros.
+* :class:`AnalogTransport`: :class:`phy.AnalogLink` (each row power-normalized, two reals per
+  complex channel use, MMSE equalization), optionally followed by a denoiser
+  ``denoiser(x_hat, snr_db) -> x``.
+
+The SNR the topology gives already contains the block fading of the current token, so the
+links see an AWGN channel at that SNR. Airtime is always channel uses spent (all transmissions)
+divided by the bandwidth: one complex channel use per second per hertz.
+
+Every transport is also an airtime model (:class:`wdmoe_link.latency.AirtimeModel`):
+``expected_airtime_s(num_elements, snr_db, bandwidth_hz)`` and its vectorized
+``airtime_s_tensor`` give the *expected* seconds on air, which policies use to plan. For the
+digital transport the expectation uses the shipped BLER table: with Chase combining on AWGN,
+``t`` received copies of a block act like one copy at ``t`` times the SNR, so the probability
+that a block needs more than ``t`` transmissions is ``BLER(SNR + 10 log10 t)`` and the expected
+number of transmissions is ``1 + sum_{t=1}^{M-1} BLER(SNR + 10 log10 t)``.
+
+:func:`parse_transport` builds a transport from a string (``"ideal"``, ``"digital:int8"``,
+``"analog"``, ``"analog+cddm"``, ...). Nothing here re-implements the PHY: the payload
+codecs, MCS tables, BLER curves, LDPC chain and analog link are all :mod:`phy`'s; this module
+only adds the bookkeeping the MoE system needs (rows, losses, airtime, expectations).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+import phy
+
+from .latency import ShannonAirtime
+
+__all__ = [
+    "AnalogTransport",
+    "Delivery",
+    "DigitalTransport",
+    "IdealTransport",
+    "LinkPlan",
+    "Transport",
+    "as_transport",
+    "available_denoisers",
+    "parse_transport",
+    "register_denoiser",
+]
+
+_F64 = torch.float64
+#: SNR range (dB) the phy links accept; payload SNRs are clipped into it before sending
+#: (below -60 dB nothing gets through anyway, above 100 dB the float32 noise is below the
+#: resolution of unit-power symbols).
+_PHY_SNR_MIN_DB = -60.0
+_PHY_SNR_MAX_DB = 100.0
+#: Information bits per LDPC code block (the block size of the shipped BLER table).
+DEFAULT_BLOCK_BITS = 1024
+
+Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------------
+# delivery and base class
+
+
+@dataclass
+class Delivery:
+    """What the receiver of one payload gets.
+
+    Attributes:
+        x_hat: received rows ``[n, D]`` float32. Rows that are not ``ok`` hold zeros, never
+            decoded garbage; every value is finite.
+        ok: bool ``[n]``, the row is usable (every element arrived).
+        airtime_s: seconds on air actually spent, all transmissions included.
+        bits: bits on air. Digital: information bits of every transmitted code block (payload
+            plus padding, CRC excluded) times its transmissions; ideal: ``n D q``; analog: 0.
+        channel_uses: complex channel uses actually spent (all transmissions).
+        transmissions: digital: code-block transmissions in all (HARQ included); otherwise 1
+            per non-empty payload.
+        noise_var: analog only: expected squared error per element ``[n, D]`` before any
+            denoiser; else ``None``.
+        info: extra details (MCS, code blocks, block errors, ...).
+    """
+
+    x_hat: torch.Tensor
+    ok: torch.Tensor
+    airtime_s: float
+    bits: int
+    channel_uses: int
+    transmissions: int
+    noise_var: torch.Tensor | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_lost(self) -> int:
+        """Rows that did not arrive."""
+        return int((~self.ok).sum())
+
+
+def _check_snr(snr_db: float) -> float:
+    if isinstance(snr_db, torch.Tensor):
+        if snr_db.numel() != 1:
+            raise ValueError(f"snr_db must be a scalar (dB), got shape {tuple(snr_db.shape)}")
+        snr_db = float(snr_db)
+    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)) or math.isnan(snr_db):
+        raise ValueError(f"snr_db must be a real number of dB, got {snr_db!r}")
+    return float(snr_db)
+
+
+def _check_bandwidth(bandwidth_hz: float) -> float:
+    if isinstance(bandwidth_hz, torch.Tensor):
+        bandwidth_hz = float(bandwidth_hz)
+    if (isinstance(bandwidth_hz, bool) or not isinstance(bandwidth_hz, (int, float))
+            or not math.isfinite(bandwidth_hz) or bandwidth_hz <= 0):
+        raise ValueError(f"bandwidth_hz must be finite and > 0 Hz, got {bandwidth_hz!r}")
+    return float(bandwidth_hz)
+
+
+def _check_num_elements(num_elements: int) -> int:
+    if isinstance(num_elements, bool) or int(num_elements) != num_elements or num_elements < 0:
+        raise ValueError(f"num_elements must be an int >= 0, got {num_elements!r}")
+    return int(num_elements)
+
+
+def _phy_snr(snr_db: float) -> float:
+    return min(max(snr_db, _PHY_SNR_MIN_DB), _PHY_SNR_MAX_DB)
+
+
+def _finite_rows(x: torch.Tensor) -> torch.Tensor:
+    """bool ``[n]``: rows whose values are all finite."""
+    return torch.isfinite(x).all(dim=-1)
+
+
+class Transport(ABC):
+    """One way of carrying a payload ``[n, D]`` over the air (also an airtime model).
+
+    Attributes:
+        name: spec string that :func:`parse_transport` turns back into an equal transport.
+        row_size: elements ``D`` per row of the payloads this transport carries, or ``None``
+            (unknown). Only the expected airtime of formats with per-row side information
+            (int8/int4 scales, odd ``D`` in analog packing) depends on it; see
+            :meth:`with_row_size`.
+    """
+
+    name: str = "transport"
+    row_size: int | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def with_row_size(self, row_size: int) -> Transport:
+        """This transport, or a shallow copy of it, with ``row_size`` set (elements per row).
+
+        The copy shares every cache (e.g. the digital links) with the original.
+        """
+        if isinstance(row_size, bool) or not isinstance(row_size, int) or row_size < 1:
+            raise ValueError(f"row_size must be an int >= 1 (elements per row), got {row_size!r}")
+        if self.row_size == row_size:
+            return self
+        other = copy.copy(self)
+        other.row_size = row_size
+        return other
+
+    def airtime_model(self) -> Any:
+        """The airtime model to give :class:`~wdmoe_link.latency.DeviceCost` (``self``; an
+        equivalent faster model where one exists)."""
+        return self
+
+    @abstractmethod
+    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
+        """Expected seconds on air of a payload of ``num_elements`` elements at ``snr_db`` dB
+        over ``bandwidth_hz`` Hz (0 for an empty payload)."""
+
+    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+                         bandwidth_hz: torch.Tensor) -> torch.Tensor:
+        """Vectorized :meth:`expected_airtime_s` (float64, broadcast; +inf over 0 Hz, 0 for an
+        empty payload). This default loops over the elements."""
+        n, s, b = torch.broadcast_tensors(torch.as_tensor(num_elements, dtype=_F64),
+                                          torch.as_tensor(snr_db, dtype=_F64),
+                                          torch.as_tensor(bandwidth_hz, dtype=_F64))
+        out = [0.0 if ni <= 0 else math.inf if bi <= 0 else
+               self.expected_airtime_s(round(ni), si, bi)
+               for ni, si, bi in zip(n.reshape(-1).tolist(), s.reshape(-1).tolist(),
+                                     b.reshape(-1).tolist(), strict=True)]
+        return torch.tensor(out, dtype=_F64).reshape(n.shape)
+
+    def send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
+        """Carry the rows ``x`` ``[n, D]`` (finite, real) at ``snr_db`` dB over
+        ``bandwidth_hz`` Hz."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor [n, D], got {type(x).__name__}")
+        if x.dim() != 2 or x.shape[1] < 1:
+            raise ValueError(f"x must have shape [n, D] with D >= 1, got {tuple(x.shape)}")
+        if x.is_complex() or not x.is_floating_point():
+            raise ValueError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
+                             "only finite payloads can be sent")
+        snr = _check_snr(snr_db)
+        bw = _check_bandwidth(bandwidth_hz)
+        x = x.detach().to(torch.float32)
+        if x.shape[0] == 0:
+            return Delivery(x_hat=x.clone(), ok=torch.ones(0, dtype=torch.bool, device=x.device),
+                            airtime_s=0.0, bits=0, channel_uses=0, transmissions=0)
+        return self._send(x, snr, bw)
+
+    @abstractmethod
+    def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
+        """:meth:`send` for a checked, non-empty float32 ``x``."""
+
+
+# --------------------------------------------------------------------------------------------
+# ideal
+
+
+class IdealTransport(Transport):
+    """Error-free payload at the Shannon rate (the WDMoE assumption).
+
+    ``x_hat`` is ``x`` exactly (float32); airtime ``n D q / (B log2(1 + SNR))`` s from
+    :class:`~wdmoe_link.latency.ShannonAirtime`.
+
+    Args:
+        bits_per_element: bits ``q`` per element (16: bf16).
+    """
+
+    def __init__(self, bits_per_element: int = 16) -> None:
+        self.shannon = ShannonAirtime(bits_per_element)
+        self.bits_per_element = bits_per_element
+        self.name = "ideal" if bits_per_element == 16 else f"ideal:{bits_per_element}"
+
+    def airtime_model(self) -> ShannonAirtime:
+        """The :class:`ShannonAirtime` behind it (DeviceCost has a closed form for it)."""
+        return self.shannon
+
+    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
+        """``num_elements q / (B log2(1 + SNR))`` seconds."""
+        return self.shannon.expected_airtime_s(num_elements, snr_db, bandwidth_hz)
+
+    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+                         bandwidth_hz: torch.Tensor) -> torch.Tensor:
+        return self.shannon.airtime_s_tensor(num_elements, snr_db, bandwidth_hz)
+
+    def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
+        n = x.numel()
+        bits = n * self.bits_per_element
+        airtime = self.shannon.expected_airtime_s(n, snr_db, bandwidth_hz)
+        # Channel uses at the Shannon rate: airtime times the symbol rate B, whole symbols.
+        uses = math.ceil(airtime * bandwidth_hz - 1e-9)
+        return Delivery(x_hat=x.clone(), ok=torch.ones(x.shape[0], dtype=torch.bool,
+                                                       device=x.device),
+                        airtime_s=airtime, bits=bits, channel_uses=uses, transmissions=1)
+
+
+# --------------------------------------------------------------------------------------------
+# digital
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """Link adaptation of a digital transport at one SNR.
+
+    Attributes:
+        snr_db: the SNR (dB, Es/N0).
+        mcs: the MCS :func:`phy.select_mcs` picks (the most robust one if none meets the target).
+        meets_target: the BLER of ``mcs`` at ``snr_db`` is <= the target (False: fallback).
+        bler: BLER of one transmission of a code block.
+        expected_transmissions: expected transmissions per code block (Chase combining model).
+        residual_bler: probability that a block is still lost after every transmission.
+        channel_uses_per_block: complex channel uses of one transmission of one block.
+    """
+
+    snr_db: float
+    mcs: phy.MCS
+    meets_target: bool
+    bler: float
+    expected_transmissions: float
+    residual_bler: float
+    channel_uses_per_block: int
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_bler_table() -> phy.BlerTable:
+    return phy.load_bler_table()
+
+
+#: SNR grid (dB) of the vectorized expected airtime: -40 ... 80 dB in 0.01 dB steps.
+_GRID_LO_DB, _GRID_HI_DB, _GRID_STEP_DB = -40.0, 80.0, 0.01
+
+
+class DigitalTransport(Transport):
+    """Quantized or 16-bit payloads over :class:`phy.DigitalLink` with link adaptation.
+
+    For each payload, :func:`phy.select_mcs` picks at the payload's SNR the MCS with the highest
+    spectral efficiency whose BLER meets ``target_bler`` (or, when none does, the most robust
+    MCS of the table: the payload is sent anyway and losses happen). The tensor goes through
+    :meth:`phy.DigitalLink.send_tensor` over :class:`phy.AWGN` with up to ``max_transmissions``
+    Chase-HARQ transmissions per code block. A row with any lost element is not ``ok`` and is
+    zeroed.
+
+    Args:
+        dtype: payload format, ``"bf16"``, ``"fp16"``, ``"int8"`` or ``"int4"``
+            (:mod:`phy.payload`; integer formats carry one bf16 scale per row by default).
+        target_bler: BLER target of the link adaptation, in (0, 1).
+        max_transmissions: transmissions per code block (1: no HARQ), 1..16.
+        table: channel name of the BLER curves used for link adaptation (``"awgn"``).
+        mcs_table: ``"qam64"`` or ``"qam256"`` (TS 38.214 tables).
+        block_bits: information bits per LDPC code block (the BLER table's 1024).
+        group_size: elements per quantization vector for int formats (``None``: one row).
+        bler_table: BLER curves (default: the table shipped with :mod:`phy`).
+        num_iter: LDPC decoder iterations.
+    """
+
+    def __init__(self, dtype: str = "bf16", target_bler: float = 0.1,
+                 max_transmissions: int = 4, table: str = "awgn", mcs_table: str = "qam64",
+                 block_bits: int = DEFAULT_BLOCK_BITS, group_size: int | None = None,
+                 bler_table: phy.BlerTable | None = None, num_iter: int = 20) -> None:
+        if dtype not in phy.PAYLOAD_DTYPES:
+            raise ValueError(f"dtype must be one of {list(phy.PAYLOAD_DTYPES)}, got {dtype!r}")
+        if (isinstance(target_bler, bool) or not isinstance(target_bler, (int, float))
+                or not 0.0 < float(target_bler) < 1.0):
+            raise ValueError(f"target_bler must be a number in (0, 1), got {target_bler!r}")
+        if (isinstance(max_transmissions, bool) or not isinstance(max_transmissions, int)
+                or not 1 <= max_transmissions <= 16):
+            raise ValueError(f"max_transmissions must be an int in [1, 16], got "
+                             f"{max_transmissions!r}")
+        if mcs_table not in ("qam64", "qam256"):
+            raise ValueError(f"mcs_table must be 'qam64' or 'qam256', got {mcs_table!r}")
+        if isinstance(block_bits, bool) or not isinstance(block_bits, int) or block_bits < 1:
+            raise ValueError(f"block_bits must be an int >= 1, got {block_bits!r}")
+        if group_size is not None and (isinstance(group_size, bool)
+                                       or not isinstance(group_size, int) or group_size < 1):
+            raise ValueError(f"group_size must be None or an int >= 1, got {group_size!r}")
+        self.dtype = dtype
+        self.target_bler = float(target_bler)
+        self.max_transmissions = max_transmissions
+        self.table = table
+        self.mcs_table = mcs_table
+        self.block_bits = block_bits
+        self.group_size = group_size
+        self.num_iter = num_iter
+        self.bler_table = _shipped_bler_table() if bler_table is None else bler_table
+        if table not in self.bler_table.channels:
+            raise ValueError(f"table must be a channel of the BLER table "
+                             f"{self.bler_table.channels}, got {table!r}")
+        # MCSs that have a BLER curve: the candidates of select_mcs.
+        self._candidates = [m for m in phy.mcs_table(mcs_table)
+                            if self.bler_table.find(m, table, block_bits) is not None]
+        if not self._candidates:
+            raise ValueError(f"no BLER curve for mcs_table={mcs_table!r}, table={table!r}, "
+                             f"block_bits={block_bits} in {self.bler_table!r}")
+        self._links: dict[tuple[str, int | None, float], phy.DigitalLink] = {}
+        self._grid: dict[str, torch.Tensor] | None = None
+        opts = []
+        if self.target_bler != 0.1:
+            opts.append(f"target_bler={self.target_bler:g}")
+        if max_transmissions != 4:
+            opts.append(f"max_transmissions={max_transmissions}")
+        if table != "awgn":
+            opts.append(f"table={table}")
+        if mcs_table != "qam64":
+            opts.append(f"mcs_table={mcs_table}")
+        if block_bits != DEFAULT_BLOCK_BITS:
+            opts.append(f"block_bits={block_bits}")
+        if group_size is not None:
+            opts.append(f"group_size={group_size}")
+        self.name = ":".join(["digital", dtype, *opts])
+
+    # ---- links and link adaptation ---------------------------------------------------------
+
+    def link(self, mcs: phy.MCS) -> phy.DigitalLink:
+        """The :class:`phy.DigitalLink` of ``mcs`` (built once, then cached)."""
+        key = (mcs.table, mcs.index, mcs.code_rate)
+        link = self._links.get(key)
+        if link is None:
+            link = phy.DigitalLink(phy.AWGN(), mcs, block_bits=self.block_bits,
+                                   num_iter=self.num_iter,
+                                   max_transmissions=self.max_transmissions)
+            self._links[key] = link
+        return link
+
+    def select(self, snr_db: float) -> tuple[phy.MCS, bool]:
+        """``(mcs, meets_target)``: :func:`phy.select_mcs` at ``snr_db``, or the most robust
+        MCS (``meets_target`` False) when no MCS meets the target."""
+        s = _phy_snr(_check_snr(snr_db))
+        mcs = phy.select_mcs(s, self.target_bler, self.table, self.mcs_table, self.block_bits,
+                             bler_table=self.bler_table)
+        if mcs is not None:
+            return mcs, True
+        mcs = phy.select_mcs(s, self.target_bler, self.table, self.mcs_table, self.block_bits,
+                             fallback="lowest", bler_table=self.bler_table)
+        assert mcs is not None
+        return mcs, False
+
+    def _bler(self, mcs: phy.MCS, snr_db: np.ndarray | float) -> np.ndarray | float:
+        return phy.bler_at(mcs, snr_db, self.table, block_bits=self.block_bits,
+                           bler_table=self.bler_table)
+
+    def _transmissions(self, mcs: phy.MCS, snr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected transmissions per block and residual BLER (Chase model, module doc)."""
+        snr_db = np.asarray(snr_db, dtype=np.float64)
+        expected = np.ones_like(snr_db)
+        for t in range(1, self.max_transmissions):
+            expected = expected + np.asarray(self._bler(mcs, snr_db + 10.0 * math.log10(t)))
+        residual = np.asarray(self._bler(mcs, snr_db + 10.0 * math.log10(self.max_transmissions)))
+        return expected, residual
+
+    def plan(self, snr_db: float) -> LinkPlan:
+        """Link adaptation and its expected cost at ``snr_db`` (dB)."""
+        s = _phy_snr(_check_snr(snr_db))
+        mcs, meets = self.select(s)
+        expected, residual = self._transmissions(mcs, np.array(s))
+        return LinkPlan(snr_db=s, mcs=mcs, meets_target=meets, bler=float(self._bler(mcs, s)),
+                        expected_transmissions=float(expected), residual_bler=float(residual),
+                        channel_uses_per_block=self.link(mcs).channel_uses_per_block())
+
+    def payload_bits(self, num_elements: int) -> int:
+        """Bits of the serialized payload of ``num_elements`` elements (scales included)."""
+        n = _check_num_elements(num_elements)
+        if self.dtype in ("bf16", "fp16"):
+            return 16 * n
+        bits = 8 if self.dtype == "int8" else 4
+        g = self.group_size or self.row_size or max(n, 1)
+        return bits * n + 16 * math.ceil(n / g)
+
+    def num_blocks(self, num_elements: int) -> int:
+        """Code blocks of a payload of ``num_elements`` elements."""
+        return math.ceil(self.payload_bits(num_elements) / self.block_bits)
+
+    # ---- airtime ---------------------------------------------------------------------------
+
+    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
+        """``blocks * uses_per_block(MCS) * E[transmissions] / B`` seconds, MCS by
+        :func:`phy.select_mcs` at ``snr_db``."""
+        n = _check_num_elements(num_elements)
+        if n == 0:
+            return 0.0
+        if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
+            raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
+        if bandwidth_hz == 0:
+            return math.inf
+        p = self.plan(snr_db)
+        uses = self.num_blocks(n) * p.channel_uses_per_block * p.expected_transmissions
+        return uses / bandwidth_hz
+
+    def _lookup_grid(self) -> dict[str, torch.Tensor]:
+        """Expected channel uses per code block on the SNR grid (built once).
+
+        :func:`phy.select_mcs` takes one scalar SNR per call (milliseconds each), too slow for
+        the bandwidth searches of the policies, which evaluate the airtime at thousands of
+        SNRs. Its choice is a non-decreasing step function of the SNR, so the grid is filled by
+        calling it only at the ends of intervals and bisecting where the choice changes.
+        """
+        if self._grid is not None:
+            return self._grid
+        snr = torch.arange(round((_GRID_HI_DB - _GRID_LO_DB) / _GRID_STEP_DB) + 1,
+                           dtype=_F64) * _GRID_STEP_DB + _GRID_LO_DB
+        n = snr.numel()
+        choice = torch.full((n,), -1, dtype=torch.long)
+        mcs_at: dict[int, phy.MCS] = {}
+
+        def at(i: int) -> int:
+            if int(choice[i]) < 0:
+                mcs, _ = self.select(float(snr[i]))
+                j = self._candidates.index(mcs)
+                mcs_at[j] = mcs
+                choice[i] = j
+            return int(choice[i])
+
+        stack = [(0, n - 1)]
+        while stack:
+            lo, hi = stack.pop()
+            a, b = at(lo), at(hi)
+            if a == b:
+                choice[lo:hi + 1] = a
+            elif hi - lo > 1:
+                mid = (lo + hi) // 2
+                stack.extend([(lo, mid), (mid, hi)])
+        uses = torch.empty(n, dtype=_F64)
+        meets = torch.zeros(n, dtype=torch.bool)
+        for j, mcs in mcs_at.items():
+            sel = choice == j
+            expected, _ = self._transmissions(mcs, snr[sel].numpy())
+            uses[sel] = torch.from_numpy(expected) * self.link(mcs).channel_uses_per_block()
+            bler = np.asarray(self._bler(mcs, snr[sel].numpy()), dtype=np.float64)
+            meets[sel] = torch.from_numpy(bler <= self.target_bler)
+        self._grid = {"snr_db": snr, "uses_per_block": uses, "meets_target": meets}
+        return self._grid
+
+    def _grid_index(self, snr_db: torch.Tensor) -> torch.Tensor:
+        """Index of the grid point at or below each SNR (clamped to the grid)."""
+        n = self._lookup_grid()["snr_db"].numel()
+        s = torch.nan_to_num(torch.as_tensor(snr_db, dtype=_F64), nan=_GRID_LO_DB,
+                             posinf=_GRID_HI_DB, neginf=_GRID_LO_DB)
+        return torch.floor((s - _GRID_LO_DB) / _GRID_STEP_DB + 1e-6).long().clamp(0, n - 1)
+
+    def meets_target(self, snr_db: float | torch.Tensor) -> bool | torch.Tensor:
+        """Whether link adaptation finds an MCS meeting the BLER target at ``snr_db`` (on the
+        0.01 dB grid, SNR rounded down; a bool for a float, else a bool tensor)."""
+        out = self._lookup_grid()["meets_target"][self._grid_index(snr_db)]
+        return bool(out) if not isinstance(snr_db, torch.Tensor) else out
+
+    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+                         bandwidth_hz: torch.Tensor) -> torch.Tensor:
+        """Vectorized expected airtime in s (float64, broadcast).
+
+        The SNR is rounded *down* to a 0.01 dB grid (so the estimate errs on the slow side);
+        between -40 and 80 dB it matches :meth:`expected_airtime_s` at grid points.
+        """
+        grid = self._lookup_grid()
+        n, s, b = torch.broadcast_tensors(torch.as_tensor(num_elements, dtype=_F64),
+                                          torch.as_tensor(snr_db, dtype=_F64),
+                                          torch.as_tensor(bandwidth_hz, dtype=_F64))
+        idx = self._grid_index(s)
+        if self.dtype in ("bf16", "fp16"):
+            bits = 16.0 * n
+        else:
+            g = self.group_size or self.row_size
+            per = 8.0 if self.dtype == "int8" else 4.0
+            vectors = torch.ceil(n / g) if g else torch.ones_like(n)
+            bits = per * n + 16.0 * vectors
+        blocks = torch.ceil(bits / self.block_bits)
+        uses = blocks * grid["uses_per_block"][idx]
+        t = uses / b.clamp_min(1e-300)
+        t = torch.where(b > 0, t, torch.full_like(t, math.inf))
+        return torch.where(n > 0, t, torch.zeros_like(t))
+
+    # ---- sending ---------------------------------------------------------------------------
+
+    def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
+        s = _phy_snr(snr_db)
+        mcs, meets = self.select(s)
+        link = self.link(mcs)
+        r = link.send_tensor(x, s, dtype=self.dtype, group_size=self.group_size)
+        ok = ~r.lost.any(dim=-1) & _finite_rows(r.t_hat)
+        x_hat = torch.where(ok[:, None], r.t_hat, torch.zeros_like(r.t_hat))
+        transmissions = int(r.transmissions.sum())
+        return Delivery(
+            x_hat=x_hat,
+            ok=ok,
+            airtime_s=float(phy.airtime_s(r.channel_uses, bandwidth_hz)),
+            bits=transmissions * link.block_bits,
+            channel_uses=int(r.channel_uses),
+            transmissions=transmissions,
+            info={"mcs": mcs.name, "mcs_index": mcs.index, "meets_target": meets,
+                  "blocks": r.num_blocks, "block_errors": int((~r.block_ok).sum()),
+                  "payload_bits": r.payload_bits},
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# analog
+
+
+class AnalogTransport(Transport):
+    """Uncoded analog rows over :class:`phy.AnalogLink` (AWGN), optionally denoised.
+
+    Each row is normalized to unit symbol energy (its scale travels as error-free side
+    information), packed two reals per complex channel use and MMSE-equalized: a row of ``D``
+    elements takes ``ceil(D / 2)`` channel uses; airtime ``n ceil(D / 2) / B`` seconds. Rows
+    always arrive (``ok`` True) with an error of variance ``noise_var`` per element (for AWGN:
+    the row's mean power times ``N0 / (1 + N0)``).
+
+    Args:
+        denoiser: optional ``denoiser(x_hat [n, D], snr_db) -> x [n, D]`` applied at the
+            receiver (e.g. a 1-D CDDM trained on the model's hidden states).
+        denoiser_name: label of the denoiser in :attr:`name` (``"analog+<denoiser_name>"``).
+        power_norm: ``"sample"`` (per row, default) or ``"batch"`` (one scale per payload).
+    """
+
+    def __init__(self, denoiser: Denoiser | None = None, denoiser_name: str | None = None,
+                 power_norm: str = "sample") -> None:
+        if denoiser is not None and not callable(denoiser):
+            raise TypeError(f"denoiser must be callable (x_hat, snr_db) -> x, got "
+                            f"{type(denoiser).__name__}")
+        if power_norm not in ("sample", "batch"):
+            raise ValueError(f"power_norm must be 'sample' or 'batch', got {power_norm!r}")
+        self.denoiser = denoiser
+        self.power_norm = power_norm
+        self._link = phy.AnalogLink(phy.AWGN(), power_norm=power_norm)
+        name = "analog"
+        if denoiser is not None:
+            name += "+" + (denoiser_name or getattr(denoiser, "name", None) or "denoiser")
+        if power_norm != "sample":
+            name += f":power_norm={power_norm}"
+        self.name = name
+
+    def _uses(self, num_elements: torch.Tensor) -> torch.Tensor:
+        if self.row_size:
+            return torch.ceil(num_elements / self.row_size) * math.ceil(self.row_size / 2)
+        return torch.ceil(num_elements / 2)
+
+    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
+        """``n ceil(D / 2) / B`` seconds (``ceil(num_elements / 2) / B`` if ``row_size`` is
+        unknown); the SNR does not matter."""
+        n = _check_num_elements(num_elements)
+        if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
+            raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
+        return float(self.airtime_s_tensor(torch.tensor(float(n)), torch.tensor(0.0),
+                                           torch.tensor(float(bandwidth_hz))))
+
+    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+                         bandwidth_hz: torch.Tensor) -> torch.Tensor:
+        n, _, b = torch.broadcast_tensors(torch.as_tensor(num_elements, dtype=_F64),
+                                          torch.as_tensor(snr_db, dtype=_F64),
+                                          torch.as_tensor(bandwidth_hz, dtype=_F64))
+        t = self._uses(n) / b.clamp_min(1e-300)
+        t = torch.where(b > 0, t, torch.full_like(t, math.inf))
+        return torch.where(n > 0, t, torch.zeros_like(t))
+
+    def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
+        s = _phy_snr(snr_db)
+        r = self._link.send(x, s)
+        x_hat = r.z_hat
+        if self.denoiser is not None:
+            x_hat = self.denoiser(x_hat, s)
+            if not isinstance(x_hat, torch.Tensor) or tuple(x_hat.shape) != tuple(x.shape):
+                raise ValueError(f"denoiser must return a tensor of shape {tuple(x.shape)}, got "
+                                 f"{getattr(x_hat, 'shape', type(x_hat).__name__)}")
+            x_hat = x_hat.to(torch.float32)
+        ok = _finite_rows(x_hat)
+        x_hat = torch.where(ok[:, None], x_hat, torch.zeros_like(x_hat))
+        uses = r.channel_uses * x.shape[0]
+        return Delivery(x_hat=x_hat, ok=ok, airtime_s=float(phy.airtime_s(uses, bandwidth_hz)),
+                        bits=0, channel_uses=uses, transmissions=1, noise_var=r.noise_var)
+
+
+# --------------------------------------------------------------------------------------------
+# parsing
+
+_DENOISERS: dict[str, Callable[..., Denoiser]] = {}
+_DENOISER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def register_denoiser(name: str, factory: Callable[..., Denoiser], *,
+                      overwrite: bool = False) -> None:
+    """Make ``"analog+<name>"`` available to :func:`parse_transport`.
+
+    ``factory(**options)`` must return a callable ``(x_hat [n, D], snr_db) -> x [n, D]``;
+    ``"analog+name:key=value"`` passes ``key=value`` to it.
+    """
+    if not isinstance(name, str) or not _DENOISER_NAME.match(name):
+        raise ValueError(f"denoiser name must be lower-case letters, digits, '_' or '-' "
+                         f"starting with a letter, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}")
+    if name in _DENOISERS and not overwrite:
+        raise ValueError(f"denoiser {name!r} is already registered (pass overwrite=True)")
+    _DENOISERS[name] = factory
+
+
+def available_denoisers() -> list[str]:
+    """Denoiser names usable as ``"analog+<name>"``, sorted."""
+    return sorted(_DENOISERS)
+
+
+def _value(text: str) -> bool | int | float | str:
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(low)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+_KINDS = ("ideal", "digital", "analog", "analog+<denoiser>")
+
+
+def parse_transport(spec: str | Transport, *, denoiser: Denoiser | None = None) -> Transport:
+    """Build a transport from a spec string (a :class:`Transport` is returned unchanged).
+
+    Specs (fields separated by ``:``, options as ``key=value``):
+
+    * ``"ideal"``, ``"ideal:8"`` (bits per element);
+    * ``"digital"`` (bf16), ``"digital:int8"``, ``"digital:bf16:target_bler=0.01"``, options
+      ``target_bler``, ``max_transmissions``, ``table``, ``mcs_table``, ``block_bits``,
+      ``group_size``;
+    * ``"analog"``, ``"analog:power_norm=batch"``;
+    * ``"analog+<name>"`` (e.g. ``"analog+cddm"``): analog followed by ``denoiser`` if given,
+      else by the denoiser registered under ``name`` (:func:`register_denoiser`; its options
+      come from the ``key=value`` fields).
+
+    Raises:
+        ValueError: unknown kind, dtype or option, or a denoiser that is neither given nor
+            registered.
+    """
+    if isinstance(spec, Transport):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"transport spec must be a non-empty string such as 'digital:bf16', "
+                         f"got {spec!r}; known kinds: {list(_KINDS)}")
+    parts = [p.strip() for p in spec.strip().split(":")]
+    kind = parts[0].lower()
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for p in parts[1:]:
+        if not p:
+            raise ValueError(f"empty field in transport spec {spec!r}")
+        if "=" in p:
+            key, _, value = p.partition("=")
+            key = key.strip()
+            if not key.isidentifier() or key in kwargs:
+                raise ValueError(f"bad or repeated option {key!r} in transport spec {spec!r}")
+            kwargs[key] = _value(value)
+        elif kwargs:
+            raise ValueError(f"positional value {p!r} after key=value options in transport "
+                             f"spec {spec!r}")
+        else:
+            args.append(_value(p))
+
+    def build(cls: type, allowed_positional: int) -> Transport:
+        if len(args) > allowed_positional:
+            raise ValueError(f"too many positional fields in transport spec {spec!r}")
+        try:
+            return cls(*args, **kwargs)
+        except TypeError as exc:
+            raise ValueError(f"bad options in transport spec {spec!r}: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"transport spec {spec!r}: {exc}") from exc
+
+    if kind == "ideal":
+        return build(IdealTransport, 1)
+    if kind == "digital":
+        if args and args[0] not in phy.PAYLOAD_DTYPES:
+            raise ValueError(f"unknown digital payload format {args[0]!r} in transport spec "
+                             f"{spec!r}; allowed: {list(phy.PAYLOAD_DTYPES)}")
+        return build(DigitalTransport, 1)
+    if kind == "analog":
+        if args:
+            raise ValueError(f"'analog' takes only key=value options, got {spec!r}")
+        return build(AnalogTransport, 0)
+    if kind.startswith("analog+"):
+        name = kind.partition("+")[2]
+        if args:
+            raise ValueError(f"'{kind}' takes only key=value options, got {spec!r}")
+        power_norm = kwargs.pop("power_norm", "sample")
+        if denoiser is None:
+            if name not in _DENOISERS:
+                raise ValueError(
+                    f"transport {spec!r} needs a denoiser {name!r}: pass denoiser=... to "
+                    f"parse_transport or register one with register_denoiser({name!r}, "
+                    f"factory); registered: {available_denoisers()}")
+            try:
+                denoiser = _DENOISERS[name](**kwargs)
+            except TypeError as exc:
+                raise ValueError(f"bad options for denoiser {name!r} in {spec!r}: {exc}") \
+                    from exc
+        elif kwargs:
+            raise ValueError(f"options {sorted(kwargs)} in {spec!r} cannot be applied to a "
+                             "denoiser passed directly")
+        return AnalogTransport(denoiser=denoiser, denoiser_name=name, power_norm=power_norm)
+    raise ValueError(f"unknown transport {kind!r} in spec {spec!r}; known kinds: {list(_KINDS)}")
+
+
+def as_transport(spec: str | Transport) -> Transport:
+    """:func:`parse_transport` for a string, the object itself for a :class:`Transport`."""
+    if isinstance(spec, Transport):
+        return spec
+    if isinstance(spec, str):
+        return parse_transport(spec)
+    raise TypeError(f"a transport must be a Transport or a spec string, got "
+                    f"{type(spec).__name__} {spec!r}")
