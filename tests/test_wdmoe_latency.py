@@ -399,3 +399,20 @@ def test_optimal_bandwidth_single_device_gets_the_whole_band() -> None:
     assert tau == pytest.approx(float(cost.device_latency_s(torch.tensor([0.0, 3.0, 0.0, 0.0]),
                                                             beta)[1]), rel=1e-12)
     assert optimal_bandwidth(cost, torch.zeros(4))[1] == 0.0
+
+
+def test_link_snr_override_sets_every_link_and_keeps_fading():
+    from wdmoe_link.topology import default_topology
+
+    topo = default_topology(4, seed=0, fading="none", link_snr_db=7.0)
+    beta = torch.full((4,), 0.25, dtype=torch.float64)
+    for direction in ("dl", "ul"):
+        snr = topo.snr_db(direction, beta, topo.channel_gain())
+        torch.testing.assert_close(snr, torch.full((4,), 7.0, dtype=torch.float64))
+    faded = default_topology(4, seed=0, link_snr_db=7.0)
+    g = torch.Generator().manual_seed(0)
+    lin = torch.stack([10 ** (faded.snr_db("ul", beta, faded.channel_gain(g)) / 10)
+                       for _ in range(4000)])
+    # E|h|^2 = 1: the mean linear SNR is the set value (4000 x 4 draws: 1.6 % std error)
+    assert float(lin.mean()) == pytest.approx(10 ** 0.7, rel=0.05)
+    assert topo.to_dict()["link_snr_db"] == 7.0

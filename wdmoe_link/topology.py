@@ -207,6 +207,9 @@ class Topology:
         bs_time_s: BS time per MoE layer in s (attention, router; >= 0).
         compute_model: ``"flops"`` (flops / f) or ``"roofline"`` (max of that and the time to
             stream the expert weights from memory).
+        link_snr_db: controlled experiments: when set, every link's mean SNR is this value in
+            dB, whatever the distance, power and bandwidth share; block fading still applies
+            (``SNR = link_snr_db + 10 log10 |h|²``). None (default): the link budget above.
     """
 
     devices: tuple[Device, ...]
@@ -219,6 +222,7 @@ class Topology:
     fading: Literal["rayleigh-block", "none"] = "rayleigh-block"
     bs_time_s: float = 0.0
     compute_model: Literal["flops", "roofline"] = "flops"
+    link_snr_db: float | None = None
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -245,6 +249,8 @@ class Topology:
         set_(self, "fading", _choice("fading", self.fading, FADING_MODELS))
         set_(self, "bs_time_s", _non_negative("bs_time_s", self.bs_time_s, "(seconds)"))
         set_(self, "compute_model", _choice("compute_model", self.compute_model, COMPUTE_MODELS))
+        if self.link_snr_db is not None:
+            set_(self, "link_snr_db", _finite("link_snr_db", self.link_snr_db, "an SNR in dB"))
 
     # ---- per-device vectors ----------------------------------------------------------------
 
@@ -330,6 +336,11 @@ class Topology:
         if g.shape != (self.num_devices,):
             raise ValueError(f"gain must have shape [{self.num_devices}] (one per device), "
                              f"got {tuple(g.shape)}")
+        if self.link_snr_db is not None:
+            fading_db = 10.0 * torch.log10(g / self.path_gain())
+            b = torch.as_tensor(beta, dtype=torch.float64)
+            snr = self.link_snr_db + fading_db.expand(torch.broadcast_shapes(b.shape, g.shape))
+            return torch.where(b > 0, snr, torch.full_like(snr, math.inf))
         p_dbm = (torch.full_like(g, self.bs_power_dbm) if direction == "dl"
                  else self.tx_power_dbm)
         return p_dbm + 10.0 * torch.log10(g) - self.noise_power_dbm(beta)
@@ -343,7 +354,7 @@ class Topology:
             if f.name in ("devices", "_cache"):
                 continue
             v = getattr(self, f.name)
-            out[f.name] = v if isinstance(v, str) else float(v)
+            out[f.name] = v if isinstance(v, str) or v is None else float(v)
         return out
 
     @classmethod
