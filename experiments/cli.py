@@ -118,6 +118,30 @@ def build_parser() -> argparse.ArgumentParser:
     ec.add_argument("--seed", type=int, default=0)
     ec.add_argument("--out", default="results")
     ec.add_argument("--no-progress", action="store_true")
+
+    wd = sub.add_parser("wdmoe", help="split MoE LM over the PHY: accuracy and latency per "
+                                      "policy, transport and SNR")
+    wd.add_argument("--model", default="tiny",
+                    help="'tiny' (shipped) or a local Hugging Face MoE checkpoint folder")
+    wd.add_argument("--policy", default="topk,wlr:0.2,joint",
+                    help="comma list: topk | wlr:<theta>[:rule] | joint[:theta] | "
+                         "link-aware[:theta] (default: topk,wlr:0.2,joint)")
+    wd.add_argument("--transport", default="ideal",
+                    help="comma list: ideal | digital:<bf16|fp16|int8|int4> | analog | "
+                         "analog+cddm (default: ideal)")
+    wd.add_argument("--snr-db", default=None,
+                    help="link SNRs in dB (start:stop:step or comma list); default: the cell's "
+                         "link budget")
+    wd.add_argument("--bandwidth-mhz", type=float, default=100.0)
+    wd.add_argument("--devices", type=int, default=8)
+    wd.add_argument("--limit", type=int, default=50, help="examples of the task")
+    wd.add_argument("--compute-model", default="flops", choices=["flops", "roofline"])
+    wd.add_argument("--digits", type=int, default=None,
+                    help="operand digits of the arithmetic task for non-tiny models")
+    wd.add_argument("--resume", default=None, help="an earlier wdmoe results folder")
+    wd.add_argument("--seed", type=int, default=0)
+    wd.add_argument("--out", default="results")
+    wd.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -135,6 +159,14 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 _RANGE_OPTIONS = ("--snr-db",)
+
+
+def _csv_list(spec: str) -> list[str]:
+    """``"topk, wlr:0.2"`` → ``["topk", "wlr:0.2"]``."""
+    items = [x.strip() for x in spec.split(",") if x.strip()]
+    if not items:
+        raise ValueError(f"expected a comma-separated list, got {spec!r}")
+    return items
 
 
 def _decoder_map(specs: list[str]) -> dict[float, str]:
@@ -214,6 +246,17 @@ def main(argv: list[str] | None = None) -> int:
                 snr_db=args.snr_db, baselines=bl, mcs=args.mcs, max_images=args.max_images,
                 convention=args.convention, floor_db=_floor(args.floor_db), seed=args.seed,
                 out=args.out, progress=not args.no_progress)
+        elif args.command == "wdmoe":
+            from experiments.wdmoe import run_wdmoe
+            from phy.sweep import parse_snr_range
+
+            res = run_wdmoe(
+                model=args.model, policies=_csv_list(args.policy),
+                transports=_csv_list(args.transport),
+                snr_db=[None] if args.snr_db is None else parse_snr_range(args.snr_db),
+                bandwidth_mhz=args.bandwidth_mhz, devices=args.devices, limit=args.limit,
+                compute_model=args.compute_model, digits=args.digits, seed=args.seed,
+                out=args.out, resume=args.resume, progress=not args.no_progress)
         else:  # pragma: no cover - argparse rejects unknown commands
             parser.error(f"unknown command {args.command!r}")
     except ValueError as err:
