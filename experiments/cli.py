@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 out=args.out, resume=args.resume, progress=not args.no_progress)
         else:  # pragma: no cover - argparse rejects unknown commands
             parser.error(f"unknown command {args.command!r}")
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"semcom {args.command}: error: {err}", file=sys.stderr)
         return 2
     print(f"results: {res.path}")

@@ -26,6 +26,7 @@ shipped tiny model), :mod:`.topology` and :mod:`.latency` (cell and latency mode
 
 from __future__ import annotations
 
+from .denoise import HiddenStateCDDM, load_hidden_cddm, save_hidden_cddm
 from .latency import AirtimeModel, DeviceCost, ShannonAirtime, equal_split, optimal_bandwidth
 from .link_aware import LinkAware
 from .policies import (
@@ -71,6 +72,7 @@ __all__ = [
     "Dispatcher",
     "EvalResult",
     "ExpertBank",
+    "HiddenStateCDDM",
     "IdealTransport",
     "Joint",
     "LayerRecord",
@@ -98,11 +100,13 @@ __all__ = [
     "evaluate_accuracy",
     "generate_greedy",
     "homogeneous_topology",
+    "load_hidden_cddm",
     "load_moe",
     "optimal_bandwidth",
     "parse_policy",
     "parse_transport",
     "register_denoiser",
     "register_policy",
+    "save_hidden_cddm",
     "tiny_task",
 ]

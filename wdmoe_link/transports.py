@@ -628,7 +628,11 @@ class AnalogTransport(Transport):
         r = self._link.send(x, s)
         x_hat = r.z_hat
         if self.denoiser is not None:
-            x_hat = self.denoiser(x_hat, s)
+            # a denoiser that takes the link result sees the power-normalized signal and the
+            # per-row scale (side information the receiver has); otherwise only x_hat
+            use_result = hasattr(self.denoiser, "denoise_result")
+            x_hat = (self.denoiser.denoise_result(r, s) if use_result
+                     else self.denoiser(x_hat, s))
             if not isinstance(x_hat, torch.Tensor) or tuple(x_hat.shape) != tuple(x.shape):
                 raise ValueError(f"denoiser must return a tensor of shape {tuple(x.shape)}, got "
                                  f"{getattr(x_hat, 'shape', type(x_hat).__name__)}")

@@ -1,0 +1,101 @@
+"""The hidden-state CDDM plug-in of the analog transport, and ``semcom wdmoe``."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+import phy
+from cddm import MLPDenoiser
+from wdmoe_link import AnalogTransport, load_hidden_cddm, parse_transport, save_hidden_cddm
+from wdmoe_link.tiny import TINY_DIR
+
+D = 32
+SETTINGS = {"convention": "consistent", "floor_db": None}
+
+
+@pytest.fixture
+def untrained_cddm_dir(tmp_path):
+    torch.manual_seed(0)
+    net = MLPDenoiser(D, latent_shape=(D,))  # near-zero output at initialization
+    save_hidden_cddm(tmp_path, net, SETTINGS, {"note": "untrained"})
+    return tmp_path
+
+
+def test_untrained_cddm_returns_the_unbiased_signal(untrained_cddm_dir):
+    """ε ≈ 0, consistent convention, no floor: the chain returns its start state, the raw
+    (unequalized) AWGN signal = MMSE output × (1 + no), with or without the link result."""
+    den = load_hidden_cddm(untrained_cddm_dir)
+    x = torch.randn(64, D) * 3.0
+    link = phy.AnalogLink(phy.AWGN())
+    phy.set_seed(0)
+    r = link.send(x, 10.0)
+    expect = r.z_hat * 1.1
+    torch.testing.assert_close(den.denoise_result(r, 10.0), expect, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(den(r.z_hat, 10.0), expect, rtol=1e-3, atol=1e-3)
+    # through the transport (which hands over the link result)
+    t = AnalogTransport(denoiser=den)
+    phy.set_seed(0)
+    d = t.send(x, 10.0, 1e6)
+    torch.testing.assert_close(d.x_hat, expect, rtol=1e-3, atol=1e-3)
+    assert t.name == "analog+cddm"
+
+
+def test_parse_transport_loads_a_cddm_from_a_path(untrained_cddm_dir):
+    t = parse_transport(f"analog+cddm:path={untrained_cddm_dir}")
+    assert isinstance(t, AnalogTransport) and t.denoiser.hidden_size == D
+
+
+def test_hidden_cddm_errors(tmp_path, untrained_cddm_dir):
+    with pytest.raises(ValueError, match="no hidden-state CDDM"):
+        load_hidden_cddm(tmp_path / "empty")
+    den = load_hidden_cddm(untrained_cddm_dir)
+    with pytest.raises(ValueError, match="hidden states of size 32"):
+        den(torch.randn(4, D + 2), 10.0)
+
+
+needs_tiny = pytest.mark.skipif(not (TINY_DIR / "config.json").is_file(),
+                                reason="shipped tiny model not built")
+
+
+@needs_tiny
+def test_semcom_wdmoe_writes_results(tmp_path):
+    from experiments.cli import main
+
+    rc = main(["wdmoe", "--policy", "topk,wlr:0.6", "--transport", "ideal,analog",
+               "--snr-db", "10,30", "--limit", "4", "--devices", "4", "--out", str(tmp_path),
+               "--no-progress"])
+    assert rc == 0
+    run = next((tmp_path / "wdmoe").iterdir())
+    rows = list(csv.DictReader(open(run / "results.csv")))
+    assert len(rows) == 2 * 2 * 2
+    for name in ("latency_vs_accuracy.png", "accuracy_vs_snr.png", "summary.md"):
+        assert (run / name).is_file()
+    for r in rows:
+        assert 0.0 <= float(r["accuracy"]) <= 1.0
+        assert float(r["latency_per_token_mean_s"]) > 0
+        assert int(r["nan_guard"]) == 0
+        if r["policy_spec"] == "wlr:0.6":  # theta > 0.5 keeps exactly one expert per token
+            assert float(r["experts_per_token_mean"]) == pytest.approx(1.0)
+        if r["transport_spec"] == "ideal":
+            assert float(r["bits_dl_per_token"]) > 0
+    # resuming from the finished folder runs nothing new and keeps the rows
+    rc = main(["wdmoe", "--policy", "topk,wlr:0.6", "--transport", "ideal,analog",
+               "--snr-db", "10,30", "--limit", "4", "--devices", "4", "--out",
+               str(tmp_path / "again"), "--resume", str(run), "--no-progress"])
+    assert rc == 0
+
+
+def test_semcom_wdmoe_bad_input(tmp_path, capsys):
+    from experiments.cli import main
+
+    assert main(["wdmoe", "--policy", "fastest", "--out", str(tmp_path)]) == 2
+    assert "policy" in capsys.readouterr().err
+    assert main(["wdmoe", "--transport", "carrier-pigeon", "--out", str(tmp_path)]) == 2
+    assert "transport" in capsys.readouterr().err
+    assert main(["wdmoe", "--bandwidth-mhz", "0", "--out", str(tmp_path)]) == 2
+    assert "bandwidth_mhz" in capsys.readouterr().err
+    assert main(["wdmoe", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
+    assert "nothing" in capsys.readouterr().err
