@@ -313,3 +313,20 @@ def test_mlp_learns_to_predict_noise() -> None:
     after = val_mse()
     assert before == pytest.approx(1.0, abs=0.05)
     assert after < 0.25, f"ε-MSE {before:.3f} → {after:.3f}"
+
+
+def test_jscc_latents_feed_the_published_unet() -> None:
+    """Reference note §8 checks 5 and 13: the CDDM JSCC latent is [36, 16, 16] at 256x256
+    (CBR 3/128) and [C, 8, 8] for CIFAR; the published U-Net accepts the former."""
+    from jscc.models import SwinJSCC
+
+    torch.manual_seed(0)
+    div2k = SwinJSCC(cbr=36 / 1536, config="large", snr_adaptive=False)
+    assert div2k.latent_shape((256, 256)) == (36, 16, 16)
+    assert div2k.cbr((256, 256)) == pytest.approx(3 / 128)
+    cifar = SwinJSCC(cbr=1 / 6, config="cifar", snr_adaptive=False)
+    _, h, w = cifar.latent_shape((32, 32))
+    assert (h, w) == (8, 8) and cifar.cbr((32, 32)) == pytest.approx(1 / 6)
+    with torch.device("meta"):
+        net = UNet.paper(36, latent_shape=(36, 16, 16))
+    assert net.latent_shape == (36, 16, 16)
