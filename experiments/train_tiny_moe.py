@@ -9,10 +9,11 @@ loss is the cross-entropy of the answer and EOS tokens plus Mixtral's load-balan
 CPU only, a fixed number of steps (results do not depend on machine load), seeded. A checkpoint
 (model, optimiser, step, RNG states) is written atomically every ``--eval-every`` steps into the
 results folder; ``--resume FOLDER`` continues from it. At the end the model is evaluated on the
-``test`` split (clean, and with every token keeping only its best expert), saved with
-``save_pretrained`` (replacing ``--out`` only once complete) together with ``training.json``.
+``test`` split (clean, and with every token keeping only its best expert) and saved with
+``save_pretrained`` together with ``training.json`` (each file replaced atomically,
+``training.json`` last; other files in ``--out`` are kept).
 
-    python -m experiments.train_tiny_moe                       # ~15 min on 2 CPU cores
+    python -m experiments.train_tiny_moe                       # ~9 min on one CPU core
     python -m experiments.train_tiny_moe --steps 200 --out /tmp/tiny   # a quick check
 """
 
