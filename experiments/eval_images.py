@@ -194,7 +194,8 @@ def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
         if m == "jscc":
             ax.plot(x, y, "o-", lw=2.2, color="C3", label="JSCC (analog)")
         elif m.startswith("jscc+"):
-            ax.plot(x, y, "D-", lw=1.8, label=m.upper().replace("JSCC+", "JSCC + "))
+            label = m.replace("jscc+", "JSCC + ").replace("cddm", "CDDM")
+            ax.plot(x, y, "D-", lw=1.8, label=label.replace("+redecoder", ", re-trained decoder"))
         elif m == "jpeg2000+ldpc/best-mcs":
             ax.plot(x, y, "s-", lw=2, color="k", label="JPEG2000+LDPC, best MCS")
         elif m == "jpeg2000+capacity":
