@@ -164,7 +164,8 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
         lines += ["", f"## CDDM after the equalizer (AWGN, {res.manifest['cddm_training_steps']} "
                   "training steps, same photos)", ""]
         lines += (cddm_res.path / "summary.md").read_text().splitlines()[4:]
-        lines += ["", "Train real ones with `semcom train-cddm --config "
+        lines += ["", "A CDDM trained for a few hundred steps is a smoke demo, not a result. Train "
+                  "real ones with `semcom train-cddm --config "
                   "experiments/configs/cddm_stage2_cpu.yaml` (see the README)."]
         rel = digital.path.relative_to(res.path)
         lines += ["", f"Digital curves and plot: `{rel}/` inside this folder."]
