@@ -117,6 +117,25 @@ def _cddm_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> Res
                          out=res.path, progress=progress)
 
 
+def _wdmoe_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> list[str]:
+    """The shipped tiny MoE split over 8 devices: policies on ideal links, then analog links
+    with and without the hidden-state CDDM at 10 dB."""
+    from experiments.wdmoe import run_wdmoe
+
+    n = 10 if fast else 40
+    pol = run_wdmoe(model="tiny", policies=("topk", "wlr:0.3", "joint:0"), transports=("ideal",),
+                    limit=n, seed=seed, out=res.path, progress=progress)
+    links = run_wdmoe(model="tiny", policies=("topk",),
+                      transports=("analog", "analog+cddm", "digital:bf16"), snr_db=(10.0,),
+                      limit=n // 2, seed=seed, out=res.path, progress=progress)
+    lines = ["", f"## Split MoE language model over the PHY (tiny Mixtral, {n} and {n // 2} "
+             "problems)", ""]
+    for r in (pol, links):
+        lines += (r.path / "summary.md").read_text().splitlines()[4:]
+        lines.append("")
+    return lines
+
+
 def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool = True,
                    fast: bool = False) -> ResultsDir:
     """Run the quickstart and return its results folder (digital curves in a sub-run)."""
@@ -167,6 +186,7 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
         lines += ["", "A CDDM trained for a few hundred steps is a smoke demo, not a result. Train "
                   "real ones with `semcom train-cddm --config "
                   "experiments/configs/cddm_stage2_cpu.yaml` (see the README)."]
+        lines += _wdmoe_section(res, seed, fast, progress)
         rel = digital.path.relative_to(res.path)
         lines += ["", f"Digital curves and plot: `{rel}/` inside this folder."]
         text = "\n".join(lines) + "\n"
