@@ -80,9 +80,17 @@ def denoised_pairs(system: JSCCWithCDDM, images: torch.Tensor, link: phy.AnalogL
 
 
 class _LinkMixin:
-    """Builds the analog link on the device Lightning chose (Sionna blocks are device-bound)."""
+    """Builds the analog link on the device Lightning chose (Sionna blocks are device-bound) and
+    seeds Sionna's channel generator at the start of ``fit``."""
 
     link: phy.AnalogLink | None
+
+    def setup(self, stage: str | None = None) -> None:
+        self.build_link()
+
+    def on_fit_start(self) -> None:
+        phy.set_seed(int(self.hparams.seed) + self.global_rank)  # type: ignore[attr-defined]
+        self.build_link()
 
     def build_link(self) -> phy.AnalogLink:
         dev = sionna_device(self.device)  # type: ignore[attr-defined]
@@ -165,13 +173,6 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
         self.link: phy.AnalogLink | None = None
 
     # ----------------------------------------------------------------- plumbing
-    def setup(self, stage: str | None = None) -> None:
-        self.build_link()
-
-    def on_fit_start(self) -> None:
-        phy.set_seed(int(self.hparams.seed) + self.global_rank)
-        self.build_link()
-
     @property
     def denoiser(self) -> nn.Module:
         """The network used for sampling: the EMA weights when kept."""
@@ -290,13 +291,6 @@ class DecoderStage3Module(_LinkMixin, pl.LightningModule):
         self.system.codec.requires_grad_(False)
         self.system.sampler.net.requires_grad_(False)
         self.link: phy.AnalogLink | None = None
-
-    def setup(self, stage: str | None = None) -> None:
-        self.build_link()
-
-    def on_fit_start(self) -> None:
-        phy.set_seed(int(self.hparams.seed) + self.global_rank)
-        self.build_link()
 
     def on_train_epoch_start(self) -> None:
         # frozen parts stay in eval mode (fixed dropout/normalization); the decoder trains

@@ -12,43 +12,38 @@ is always kept), ``manifest.json`` and a validation plot.
 
 from __future__ import annotations
 
-import sys
-
 import pytorch_lightning as pl
 from jsonargparse import lazy_instance
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
-from experiments.train_jscc import ResultsCallback
+from experiments.train_jscc import ResultsCallback, run_lightning_cli
 
 __all__ = ["main"]
 
 
 def main(args: list[str] | None = None) -> None:
     """Run LightningCLI ``fit`` over any CDDM stage module and data module."""
-    args = list(args or [])
-    if not args or args[0] not in ("fit", "validate", "test", "predict"):
-        args = ["fit", *args]
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        LightningCLI(
-            pl.LightningModule,
-            pl.LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            args=args,
-            seed_everything_default=0,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={
-                "default_root_dir": "results/train_cddm",
-                "logger": lazy_instance(CSVLogger, save_dir="results/train_cddm"),
-                "callbacks": [ModelCheckpoint(save_last=True),
-                              ResultsCallback(prefix="val/mse_cddm_",
-                                              ylabel="channel MSE after CDDM (dB)",
-                                              filename="val_mse.png")],
-                "gradient_clip_val": 1.0,
-            },
-        )
-    finally:
-        sys.argv = argv
+    run_lightning_cli(args, _run_cli)
+
+
+def _run_cli(args: list[str]) -> None:
+    LightningCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=args,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "default_root_dir": "results/train_cddm",
+            "logger": lazy_instance(CSVLogger, save_dir="results/train_cddm"),
+            "callbacks": [ModelCheckpoint(save_last=True),
+                          ResultsCallback(prefix="val/mse_cddm_",
+                                          ylabel="channel MSE after CDDM (dB)",
+                                          filename="val_mse.png")],
+            "gradient_clip_val": 1.0,
+        },
+    )

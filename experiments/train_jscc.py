@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -25,7 +26,7 @@ from experiments.results import _git_revision, _package_versions, atomic_write_t
 from jscc.data import ImageDataModule
 from jscc.lightning import JSCCModule
 
-__all__ = ["ResultsCallback", "main"]
+__all__ = ["ResultsCallback", "main", "run_lightning_cli"]
 
 
 class ResultsCallback(pl.Callback):
@@ -83,17 +84,22 @@ class ResultsCallback(pl.Callback):
         plt.close(fig)
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run LightningCLI ``fit`` with our module, data module and defaults."""
+def run_lightning_cli(args: list[str] | None, run: Callable[[list[str]], None]) -> None:
+    """``run(args)`` with ``fit`` as the default subcommand and our own argv hidden from
+    LightningCLI (it parses ``args`` and warns when ``sys.argv`` holds options too)."""
     args = list(args or [])
     if not args or args[0] not in ("fit", "validate", "test", "predict"):
         args = ["fit", *args]
-    # LightningCLI parses ``args``; hide our own argv from it (it warns when both are set).
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        _run_cli(args)
+        run(args)
     finally:
         sys.argv = argv
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run LightningCLI ``fit`` with our module, data module and defaults."""
+    run_lightning_cli(args, _run_cli)
 
 
 def _run_cli(args: list[str]) -> None:

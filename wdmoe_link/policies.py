@@ -29,7 +29,6 @@ no library, hence the code here.
 from __future__ import annotations
 
 import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from ._registry import Registry, parse_literal
 from .latency import DeviceCost, equal_split, optimal_bandwidth
 
 if TYPE_CHECKING:
@@ -485,8 +485,9 @@ class Joint(Policy):
 # registry and parsing
 
 PolicyFactory = Callable[..., Policy]
-_REGISTRY: dict[str, PolicyFactory] = {}
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
+_REGISTRY: Registry[PolicyFactory] = Registry(
+    "policy", r"^[a-z][a-z0-9_+-]*$",
+    "lower-case letters, digits, '_', '+' or '-' starting with a letter")
 
 
 def register_policy(name: str, factory: PolicyFactory, *, overwrite: bool = False) -> None:
@@ -495,33 +496,12 @@ def register_policy(name: str, factory: PolicyFactory, *, overwrite: bool = Fals
     ``parse_policy("name:a:b:key=v")`` calls ``factory(a, b, key=v)`` with each value converted
     to ``bool`` (``true``/``false``), ``int``, ``float`` or left a ``str``.
     """
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(f"policy name must be lower-case letters, digits, '_', '+' or '-' "
-                         f"starting with a letter, got {name!r}")
-    if not callable(factory):
-        raise TypeError(f"factory must be callable, got {type(factory).__name__}")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"policy {name!r} is already registered (pass overwrite=True)")
-    _REGISTRY[name] = factory
+    _REGISTRY.register(name, factory, overwrite=overwrite)
 
 
 def available_policies() -> list[str]:
     """Names :func:`parse_policy` knows, sorted."""
-    return sorted(_REGISTRY)
-
-
-def _literal(text: str) -> bool | int | float | str:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None  # type: ignore[return-value]
-    for conv in (int, float):
-        try:
-            return conv(low)
-        except ValueError:
-            pass
-    return text.strip()
+    return _REGISTRY.names()
 
 
 def parse_policy(text: str) -> Policy:
@@ -548,14 +528,14 @@ def parse_policy(text: str) -> Policy:
             key = key.strip()
             if not key.isidentifier() or key in kwargs:
                 raise ValueError(f"bad or repeated option {key!r} in policy string {text!r}")
-            kwargs[key] = _literal(value)
+            kwargs[key] = parse_literal(value)
         else:
             if kwargs:
                 raise ValueError(f"positional value {p!r} after key=value options in policy "
                                  f"string {text!r}")
             if not p.strip():
                 raise ValueError(f"empty field in policy string {text!r}")
-            args.append(_literal(p))
+            args.append(parse_literal(p))
     try:
         return _REGISTRY[name](*args, **kwargs)
     except TypeError as exc:

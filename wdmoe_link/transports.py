@@ -37,7 +37,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ import torch
 
 import phy
 
+from ._registry import Registry, parse_literal
 from .latency import ShannonAirtime
 
 __all__ = [
@@ -647,8 +647,9 @@ class AnalogTransport(Transport):
 # --------------------------------------------------------------------------------------------
 # parsing
 
-_DENOISERS: dict[str, Callable[..., Denoiser]] = {}
-_DENOISER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_DENOISERS: Registry[Callable[..., Denoiser]] = Registry(
+    "denoiser", r"^[a-z][a-z0-9_-]*$", "lower-case letters, digits, '_' or '-' starting with a "
+    "letter")
 
 
 def register_denoiser(name: str, factory: Callable[..., Denoiser], *,
@@ -658,31 +659,13 @@ def register_denoiser(name: str, factory: Callable[..., Denoiser], *,
     ``factory(**options)`` must return a callable ``(x_hat [n, D], snr_db) -> x [n, D]``;
     ``"analog+name:key=value"`` passes ``key=value`` to it.
     """
-    if not isinstance(name, str) or not _DENOISER_NAME.match(name):
-        raise ValueError(f"denoiser name must be lower-case letters, digits, '_' or '-' "
-                         f"starting with a letter, got {name!r}")
-    if not callable(factory):
-        raise TypeError(f"factory must be callable, got {type(factory).__name__}")
-    if name in _DENOISERS and not overwrite:
-        raise ValueError(f"denoiser {name!r} is already registered (pass overwrite=True)")
-    _DENOISERS[name] = factory
+    _DENOISERS.register(name, factory, overwrite=overwrite)
 
 
 def available_denoisers() -> list[str]:
     """Denoiser names usable as ``"analog+<name>"``, sorted."""
-    return sorted(_DENOISERS)
+    return _DENOISERS.names()
 
-
-def _value(text: str) -> bool | int | float | str:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(low)
-        except ValueError:
-            pass
-    return text.strip()
 
 
 _KINDS = ("ideal", "digital", "analog", "analog+<denoiser>")
@@ -723,12 +706,12 @@ def parse_transport(spec: str | Transport, *, denoiser: Denoiser | None = None) 
             key = key.strip()
             if not key.isidentifier() or key in kwargs:
                 raise ValueError(f"bad or repeated option {key!r} in transport spec {spec!r}")
-            kwargs[key] = _value(value)
+            kwargs[key] = parse_literal(value)
         elif kwargs:
             raise ValueError(f"positional value {p!r} after key=value options in transport "
                              f"spec {spec!r}")
         else:
-            args.append(_value(p))
+            args.append(parse_literal(p))
 
     def build(cls: type, allowed_positional: int) -> Transport:
         if len(args) > allowed_positional:
