@@ -109,11 +109,13 @@ def _f(v: Any) -> float:
 
 def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    # label points with their link only when several links share the plot
+    several = len({(r["transport_spec"], str(r["snr_db"])) for r in rows}) > 1
     for i, p in enumerate(dict.fromkeys(r["policy_spec"] for r in rows)):
         sel = [r for r in rows if r["policy_spec"] == p]
         ax.scatter([_f(r["latency_per_token_mean_s"]) * 1e3 for r in sel],
                    [_f(r["accuracy"]) * 100 for r in sel], label=p, color=f"C{i}")
-        for r in sel:
+        for r in sel if several else ():
             snr = None if r["snr_db"] in ("", None) else _f(r["snr_db"])
             ax.annotate(f"{r['transport_spec']} {_snr_label(snr)}",
                         (_f(r["latency_per_token_mean_s"]) * 1e3, _f(r["accuracy"]) * 100),
