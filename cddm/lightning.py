@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -166,6 +167,12 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
         else:
             shape = tuple(int(s) for s in latent_shape)
         self.latent_shape = shape
+        # kept as attributes too: a CDDMModule loaded inside another module's LightningCLI
+        # instantiation gets that module's hparams from save_hyperparameters()
+        self.channel_name = channel
+        self.jscc_checkpoint = jscc_checkpoint
+        self.sampler_settings = dict(convention=convention, floor_db=floor_db,
+                                     design_snr_offset_db=design_snr_offset_db)
         self.schedule = CDDMSchedule(T=T)
         self.net = build_net(net, shape, T=T, **(net_kwargs or {}))
         self.ema = (AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
@@ -180,8 +187,7 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
 
     def sampler(self, **overrides: Any) -> CDDMSampler:
         """A sampler over :attr:`denoiser` with this module's settings (``overrides`` win)."""
-        kw = dict(convention=self.hparams.convention, floor_db=self.hparams.floor_db,
-                  design_snr_offset_db=self.hparams.design_snr_offset_db)
+        kw = dict(self.sampler_settings)
         kw.update(overrides)
         return CDDMSampler(self.denoiser, self.schedule, **kw)
 
@@ -281,9 +287,13 @@ class DecoderStage3Module(_LinkMixin, pl.LightningModule):
                  seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
+        for name, path in (("jscc_checkpoint", jscc_checkpoint),
+                           ("cddm_checkpoint", cddm_checkpoint)):
+            if path is None or not Path(path).is_file():
+                raise ValueError(f"{name} must be a checkpoint file, got {path!r}")
         cddm = CDDMModule.load_from_checkpoint(cddm_checkpoint, map_location="cpu")
-        if cddm.hparams.channel != channel:
-            raise ValueError(f"the CDDM was trained for channel={cddm.hparams.channel!r}, "
+        if cddm.channel_name != channel:
+            raise ValueError(f"the CDDM was trained for channel={cddm.channel_name!r}, "
                              f"got channel={channel!r}")
         codec = load_codec(jscc_checkpoint)
         self.system = JSCCWithCDDM(codec, cddm.sampler(), match_mmse=match_mmse,

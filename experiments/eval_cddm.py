@@ -58,13 +58,13 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
     _check_file("cddm_checkpoint", cddm_checkpoint)
     cddm = CDDMModule.load_from_checkpoint(cddm_checkpoint, map_location="cpu",
                                            weights_only=False).eval()
-    jscc_checkpoint = jscc_checkpoint or cddm.hparams.jscc_checkpoint
+    jscc_checkpoint = jscc_checkpoint or cddm.jscc_checkpoint
     if jscc_checkpoint is None:
         raise ValueError("this CDDM was trained on raw payloads: pass jscc_checkpoint")
     _check_file("jscc_checkpoint", jscc_checkpoint)
     for s, path in (decoders or {}).items():
         _check_file(f"decoder for {s} dB", path)
-    channel = cddm.hparams.channel
+    channel = cddm.channel_name
     overrides: dict = {}
     if convention is not None:
         overrides["convention"] = convention

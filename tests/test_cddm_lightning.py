@@ -233,3 +233,32 @@ def test_stage3_on_precomputed_pairs_matches_the_online_loop(checkpoints):
     loss = m.training_step(list(pairs.tensors), 0)
     ref = torch.nn.functional.mse_loss(m.system.decode(online, 12.0), img)
     torch.testing.assert_close(loss, ref)
+
+
+def test_train_cddm_cli_runs_the_shipped_configs(checkpoints, tmp_path):
+    """``semcom train-cddm`` with the stage-2 and stage-3 CPU configs, shrunk to a few steps."""
+    from experiments.cli import main
+
+    jscc_ckpt, cddm_ckpt = checkpoints
+    common = ["--trainer.max_steps", "2", "--trainer.max_epochs", "1",
+              "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
+              "--trainer.enable_progress_bar", "false", "--data.init_args.crop", "32",
+              "--data.init_args.batch_size", "4", "--data.init_args.crops_per_image", "1"]
+    root2 = tmp_path / "stage2"
+    assert main(["train-cddm", "--config", "experiments/configs/cddm_stage2_cpu.yaml",
+                 "--model.init_args.jscc_checkpoint", jscc_ckpt,
+                 "--model.init_args.image_size", "32",
+                 "--model.init_args.val_snrs_db", "[20.0]",
+                 "--trainer.default_root_dir", str(root2),
+                 "--trainer.logger.init_args.save_dir", str(root2), *common]) == 0
+    assert list(root2.rglob("last.ckpt")) and list(root2.rglob("manifest.json"))
+    root3 = tmp_path / "stage3"
+    assert main(["train-cddm", "--config", "experiments/configs/cddm_stage3_cpu.yaml",
+                 "--model.init_args.jscc_checkpoint", jscc_ckpt,
+                 "--model.init_args.cddm_checkpoint", cddm_ckpt,
+                 "--model.init_args.snr_db", "20.0",
+                 "--trainer.default_root_dir", str(root3),
+                 "--trainer.logger.init_args.save_dir", str(root3), *common]) == 0
+    assert list(root3.rglob("last.ckpt"))
+    with pytest.raises(ValueError, match="cddm_checkpoint must be a checkpoint file"):
+        DecoderStage3Module(jscc_checkpoint=jscc_ckpt, cddm_checkpoint=None)
