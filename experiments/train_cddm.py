@@ -18,14 +18,14 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
-from experiments.train_jscc import ResultsCallback, run_lightning_cli
+from experiments.train_jscc import FinalCheckpoint, ResultsCallback, run_lightning_cli
 
 __all__ = ["main"]
 
 
 def main(args: list[str] | None = None) -> None:
     """Run LightningCLI ``fit`` over any CDDM stage module and data module."""
-    run_lightning_cli(args, _run_cli)
+    run_lightning_cli(args, _run_cli, command="train-cddm")
 
 
 def _run_cli(args: list[str]) -> None:
@@ -40,7 +40,7 @@ def _run_cli(args: list[str]) -> None:
         trainer_defaults={
             "default_root_dir": "results/train_cddm",
             "logger": lazy_instance(CSVLogger, save_dir="results/train_cddm"),
-            "callbacks": [ModelCheckpoint(save_last=True),
+            "callbacks": [ModelCheckpoint(save_last=True), FinalCheckpoint(),
                           ResultsCallback(prefix="val/mse_cddm_",
                                           ylabel="channel MSE after CDDM (dB)",
                                           filename="val_mse.png")],

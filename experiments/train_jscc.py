@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,25 @@ from experiments.results import _git_revision, _package_versions, atomic_write_t
 from jscc.data import ImageDataModule
 from jscc.lightning import JSCCModule
 
-__all__ = ["ResultsCallback", "main", "run_lightning_cli"]
+__all__ = ["FinalCheckpoint", "ResultsCallback", "main", "run_lightning_cli"]
+
+
+class FinalCheckpoint(pl.Callback):
+    """Saves ``last.ckpt`` (next to the trainer's ModelCheckpoint files) when training ends.
+
+    ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` only when it checkpoints, i.e.
+    after a validation; a run whose ``max_steps`` is not a multiple of ``val_check_interval``
+    would leave ``last.ckpt`` behind its final step. This writes it at the final step, with the
+    loop, loader and RNG states, so ``--ckpt_path last.ckpt`` with a larger ``max_steps``
+    continues the run.
+    """
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        cb = trainer.checkpoint_callback
+        dirpath = getattr(cb, "dirpath", None)
+        if dirpath is None:
+            return
+        trainer.save_checkpoint(Path(dirpath) / "last.ckpt")
 
 
 class ResultsCallback(pl.Callback):
@@ -43,12 +62,13 @@ class ResultsCallback(pl.Callback):
         self.prefix, self.ylabel, self.filename = prefix, ylabel, filename
 
     def _dir(self, trainer: pl.Trainer) -> Path:
+        """The run folder; ``trainer.log_dir`` broadcasts under DDP, so all ranks must call."""
         return Path(trainer.log_dir or trainer.default_root_dir)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        d = self._dir(trainer)  # collective under DDP: every rank asks
         if trainer.global_rank != 0:
             return
-        d = self._dir(trainer)
         d.mkdir(parents=True, exist_ok=True)
         manifest = {"versions": _package_versions(), "git_revision": _git_revision(),
                     "seed": int(pl_module.hparams.get("seed", 0)),
@@ -56,9 +76,9 @@ class ResultsCallback(pl.Callback):
         atomic_write_text(d / "manifest.json", json.dumps(manifest, indent=2, default=str))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        d = self._dir(trainer)  # collective under DDP: every rank asks
         if trainer.global_rank != 0:
             return
-        d = self._dir(trainer)
         metrics = d / "metrics.csv"
         if not metrics.exists():
             return
@@ -84,22 +104,32 @@ class ResultsCallback(pl.Callback):
         plt.close(fig)
 
 
-def run_lightning_cli(args: list[str] | None, run: Callable[[list[str]], None]) -> None:
-    """``run(args)`` with ``fit`` as the default subcommand and our own argv hidden from
-    LightningCLI (it parses ``args`` and warns when ``sys.argv`` holds options too)."""
+def run_lightning_cli(args: list[str] | None, run: Callable[[list[str]], None],
+                      command: str | None = None) -> None:
+    """``run(args)`` with ``fit`` as the default subcommand.
+
+    LightningCLI parses ``args``. With ``command`` (``"train-jscc"``, ``"train-cddm"``) the
+    process's ``sys.argv`` is set to the full ``semcom <command> ...`` line while it runs: DDP
+    starts its other ranks by re-running ``sys.argv``, so every rank parses the same
+    configuration. LightningCLI's warning about ``args`` next to ``sys.argv`` options is
+    silenced: both hold the same options on purpose.
+    """
     args = list(args or [])
     if not args or args[0] not in ("fit", "validate", "test", "predict"):
         args = ["fit", *args]
-    argv, sys.argv = sys.argv, sys.argv[:1]
+    argv = sys.argv
+    sys.argv = [argv[0], command, *args] if command else argv[:1]
     try:
-        run(args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+            run(args)
     finally:
         sys.argv = argv
 
 
 def main(args: list[str] | None = None) -> None:
     """Run LightningCLI ``fit`` with our module, data module and defaults."""
-    run_lightning_cli(args, _run_cli)
+    run_lightning_cli(args, _run_cli, command="train-jscc")
 
 
 def _run_cli(args: list[str]) -> None:
@@ -114,7 +144,7 @@ def _run_cli(args: list[str]) -> None:
             "logger": lazy_instance(CSVLogger, save_dir="results/train_jscc"),
             # persistent callbacks: always present, whatever the config adds
             "callbacks": [ModelCheckpoint(monitor="val/psnr", mode="max", save_last=True),
-                          ResultsCallback()],
+                          FinalCheckpoint(), ResultsCallback()],
             "deterministic": True,
         },
     )

@@ -39,6 +39,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from .batches import CropBatchLoader, to_uint8_chw
+
 __all__ = [
     "BUILTIN_EVAL_PHOTOS",
     "BUILTIN_PHOTO_FILES",
@@ -558,6 +560,22 @@ class ImageDataModule(pl.LightningDataModule):
             sources take one centre crop per image, the built-in source a grid of crops of the
             held-out photos; CIFAR-10 ignores it.
         seed: seed of the training crops, flips and shuffling.
+        builtin_train: also train on the built-in training photos (``source="folder"``).
+        val_source: None: validate as the source says (above); ``"builtin"``: validate on the
+            held-out built-in photos (grid crops of ``val_crop``), e.g. to keep a test folder
+            for testing only.
+        val_max_images: validate on at most this many evenly spaced validation images (a small
+            fixed subset keeps validation cheap); None: all.
+        batches_per_epoch: training batches per epoch; default
+            ``ceil(images × crops_per_image / batch_size)`` (folder) or
+            ``ceil(crops_per_image × 128 / batch_size)`` (built-in).
+
+    Training batches of the built-in and folder sources come from a
+    :class:`jscc.batches.CropBatchLoader`: every image is decoded once and kept as uint8,
+    crops and flips are tensor slices, and batch ``i`` of epoch ``e`` depends only on
+    ``(seed, e, i)``, so a resumed run continues the uninterrupted run's batches, and with
+    several processes (DDP) every rank takes its slice of the same global batch. Whole-image
+    training (``crop=None``) and CIFAR-10 use a ``DataLoader``.
 
     CIFAR-10 validates and tests on ``test_batch`` (the usual deep-JSCC protocol).
     """
@@ -566,7 +584,10 @@ class ImageDataModule(pl.LightningDataModule):
                  train_dir: str | None = None, val_dir: str | None = None,
                  test_dir: str | None = None, cifar_root: str | None = None,
                  crop: int | None = 64, batch_size: int = 16, num_workers: int = 0,
-                 crops_per_image: int = 4, val_crop: int | None = None, seed: int = 0) -> None:
+                 crops_per_image: int = 4, val_crop: int | None = None, seed: int = 0,
+                 builtin_train: bool = False, val_source: Literal["builtin"] | None = None,
+                 val_max_images: int | None = None,
+                 batches_per_epoch: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         if source not in ("builtin", "folder", "cifar10"):
@@ -589,11 +610,26 @@ class ImageDataModule(pl.LightningDataModule):
             raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
         if isinstance(crops_per_image, bool) or int(crops_per_image) < 1:
             raise ValueError(f"crops_per_image must be >= 1, got {crops_per_image!r}")
+        if builtin_train and source != "folder":
+            raise ValueError("builtin_train adds the built-in photos to a folder source; "
+                             f"source is {source!r}")
+        if val_source not in (None, "builtin"):
+            raise ValueError(f"val_source must be None or 'builtin', got {val_source!r}")
+        if val_source == "builtin" and (self._val_crop_of(crop, val_crop) is None):
+            raise ValueError("val_source='builtin' needs a validation crop (val_crop > 0)")
+        for name, v in (("val_max_images", val_max_images),
+                        ("batches_per_epoch", batches_per_epoch)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+        self.builtin_train = bool(builtin_train)
+        self.val_source = val_source
+        self.val_max_images = val_max_images
+        self.batches_per_epoch = batches_per_epoch
         self.source = source
         self.train_dir, self.val_dir, self.test_dir = train_dir, val_dir, test_dir
         self.cifar_root = cifar_root
         self.crop = crop
-        self.val_crop = crop if val_crop is None else (None if val_crop == 0 else val_crop)
+        self.val_crop = self._val_crop_of(crop, val_crop)
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.crops_per_image = int(crops_per_image)
@@ -602,8 +638,54 @@ class ImageDataModule(pl.LightningDataModule):
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
 
+    @staticmethod
+    def _val_crop_of(crop: int | None, val_crop: int | None) -> int | None:
+        return crop if val_crop is None else (None if val_crop == 0 else val_crop)
+
     # ------------------------------------------------------------------ datasets
+    def train_images(self) -> list[torch.Tensor]:
+        """The training images as uint8 ``[3, H, W]`` tensors, decoded once (folder and
+        built-in sources)."""
+        images: list[torch.Tensor] = []
+        if self.source == "folder":
+            ds = ImageFolderDataset(self.train_dir, self.crop, True, cache=False)
+            images += [to_uint8_chw(ds.image(i)) for i in range(len(ds.files))]
+        if self.source == "builtin" or self.builtin_train:
+            ds_b = BuiltinPhotosDataset(self.crop, True)
+            images += [to_uint8_chw(load_builtin_photo(n)) for n in ds_b.photos]
+        if not images:
+            raise ValueError(f"source {self.source!r} has no in-memory training images")
+        return images
+
+    def _crop_loader(self) -> CropBatchLoader:
+        images = self.train_images()
+        n = self.batches_per_epoch
+        if n is None:
+            crops = (self.crops_per_image * BUILTIN_CROPS_PER_IMAGE_SCALE
+                     if self.source == "builtin" else self.crops_per_image * len(images))
+            n = -(-crops // self.batch_size)
+        trainer = getattr(self, "trainer", None)
+        rank = int(trainer.global_rank) if trainer is not None else 0
+        world = int(trainer.world_size) if trainer is not None else 1
+        return CropBatchLoader(images, self.crop, self.batch_size, n, seed=self.seed,
+                               rank=rank, world_size=world)
+
+    def _subset(self, ds: Dataset) -> Dataset:
+        m = self.val_max_images
+        if m is None or m >= len(ds):
+            return ds
+        keep = np.unique(np.round(np.linspace(0, len(ds) - 1, m))).astype(int).tolist()
+        sub = torch.utils.data.Subset(ds, keep)
+        sub.variable_size = getattr(ds, "variable_size", False)  # type: ignore[attr-defined]
+        return sub
+
     def _dataset(self, split: Literal["train", "val", "test"]) -> Dataset:
+        if split == "val" and self.val_source == "builtin":
+            return self._subset(BuiltinPhotosDataset(self.val_crop, False))
+        ds = self._split_dataset(split)
+        return self._subset(ds) if split == "val" else ds
+
+    def _split_dataset(self, split: Literal["train", "val", "test"]) -> Dataset:
         train = split == "train"
         if self.source == "builtin":
             if train:
@@ -630,11 +712,20 @@ class ImageDataModule(pl.LightningDataModule):
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                   "predict": ("test",)}.get(stage or "", ("train", "val", "test"))
         for split in splits:
+            if split == "train" and self.uses_crop_loader:
+                continue  # decoded when the loader is built
             if getattr(self, f"{split}_dataset") is None:
                 setattr(self, f"{split}_dataset", self._dataset(split))
 
     # ------------------------------------------------------------------ loaders
+    @property
+    def uses_crop_loader(self) -> bool:
+        """True if training batches come from a :class:`~jscc.batches.CropBatchLoader`."""
+        return self.source in ("builtin", "folder") and self.crop is not None
+
     def _loader(self, split: Literal["train", "val", "test"]) -> DataLoader:
+        if split == "train" and self.uses_crop_loader:
+            return self._crop_loader()  # type: ignore[return-value]
         ds = getattr(self, f"{split}_dataset")
         if ds is None:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])

@@ -9,7 +9,10 @@ default checkpoint monitor).
 Sionna blocks are pinned to the device they are built on, so the link is built in ``setup``
 on the device Lightning chose. Sionna's noise has its own generator: ``on_fit_start`` seeds it
 (``phy.set_seed(seed + global_rank)``); resuming from a checkpoint restores the weights,
-optimizer and step but re-seeds the channel noise instead of continuing its stream.
+optimizer and step, and ``on_save_checkpoint`` stores Sionna's generator and torch's global
+generator (the per-image training SNRs) with them, so a resumed run draws the noise and SNRs
+the uninterrupted run would have drawn (together with the data loader's own state, see
+:class:`jscc.batches.CropBatchLoader`, its losses match step for step).
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ class JSCCModule(pl.LightningModule):
         lr: Adam learning rate.
         msssim_weight: weight of ``1 − MS-SSIM`` added to the MSE loss (0 = MSE only).
         cosine_epochs: if > 0, cosine annealing of the learning rate over this many epochs.
+        lr_schedule: ``"constant"`` or ``"cosine"``: per-step cosine decay from ``lr`` to
+            ``lr_min`` over the trainer's ``max_steps`` (or its estimated stepping batches).
+        lr_min: final learning rate of the cosine schedule.
+        lr_steps: length of the cosine schedule in steps; default the trainer's ``max_steps``.
+            Fixing it lets a run stop early and continue later on the same schedule.
         seed: seed of Sionna's generators (channel gains and noise).
     """
 
@@ -60,7 +68,8 @@ class JSCCModule(pl.LightningModule):
                  train_snr_range_db: tuple[float, float] | None = None,
                  val_snrs_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0),
                  power_norm: str = "sample", lr: float = 1e-4, msssim_weight: float = 0.0,
-                 cosine_epochs: int = 0, seed: int = 0) -> None:
+                 cosine_epochs: int = 0, lr_schedule: str = "constant", lr_min: float = 0.0,
+                 lr_steps: int | None = None, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         if train_snr_range_db is not None:
@@ -72,11 +81,21 @@ class JSCCModule(pl.LightningModule):
             raise ValueError("val_snrs_db must name at least one SNR")
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if cosine_epochs > 0 and lr_schedule != "constant":
+            raise ValueError("give either cosine_epochs or lr_schedule='cosine', not both")
+        if lr_steps is not None and (isinstance(lr_steps, bool) or not isinstance(lr_steps, int)
+                                     or lr_steps < 1):
+            raise ValueError(f"lr_steps must be a positive int or None, got {lr_steps!r}")
+        if not 0 <= lr_min <= lr:
+            raise ValueError(f"lr_min must be in [0, lr={lr}], got {lr_min}")
         if msssim_weight < 0:
             raise ValueError(f"msssim_weight must be >= 0, got {msssim_weight}")
         make_channel(channel)  # validate the name now, build on the right device in setup()
         self.codec = build_codec(codec, cbr=cbr, **(codec_kwargs or {}))
         self.link: phy.AnalogLink | None = None
+        self._rng_to_restore: dict | None = None
 
     # ----------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:
@@ -90,8 +109,22 @@ class JSCCModule(pl.LightningModule):
         return self.link
 
     def on_fit_start(self) -> None:
-        phy.set_seed(int(self.hparams.seed) + self.global_rank)
         self.build_link()
+        phy.set_seed(int(self.hparams.seed) + self.global_rank)
+
+    def on_train_start(self) -> None:
+        # After the sanity validation, so that it does not shift the training streams.
+        if self._rng_to_restore is not None:  # resumed: continue the saved streams
+            phy.set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
+        else:
+            phy.set_seed(int(self.hparams.seed) + self.global_rank)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["semcom_rng"] = phy.rng_state(sionna_device(self.device))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_to_restore = checkpoint.get("semcom_rng")
 
     # ----------------------------------------------------------------- forward
     def forward(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
@@ -118,8 +151,10 @@ class JSCCModule(pl.LightningModule):
         img = self._images(batch)
         img_hat = self(img, self._train_snr(img.shape[0]))
         loss = self._loss(img_hat, img)
-        self.log("train/loss", loss, prog_bar=True, batch_size=img.shape[0])
-        self.log("train/psnr", psnr(img_hat.detach(), img).mean(), batch_size=img.shape[0])
+        # sync_dist: with DDP the logged loss is the mean over ranks, the global batch's loss
+        self.log("train/loss", loss, prog_bar=True, batch_size=img.shape[0], sync_dist=True)
+        self.log("train/psnr", psnr(img_hat.detach(), img).mean(), batch_size=img.shape[0],
+                 sync_dist=True)
         return loss
 
     def _evaluate(self, batch: Any, prefix: str) -> None:
@@ -143,6 +178,13 @@ class JSCCModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.Adam(self.codec.parameters(), lr=self.hparams.lr)
+        if self.hparams.lr_schedule == "cosine":
+            steps = self.hparams.lr_steps or self.trainer.max_steps
+            if steps is None or steps < 1:
+                steps = int(self.trainer.estimated_stepping_batches)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, max(1, int(steps)), eta_min=float(self.hparams.lr_min))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if self.hparams.cosine_epochs > 0:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.hparams.cosine_epochs)
             return {"optimizer": opt, "lr_scheduler": sched}

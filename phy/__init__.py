@@ -32,7 +32,7 @@ from .equalization import mmse_equalize, zf_equalize
 from .mcs import MCS, BlerCurve, BlerTable, bler_at, load_bler_table, mcs_table, select_mcs
 from .ofdm import OFDMTDL
 from .payload import PAYLOAD_DTYPES, bits_per_element, decode_payload, encode_payload
-from .seeding import set_seed
+from .seeding import rng_state, set_rng_state, set_seed
 from .sweep import CHANNEL_NAMES, LinkPoint, make_channel, parse_snr_range, simulate_link
 
 __version__ = "0.1.0"
@@ -72,7 +72,9 @@ __all__ = [
     "no_to_snr_db",
     "pack_complex",
     "parse_snr_range",
+    "rng_state",
     "select_mcs",
+    "set_rng_state",
     "set_seed",
     "simulate_link",
     "snr_db_to_no",

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sionna.phy import config
 
-__all__ = ["set_seed"]
+__all__ = ["rng_state", "set_rng_state", "set_seed"]
 
 
 def set_seed(seed: int) -> None:
@@ -23,3 +23,18 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds legacy global users too
     random.seed(seed)
+
+
+def rng_state(device: str = "cpu") -> dict:
+    """A snapshot of Sionna's generator on ``device`` (channel gains, noise) and torch's global
+    CPU generator, for checkpoints: :func:`set_rng_state` continues both streams exactly."""
+    return {"sionna_torch": config.torch_rng(device).get_state(),
+            "torch": torch.get_rng_state(), "device": device}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a snapshot taken by :func:`rng_state` (on the device it was taken on)."""
+    if not isinstance(state, dict) or "sionna_torch" not in state:
+        raise ValueError("state must be a dict returned by phy.rng_state()")
+    config.torch_rng(state.get("device", "cpu")).set_state(state["sionna_torch"])
+    torch.set_rng_state(state["torch"])

@@ -32,11 +32,24 @@ def available_codecs() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_codec(name: str, cbr: float = 1 / 12, **kwargs: Any) -> JSCCCodec:
-    """Build a registered codec (``"deepjscc"``, ``"adjscc"``, ``"swinjscc"``) at ``cbr``."""
+def build_codec(name: str, cbr: float = 1 / 12, pretrained: bool = False,
+                channel: str = "awgn", **kwargs: Any) -> JSCCCodec:
+    """Build a registered codec (``"deepjscc"``, ``"adjscc"``, ``"swinjscc"``) at ``cbr``.
+
+    With ``pretrained=True`` the weights shipped in :mod:`jscc.pretrained` for ``(name, cbr,
+    channel)`` are loaded (offline) and the codec is returned in eval mode; its architecture
+    comes from the model card, so ``kwargs`` must be empty. ``channel`` is used only then.
+    """
     _load_builtin()
     if name not in _REGISTRY:
         raise ValueError(f"codec name must be one of {sorted(_REGISTRY)}, got {name!r}")
+    if pretrained:
+        if kwargs:
+            raise ValueError(f"pretrained codecs take their architecture from the model card; "
+                             f"drop {sorted(kwargs)}")
+        from ..pretrained import find, load_codec
+
+        return load_codec(find(name, cbr, channel))
     return _REGISTRY[name](cbr=cbr, **kwargs)
 
 

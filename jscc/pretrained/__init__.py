@@ -1,0 +1,161 @@
+"""Trained models that ship inside the package: safetensors weights and a JSON model card.
+
+Every entry is a pair of files in ``jscc/pretrained/weights/``: ``<name>.safetensors`` (the
+weights, float32) and ``<name>.json`` (the model card). Loading never touches the network.
+
+The card says what the model is and how it was made::
+
+    {"name": "adjscc_awgn_cbr1-12", "kind": "jscc",
+     "codec": "adjscc", "cbr": 0.0833, "channel": "awgn", "codec_kwargs": {...},
+     "training": {"data": ..., "config": ..., "steps": ..., "cpu_hours": ..., "command": ...},
+     "results": {"cbsd68_256": {"snr_db": [...], "psnr": [...]}, ...},
+     "sha256": "<of the safetensors file>"}
+
+``available()`` lists every entry with its card; ``build_codec(name, cbr=..., pretrained=True,
+channel=...)`` (:mod:`jscc.models.registry`) and :func:`load_codec` load one. Other packages
+(``cddm``) keep their own entries with :class:`WeightStore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["WeightStore", "available", "card", "find", "load_codec", "store"]
+
+#: Format version of the cards written by ``experiments.export_pretrained``.
+CARD_VERSION = 1
+
+
+class WeightStore:
+    """A folder of ``<name>.safetensors`` + ``<name>.json`` pairs.
+
+    Args:
+        root: the folder.
+        kind: the ``"kind"`` every card in it must have (``"jscc"``, ``"cddm"``, ...).
+    """
+
+    def __init__(self, root: str | Path, kind: str) -> None:
+        self.root = Path(root)
+        self.kind = kind
+
+    def names(self) -> list[str]:
+        """Entry names (the cards present), sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.json"))
+
+    def card(self, name: str) -> dict[str, Any]:
+        """The model card of ``name`` (a dict; ValueError for an unknown name)."""
+        path = self.root / f"{name}.json"
+        if not path.is_file():
+            raise ValueError(f"no pretrained {self.kind} model named {name!r}; available: "
+                             f"{self.names()}")
+        try:
+            c = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"model card {path} is not readable JSON: {e}") from e
+        if c.get("kind") != self.kind:
+            raise ValueError(f"model card {path} is of kind {c.get('kind')!r}, expected "
+                             f"{self.kind!r}")
+        return c
+
+    def available(self) -> dict[str, dict[str, Any]]:
+        """Every entry: name → model card."""
+        return {n: self.card(n) for n in self.names()}
+
+    def weights_path(self, name: str) -> Path:
+        return self.root / f"{name}.safetensors"
+
+    def state_dict(self, name: str, verify: bool = True) -> dict[str, torch.Tensor]:
+        """The weights of ``name``; ``verify`` checks them against the card's SHA-256."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        c = self.card(name)
+        path = self.weights_path(name)
+        if not path.is_file():
+            raise ValueError(f"pretrained {self.kind} model {name!r}: weights file {path} is "
+                             "missing (the package was installed without its data files?)")
+        if verify and "sha256" in c:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest != c["sha256"]:
+                raise ValueError(f"weights file {path} does not match its model card "
+                                 f"(sha256 {digest[:12]}…, card says {c['sha256'][:12]}…)")
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"weights file {path} is not a readable safetensors file: {e}") from e
+
+    def save(self, name: str, state_dict: Mapping[str, torch.Tensor],
+             card: Mapping[str, Any]) -> Path:
+        """Write ``<name>.safetensors`` and ``<name>.json`` (card completed with name, kind,
+        format version and SHA-256); both are written to temporary files first."""
+        from safetensors.torch import save_file
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.weights_path(name)
+        tmp = path.with_suffix(".safetensors.tmp")
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()},
+                  str(tmp), metadata={"kind": self.kind, "name": name})
+        tmp.replace(path)
+        full = {"name": name, "kind": self.kind, "card_version": CARD_VERSION, **card,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        cpath = self.root / f"{name}.json"
+        ctmp = cpath.with_suffix(".json.tmp")
+        ctmp.write_text(json.dumps(full, indent=2) + "\n")
+        ctmp.replace(cpath)
+        return path
+
+
+#: The JSCC codecs shipped with the package.
+store = WeightStore(Path(__file__).parent / "weights", kind="jscc")
+
+
+def available() -> dict[str, dict[str, Any]]:
+    """Every shipped JSCC codec: name → model card (training data, config, steps, CPU hours,
+    PSNR table, the command that reproduces it)."""
+    return store.available()
+
+
+def card(name: str) -> dict[str, Any]:
+    """The model card of one shipped codec."""
+    return store.card(name)
+
+
+def find(codec: str, cbr: float, channel: str = "awgn") -> str:
+    """The entry name of the shipped ``codec`` at ``cbr`` for ``channel``.
+
+    Raises:
+        ValueError: nothing matches; the message lists what is shipped.
+    """
+    cards = available()
+    for name, c in cards.items():
+        if (c.get("codec") == codec and c.get("channel") == channel
+                and math.isclose(float(c.get("cbr", -1)), float(cbr), rel_tol=1e-6)):
+            return name
+    shipped = [f"{c.get('codec')} cbr={c.get('cbr'):.4g} channel={c.get('channel')}"
+               for c in cards.values()]
+    raise ValueError(f"no pretrained {codec!r} at cbr={cbr:.4g} for channel={channel!r}; "
+                     f"shipped: {shipped or 'none'}")
+
+
+def load_codec(name: str) -> torch.nn.Module:
+    """Build the codec of entry ``name`` and load its weights (eval mode, CPU)."""
+    from ..models.registry import build_codec
+
+    c = card(name)
+    codec = build_codec(c["codec"], cbr=float(c["cbr"]), **c.get("codec_kwargs", {}))
+    sd = store.state_dict(name)
+    missing, unexpected = codec.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"pretrained {name!r} does not fit {c['codec']} with "
+                         f"{c.get('codec_kwargs', {})}: missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]}")
+    return codec.eval()
