@@ -38,7 +38,8 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 import phy
-from jscc.lightning import JSCCModule, sionna_device
+from jscc.checkpoints import CheckpointError, load_jscc_module, read_checkpoint, register_kind
+from jscc.lightning import sionna_device
 from jscc.metrics import psnr
 from phy.sweep import make_channel
 
@@ -49,15 +50,81 @@ from .sampler import CDDMSampler, expand_symbols
 from .schedule import CDDMSchedule
 from .weights import latent_weights
 
-__all__ = ["CDDMModule", "DecoderStage3Module", "denoised_pairs", "load_codec"]
+__all__ = ["PRETRAINED_PREFIX", "CDDMModule", "DecoderStage3Module", "denoised_pairs",
+           "load_cddm_module", "load_codec", "load_stage3_module", "resolve_stage_path"]
 
 _AWGN = "awgn"
 
 
+#: ``jscc_checkpoint`` values of this form name a codec shipped in :mod:`jscc.pretrained`.
+PRETRAINED_PREFIX = "pretrained:"
+
+register_kind("cddm", {"net", "T", "reweight", "ema_decay", "jscc_checkpoint"},
+              "CDDM stage-2 checkpoint (CDDMModule, semcom train-cddm)")
+register_kind("cddm-stage3", {"jscc_checkpoint", "cddm_checkpoint", "snr_db", "match_mmse"},
+              "CDDM stage-3 decoder checkpoint (DecoderStage3Module, semcom train-cddm)")
+
+
 def load_codec(checkpoint: str) -> nn.Module:
-    """The codec of a :class:`jscc.lightning.JSCCModule` checkpoint, on the CPU, in eval mode."""
-    module = JSCCModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    return module.codec.eval()
+    """The codec of a :class:`jscc.lightning.JSCCModule` checkpoint (or ``"pretrained:<name>"``
+    for a shipped one), on the CPU, in eval mode."""
+    if str(checkpoint).startswith(PRETRAINED_PREFIX):
+        from jscc.pretrained import load_codec as load_pretrained
+
+        return load_pretrained(str(checkpoint)[len(PRETRAINED_PREFIX):])
+    return load_jscc_module(checkpoint).codec.eval()
+
+
+def resolve_stage_path(stored: str | None, anchor: str | Path, what: str,
+                       override: str | None = None) -> str | None:
+    """Where a checkpoint named inside another checkpoint (``anchor``) lives now.
+
+    ``override`` wins. Otherwise ``stored`` as given (absolute, or relative to the working
+    directory), then relative to every folder above ``anchor`` (a path recorded relative to the
+    project root is found from anywhere, as long as the two files moved together).
+    ``"pretrained:<name>"`` is returned as is.
+    """
+    if override is not None:
+        return override
+    if stored is None or str(stored).startswith(PRETRAINED_PREFIX):
+        return stored
+    p = Path(stored)
+    if p.is_file():
+        return str(p)
+    if not p.is_absolute():
+        for base in Path(anchor).resolve().parents:
+            if (base / p).is_file():
+                return str(base / p)
+    raise CheckpointError(f"{anchor} refers to its {what} {stored}, which was not found (tried "
+                          f"it as given and relative to the folders above {anchor}); pass the "
+                          f"{what} explicitly (--jscc / jscc_checkpoint=)")
+
+
+def load_cddm_module(path: str | Path, jscc_checkpoint: str | None = None) -> CDDMModule:
+    """A stage-2 :class:`CDDMModule` from its checkpoint (CPU, eval mode).
+
+    Its stage-1 codec checkpoint is found with :func:`resolve_stage_path` (``jscc_checkpoint``
+    overrides it)."""
+    ck = read_checkpoint(path, "cddm")
+    stored = ck["hyper_parameters"].get("jscc_checkpoint")
+    jscc = resolve_stage_path(stored, path, "stage-1 JSCC checkpoint", jscc_checkpoint)
+    return CDDMModule.load_from_checkpoint(path, map_location="cpu", weights_only=False,
+                                           jscc_checkpoint=jscc).eval()
+
+
+def load_stage3_module(path: str | Path, jscc_checkpoint: str | None = None,
+                       cddm_checkpoint: str | None = None) -> DecoderStage3Module:
+    """A :class:`DecoderStage3Module` from its checkpoint, its stage-1 and stage-2 checkpoints
+    found as in :func:`load_cddm_module`."""
+    ck = read_checkpoint(path, "cddm-stage3")
+    hp = ck["hyper_parameters"]
+    jscc = resolve_stage_path(hp.get("jscc_checkpoint"), path, "stage-1 JSCC checkpoint",
+                              jscc_checkpoint)
+    cddm = resolve_stage_path(hp.get("cddm_checkpoint"), path, "stage-2 CDDM checkpoint",
+                              cddm_checkpoint)
+    return DecoderStage3Module.load_from_checkpoint(
+        path, map_location="cpu", weights_only=False, jscc_checkpoint=jscc,
+        cddm_checkpoint=cddm).eval()
 
 
 @torch.no_grad()
@@ -109,7 +176,8 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
             ``"unet"`` (configure with ``net_kwargs``) or ``"mlp"`` (vectors ``[B, D]``).
         net_kwargs: extra arguments of the network.
         jscc_checkpoint: a :class:`jscc.lightning.JSCCModule` checkpoint whose frozen encoder
-            turns image batches into latents; None: batches are the latents themselves.
+            turns image batches into latents, or ``"pretrained:<name>"`` for a codec shipped in
+            :mod:`jscc.pretrained`; None: batches are the latents themselves.
         latent_shape: latent shape without batch; required without ``jscc_checkpoint``, checked
             against the codec's latent for ``image_size`` otherwise.
         image_size: training crop side (px), to size the network from the codec.
@@ -289,9 +357,10 @@ class DecoderStage3Module(_LinkMixin, pl.LightningModule):
         self.save_hyperparameters()
         for name, path in (("jscc_checkpoint", jscc_checkpoint),
                            ("cddm_checkpoint", cddm_checkpoint)):
-            if path is None or not Path(path).is_file():
+            if path is None or not (Path(path).is_file() or (
+                    name == "jscc_checkpoint" and str(path).startswith(PRETRAINED_PREFIX))):
                 raise ValueError(f"{name} must be a checkpoint file, got {path!r}")
-        cddm = CDDMModule.load_from_checkpoint(cddm_checkpoint, map_location="cpu")
+        cddm = load_cddm_module(cddm_checkpoint, jscc_checkpoint=jscc_checkpoint)
         if cddm.channel_name != channel:
             raise ValueError(f"the CDDM was trained for channel={cddm.channel_name!r}, "
                              f"got channel={channel!r}")

@@ -217,7 +217,8 @@ class UNet(nn.Module):
         h_concat: ``"height"`` (published): ``[x_t; |h|]`` along height → ``[B, C, 2H, W]``, output
             folded by summing the two height halves; ``"channel"``: along channels → ``2C`` input
             channels, ``C`` output channels.
-        latent_shape: ``(C, H, W)`` the network is meant for (checked on every call), or None.
+        latent_shape: ``(C, H, W)`` the network was trained for, or None. ``C`` is checked on
+            every call; the spatial size may differ (any size the down-sampling allows).
         norm_max_groups: most GroupNorm groups (32 as published).
         init_gain: xavier gain of the near-identity layers (published: 1e-5).
 
@@ -342,9 +343,9 @@ class UNet(nn.Module):
         if x_t.dim() != 4 or x_t.shape[1] != self.channels:
             raise ValueError(f"x_t must have shape [B, {self.channels}, H, W], got "
                              f"{tuple(x_t.shape)}")
-        if self.latent_shape is not None and tuple(x_t.shape[1:]) != self.latent_shape:
-            raise ValueError(f"x_t has latent shape {tuple(x_t.shape[1:])}, this network was "
-                             f"built for {self.latent_shape}")
+        # Fully convolutional (and attention over any number of positions): latents of any
+        # spatial size the down-sampling allows work, e.g. 256x256 images through a CDDM
+        # trained on the latents of 64x64 crops; latent_shape records the training size.
         H, W = x_t.shape[2], x_t.shape[3]
         self._check_spatial(H, W)
         h_abs = _check_h(x_t, h_abs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -39,7 +41,31 @@ class JSCCWithCDDM(JSCCCodec):
         if isinstance(sampler.net, nn.Module):
             self.denoiser = sampler.net  # registered so .to(device) moves it too
         self.match_mmse = bool(match_mmse)
+        #: SNR (dB) the stage-3 decoder was trained at (set by :meth:`from_pretrained`).
+        self.decoder_snr_db: float | None = None
+        self.pretrained_name: str | None = None
         self.snr_adaptive = bool(getattr(codec, "snr_adaptive", False))
+
+    @classmethod
+    def from_pretrained(cls, codec: str = "adjscc", cbr: float = 1 / 12, channel: str = "awgn",
+                        snr_db: float = 10.0, **sampler_overrides: Any) -> JSCCWithCDDM:
+        """The shipped pipeline: the pretrained ``codec`` at ``cbr`` (its encoder), its stage-2
+        CDDM and the stage-3 decoder trained at the SNR nearest to ``snr_db`` (dB), all loaded
+        offline from the package (see :mod:`cddm.pretrained`). ``decoder_snr_db`` on the result
+        says which decoder was picked."""
+        from jscc import pretrained as jscc_pretrained
+
+        from . import pretrained
+
+        name = pretrained.find(codec, cbr, channel)
+        card = pretrained.store.card(name)
+        enc = jscc_pretrained.load_codec(card["jscc"])
+        dec, dec_snr = pretrained.load_decoder(name, snr_db)
+        system = cls(enc, pretrained.load_sampler(name, **sampler_overrides), decoder=dec,
+                     match_mmse=bool(card.get("match_mmse", True))).eval()
+        system.decoder_snr_db = dec_snr
+        system.pretrained_name = name
+        return system
 
     def encode(self, img: torch.Tensor, snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
         return self.codec.encode(img, snr_db)

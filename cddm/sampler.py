@@ -129,7 +129,8 @@ class CDDMSampler:
                              f"shape {tuple(z_eq.shape)}, got {h.dtype} {tuple(h.shape)}")
         snrs = self._per_example_snr(snr_db, b)
         latent_shape = getattr(self.net, "latent_shape", None)
-        if latent_shape is not None and tuple(latent_shape) != tuple(z_eq.shape[1:]):
+        if latent_shape is not None and not _compatible(tuple(latent_shape),
+                                                        tuple(z_eq.shape[1:])):
             raise ValueError(f"the CDDM net was built for latents of shape {tuple(latent_shape)},"
                              f" got z_eq of shape {tuple(z_eq.shape[1:])}")
         awgn = self._is_awgn(h) and self.awgn_identity
@@ -177,3 +178,11 @@ class CDDMSampler:
         scale = r.scale.to(r.z_hat.device).reshape((-1,) + (1,) * (r.z_hat.dim() - 1))
         x_hat = self.denoise(r.z_hat / scale, r.h.to(r.z_hat.device), snr_db, design_snr_db)
         return x_hat * scale
+
+
+def _compatible(trained: tuple[int, ...], got: tuple[int, ...]) -> bool:
+    """Vector nets need the trained shape; image latents ``(C, H, W)`` the same ``C`` (the
+    U-Net is fully convolutional)."""
+    if len(trained) == 3 and len(got) == 3:
+        return trained[0] == got[0]
+    return trained == got

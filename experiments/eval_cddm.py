@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 import phy
-from cddm.lightning import CDDMModule, DecoderStage3Module, load_codec
+from cddm.lightning import load_cddm_module, load_codec, load_stage3_module
 from cddm.metrics import channel_mse, theory_mse_db
 from cddm.pipeline import JSCCWithCDDM
 from experiments.eval_images import DEFAULT_BASELINES, run_eval_images
@@ -55,13 +55,10 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
         convention, floor_db: override the sampler settings stored in the CDDM checkpoint.
         Other arguments as for :func:`experiments.eval_images.run_eval_images`.
     """
-    _check_file("cddm_checkpoint", cddm_checkpoint)
-    cddm = CDDMModule.load_from_checkpoint(cddm_checkpoint, map_location="cpu",
-                                           weights_only=False).eval()
-    jscc_checkpoint = jscc_checkpoint or cddm.jscc_checkpoint
+    cddm = load_cddm_module(cddm_checkpoint, jscc_checkpoint=jscc_checkpoint)
+    jscc_checkpoint = cddm.jscc_checkpoint
     if jscc_checkpoint is None:
         raise ValueError("this CDDM was trained on raw payloads: pass jscc_checkpoint")
-    _check_file("jscc_checkpoint", jscc_checkpoint)
     for s, path in (decoders or {}).items():
         _check_file(f"decoder for {s} dB", path)
     channel = cddm.channel_name
@@ -73,15 +70,15 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
     sampler = cddm.sampler(**overrides)
     codec = load_codec(jscc_checkpoint)
     latent = tuple(codec.latent_shape((crop, crop)))
-    if latent != tuple(cddm.latent_shape):
+    if latent[0] != cddm.latent_shape[0]:
         raise ValueError(f"the CDDM was trained on latents {tuple(cddm.latent_shape)} but the "
                          f"codec gives {latent} for crop={crop}")
     plain = JSCCWithCDDM(codec, sampler).eval()
     systems = {"jscc+cddm": lambda img, link, s: plain(img, link, s)}
     if decoders:
-        redecoded = {float(s): DecoderStage3Module.load_from_checkpoint(
-            p, map_location="cpu", weights_only=False).system.eval()
-            for s, p in decoders.items()}
+        redecoded = {float(s): load_stage3_module(p, jscc_checkpoint=jscc_checkpoint,
+                                                   cddm_checkpoint=cddm_checkpoint).system.eval()
+                     for s, p in decoders.items()}
         for system in redecoded.values():
             system.sampler = sampler
 

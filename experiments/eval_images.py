@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 import phy
 from experiments.results import ResultsDir
 from jscc.baselines import JPEG2000LDPC, JPEG2000Capacity
+from jscc.checkpoints import load_jscc_module
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
-from jscc.lightning import JSCCModule
 from jscc.metrics import ms_ssim, psnr
 from phy.sweep import make_channel
 
@@ -76,12 +76,9 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
             raise ValueError(f"baselines must be a subset of {list(BASELINES)}, got {b!r}")
     model = None
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise ValueError(f"checkpoint {checkpoint!r} is not a file")
         # A Lightning checkpoint holds its hyperparameters as Python objects: load it fully
-        # (only open checkpoints you trust).
-        model = JSCCModule.load_from_checkpoint(checkpoint, map_location="cpu",
-                                                weights_only=False).eval()
+        # (only open checkpoints you trust); a wrong file gets one clear CheckpointError.
+        model = load_jscc_module(checkpoint)
         cbr = model.hparams.cbr
     if cbr is None:
         raise ValueError("cbr must be given when no checkpoint is evaluated")

@@ -12,6 +12,7 @@ The two statistical tests train small predictors for a few hundred steps (seeded
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
@@ -160,14 +161,21 @@ def test_pipeline_with_an_identity_denoiser_equals_the_plain_codec(checkpoints, 
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_cddm_for_another_latent_shape_is_rejected(checkpoints):
+def test_cddm_for_other_latent_channels_is_rejected_any_image_size_runs(checkpoints):
     from cddm.lightning import load_codec
+    from jscc import build_codec
 
     codec = load_codec(checkpoints[0])
     cddm = CDDMModule.load_from_checkpoint(checkpoints[1], map_location="cpu")
     system = JSCCWithCDDM(codec, cddm.sampler())
+    # trained on the latents of 32x32 crops; the U-Net is fully convolutional
+    out = system(torch.rand(1, 3, 64, 64), phy.AnalogLink(phy.AWGN()), 10.0)
+    assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+    other = build_codec("deepjscc", cbr=codec.latent_channels / 96 / 2
+                        if codec.latent_channels % 2 == 0 else 2 / 96)
     with pytest.raises(ValueError, match="built for latents of shape"):
-        system(torch.rand(1, 3, 64, 64), phy.AnalogLink(phy.AWGN()), 10.0)
+        JSCCWithCDDM(other, cddm.sampler())(torch.rand(1, 3, 32, 32),
+                                             phy.AnalogLink(phy.AWGN()), 10.0)
     with pytest.raises(ValueError, match="does not match the codec's latent"):
         CDDMModule(net="unet-small", jscc_checkpoint=checkpoints[0], image_size=32,
                    latent_shape=(4, 8, 8))
@@ -210,7 +218,7 @@ def test_eval_cddm_cli_errors(tmp_path, capsys):
     from experiments.cli import main
 
     assert main(["eval-cddm", "--cddm", str(tmp_path / "missing.ckpt")]) == 2
-    assert "is not a file" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
     assert main(["eval-cddm", "--cddm", "x.ckpt", "--decoder", "ten=a.ckpt"]) == 2
     assert "SNR=CHECKPOINT" in capsys.readouterr().err
 
@@ -262,3 +270,60 @@ def test_train_cddm_cli_runs_the_shipped_configs(checkpoints, tmp_path):
     assert list(root3.rglob("last.ckpt"))
     with pytest.raises(ValueError, match="cddm_checkpoint must be a checkpoint file"):
         DecoderStage3Module(jscc_checkpoint=jscc_ckpt, cddm_checkpoint=None)
+
+
+def test_wrong_kind_garbage_and_truncated_checkpoints_get_one_clear_error(checkpoints, tmp_path):
+    from cddm.lightning import load_cddm_module, load_codec
+    from jscc.checkpoints import CheckpointError
+
+    jscc_ckpt, cddm_ckpt = checkpoints
+    with pytest.raises(CheckpointError, match=r"cddm\.ckpt is a CDDM stage-2 checkpoint.*"
+                                              r"expected a JSCC codec checkpoint"):
+        load_codec(cddm_ckpt)
+    with pytest.raises(CheckpointError, match=r"is a JSCC codec checkpoint.*expected a CDDM"):
+        load_cddm_module(jscc_ckpt)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"this is not a checkpoint\n" * 10)
+    truncated = tmp_path / "truncated.ckpt"
+    data = open(jscc_ckpt, "rb").read()
+    truncated.write_bytes(data[: len(data) // 2])
+    for bad in (garbage, truncated):
+        with pytest.raises(CheckpointError, match=f"checkpoint {bad} is not readable.*"
+                                                  "expected a JSCC codec checkpoint"):
+            load_codec(str(bad))
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    with pytest.raises(CheckpointError, match="not a Lightning checkpoint"):
+        load_codec(str(plain))
+
+
+def test_stage2_finds_its_stage1_relative_to_itself_and_jscc_overrides(checkpoints, tmp_path,
+                                                                       monkeypatch):
+    """A stage-2 checkpoint records its stage-1 path as typed (relative to the directory the
+    training ran in); loaded from elsewhere it is found relative to the folders above it."""
+    import shutil
+
+    from cddm.lightning import load_cddm_module
+    from jscc.checkpoints import CheckpointError
+
+    project = tmp_path / "project"
+    (project / "runs" / "jscc").mkdir(parents=True)
+    shutil.copy(checkpoints[0], project / "runs" / "jscc" / "last.ckpt")
+    monkeypatch.chdir(project)
+    cddm = CDDMModule(net="unet-small", jscc_checkpoint="runs/jscc/last.ckpt", image_size=32)
+    trainer = _trainer(project, 1)
+    trainer.fit(cddm, train_dataloaders=DataLoader(torch.rand(4, 3, 32, 32), batch_size=4))
+    (project / "runs" / "cddm").mkdir()
+    ckpt = project / "runs" / "cddm" / "stage2.ckpt"
+    trainer.save_checkpoint(ckpt)
+    monkeypatch.chdir(tmp_path)  # elsewhere: "runs/jscc/last.ckpt" does not exist here
+    m = load_cddm_module(ckpt)
+    assert Path(m.jscc_checkpoint) == project / "runs" / "jscc" / "last.ckpt"
+    # the override wins; a missing stage 1 is named
+    other = tmp_path / "other.ckpt"
+    shutil.copy(checkpoints[0], other)
+    assert load_cddm_module(ckpt, jscc_checkpoint=str(other)).jscc_checkpoint == str(other)
+    (project / "runs" / "jscc" / "last.ckpt").unlink()
+    with pytest.raises(CheckpointError, match=r"stage-1 JSCC checkpoint runs/jscc/last\.ckpt"
+                                              r".*--jscc"):
+        load_cddm_module(ckpt)

@@ -205,12 +205,16 @@ def test_unet_input_errors() -> None:
         UNet.small(C, h_concat="channel")(x[:, :, :2], t, h[:, :, :2])
 
 
-def test_latent_shape_is_enforced() -> None:
+def test_latent_shape_records_the_training_size_and_any_size_runs() -> None:
+    """Fully convolutional: a latent larger than the training one runs; the channels must
+    match."""
     net = UNet.small(C, latent_shape=(C, H, W))
     assert net.latent_shape == (C, H, W)
     x, t, h = _inputs(shape=(C, 8, 8))
-    with pytest.raises(ValueError, match=r"built for \(4, 4, 8\)"):
-        net(x, t, h)
+    out = net(x, t, h)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match=r"shape \[B, 4, H, W\]"):
+        net(x[:, :3], t, h[:, :3])
     with pytest.raises(ValueError, match="latent_shape must be"):
         UNet.small(C, latent_shape=(C + 1, H, W))
     with pytest.raises(ValueError, match="multiple of 4"):

@@ -1,0 +1,152 @@
+"""Turn a trained checkpoint into a shipped model: safetensors weights + a JSON model card.
+
+JSCC codec (``jscc/pretrained/weights/``)::
+
+    python -m experiments.export_pretrained jscc adjscc_awgn_cbr1-12 \\
+        results/pretrained/adjscc_awgn_cbr1-12/lightning_logs/version_0/checkpoints/last.ckpt \\
+        --config experiments/configs/pretrained/adjscc_awgn_cbr1-12.yaml \\
+        --test-dir ../shared/datasets/cbsd68
+
+The card records the training data, the config and the command that reproduces the run, the
+optimizer steps, the CPU hours (wall time between the run's ``manifest.json`` and the checkpoint,
+times the threads the run used) and a PSNR / MS-SSIM table measured here: on the test folder's
+256×256 centre crops and whole images, and on the held-out built-in photos, AWGN or the card's
+channel, SNR 0–20 dB. CDDM entries are exported by :mod:`experiments.export_cddm`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import phy
+from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
+from jscc.evaluation import evaluate_codec
+from jscc.pretrained import store as jscc_store
+from phy.sweep import make_channel
+
+__all__ = ["card_results", "export_jscc", "run_facts"]
+
+#: SNRs (dB) of the tables in the model cards.
+CARD_SNRS_DB: tuple[float, ...] = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0)
+
+
+def run_facts(checkpoint: Path, threads: int | None = None) -> dict[str, Any]:
+    """Steps, wall time and CPU hours of the Lightning run that wrote ``checkpoint``.
+
+    The wall time runs from the run's ``manifest.json`` (written when ``fit`` starts) to the
+    checkpoint file; CPU hours = wall hours × threads (the run's ``torch_num_threads`` from the
+    manifest, or ``threads``). A resumed run writes a new manifest, so resumed runs count from
+    their last start only: pass the full figure by hand then.
+    """
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    run_dir = checkpoint.parent.parent
+    manifest_path = run_dir / "manifest.json"
+    facts: dict[str, Any] = {"steps": int(ck.get("global_step", 0)),
+                             "epochs": int(ck.get("epoch", 0))}
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        wall_s = checkpoint.stat().st_mtime - manifest_path.stat().st_mtime
+        n = threads or manifest.get("torch_num_threads")
+        facts.update(wall_hours=round(wall_s / 3600, 3), threads=n,
+                     cpu_hours=round(wall_s / 3600 * n, 3) if n else None,
+                     versions=manifest.get("versions"), git_revision=manifest.get("git_revision"))
+    return facts
+
+
+def _whole_images(folder: str) -> list[torch.Tensor]:
+    ds = ImageFolderDataset(folder, crop=None, train=False)
+    return [ds[i] for i in range(len(ds))]
+
+
+def card_results(codec: torch.nn.Module, channel: str, test_dir: str | None,
+                 snrs: Sequence[float] = CARD_SNRS_DB, seed: int = 0,
+                 transmit: Any = None) -> dict[str, Any]:
+    """The PSNR tables of a model card (see the module docstring)."""
+    link = phy.AnalogLink(make_channel(channel))
+    fn = transmit or codec.transmit
+    sets: dict[str, Any] = {}
+    builtin = BuiltinPhotosDataset(crop=128, train=False)
+    sets["builtin_heldout_128"] = ("held-out built-in photos (astronaut, coffee, flower), "
+                                   "128x128 grid crops",
+                                   torch.stack([builtin[i] for i in range(len(builtin))]))
+    if test_dir is not None:
+        crops = ImageFolderDataset(test_dir, crop=256, train=False)
+        name = Path(test_dir).name
+        sets[f"{name}_256"] = (f"{name}, 256x256 centre crops",
+                               torch.stack([crops[i] for i in range(len(crops))]))
+        sets[f"{name}_whole"] = (f"{name}, whole images (reflect-padded to multiples of 4)",
+                                 _whole_images(test_dir))
+    out: dict[str, Any] = {}
+    for key, (desc, imgs) in sets.items():
+        n = len(imgs)
+        with tqdm(total=n * len(snrs), desc=key, leave=False) as bar:
+            scores = evaluate_codec(fn, imgs, link, snrs, seed=seed, progress=bar.update)
+        out[key] = {"images": desc, "num_images": n, "channel": channel,
+                    "snr_db": [s.snr_db for s in scores],
+                    "psnr": [round(s.psnr, 3) for s in scores],
+                    "msssim": [round(s.msssim, 4) for s in scores]}
+    return out
+
+
+def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | None,
+                train_data: str, threads: int | None = None, notes: str = "") -> Path:
+    """Export a :class:`jscc.lightning.JSCCModule` checkpoint as shipped entry ``name``."""
+    from jscc.checkpoints import load_jscc_module
+
+    checkpoint = Path(checkpoint)
+    module = load_jscc_module(checkpoint)
+    codec = module.codec.eval()
+    hp = dict(module.hparams)
+    t0 = time.time()
+    results = card_results(codec, hp["channel"], test_dir)
+    card = {
+        "codec": hp["codec"], "cbr": float(hp["cbr"]), "channel": hp["channel"],
+        "codec_kwargs": dict(hp.get("codec_kwargs") or {}),
+        "snr_range_db": list(getattr(codec, "snr_range_db", ()) or []),
+        "parameters": sum(p.numel() for p in codec.parameters()),
+        "training": {"data": train_data, "config": config,
+                     "command": f"semcom train-jscc --config {config}",
+                     "hparams": {k: v for k, v in hp.items() if k != "codec_kwargs"},
+                     **run_facts(checkpoint, threads)},
+        "results": results,
+        "evaluation_seconds": round(time.time() - t0, 1),
+        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+        "notes": notes,
+    }
+    return jscc_store.save(name, codec.state_dict(), json.loads(json.dumps(card, default=str)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m experiments.export_pretrained",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("kind", choices=["jscc"])
+    p.add_argument("name", help="entry name, e.g. adjscc_awgn_cbr1-12")
+    p.add_argument("checkpoint", help="the run's checkpoint (last.ckpt)")
+    p.add_argument("--config", required=True, help="the config the run was trained with")
+    p.add_argument("--test-dir", default=None, help="test image folder (e.g. CBSD68)")
+    p.add_argument("--train-data", default="CSun_Hays80 (80 photos) + the 9 built-in "
+                   "training photos, random 64x64 crops with horizontal flips")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of the training run, if its manifest does not say")
+    p.add_argument("--notes", default="")
+    args = p.parse_args(argv)
+    path = export_jscc(args.name, args.checkpoint, args.config, args.test_dir, args.train_data,
+                       args.threads, args.notes)
+    card = jscc_store.card(args.name)
+    print(f"wrote {path} and its card")
+    for key, r in card["results"].items():
+        print(key, " ".join(f"{s:g}:{v:.2f}" for s, v in zip(r["snr_db"], r["psnr"],
+                                                             strict=True)))
+
+
+if __name__ == "__main__":
+    main()
