@@ -25,6 +25,16 @@ def _int_list(spec: str) -> list[int]:
         ) from None
 
 
+def _positive_int(spec: str) -> int:
+    try:
+        v = int(spec)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {spec!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (>= 1), got {v}")
+    return v
+
+
 def _snr_list(spec: str) -> list[float]:
     from phy.sweep import parse_snr_range
 
@@ -68,9 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval-images",
                         help="PSNR/MS-SSIM vs SNR of a JSCC checkpoint and the digital baselines")
-    ev.add_argument("--checkpoint", default=None, help="JSCCModule checkpoint (.ckpt)")
+    ev.add_argument("--checkpoint", default=None,
+                    help="JSCCModule checkpoint (.ckpt) or pretrained:<name> (a shipped codec, "
+                         "see jscc.pretrained.available())")
     ev.add_argument("--data", default="builtin", help="'builtin' or an image folder")
-    ev.add_argument("--crop", type=int, default=64, help="centre crop size in pixels")
+    ev.add_argument("--crop", type=_positive_int, default=64,
+                    help="centre crop size in pixels (>= 1)")
     ev.add_argument("--channel", default="awgn", help="awgn | rayleigh | rayleigh-block | tdl-a …")
     ev.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
     ev.add_argument("--baselines", default="all",
@@ -82,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mcs", type=_int_list, default=[0, 5, 9, 13, 17, 22],
                     help="MCS indices of the JPEG2000+LDPC curves")
     ev.add_argument("--cbr", type=float, default=None, help="CBR when no checkpoint is given")
-    ev.add_argument("--max-images", type=int, default=None)
+    ev.add_argument("--max-images", type=_positive_int, default=None,
+                    help="evaluate at most this many images (>= 1)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", default="results")
     ev.add_argument("--no-progress", action="store_true")
@@ -101,11 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="channel MSE and PSNR vs SNR of JSCC with and without CDDM")
     ec.add_argument("--cddm", required=True, help="stage-2 CDDMModule checkpoint (.ckpt)")
     ec.add_argument("--jscc", default=None,
-                    help="JSCCModule checkpoint (default: the one the CDDM was trained on)")
+                    help="JSCCModule checkpoint (default: the one the CDDM was trained on, "
+                         "looked up as recorded and relative to the CDDM checkpoint)")
     ec.add_argument("--decoder", action="append", default=[], metavar="SNR=CKPT",
                     help="stage-3 decoder checkpoint for an SNR in dB (repeatable)")
     ec.add_argument("--data", default="builtin", help="'builtin' or an image folder")
-    ec.add_argument("--crop", type=int, default=64, help="centre crop size in pixels")
+    ec.add_argument("--crop", type=_positive_int, default=64,
+                    help="centre crop size in pixels (>= 1)")
     ec.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
     ec.add_argument("--baselines", default="all",
                     help="all | none | comma list of jpeg2000+ldpc, jpeg2000+capacity")
@@ -114,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sampler convention (default: the checkpoint's)")
     ec.add_argument("--floor-db", default="checkpoint",
                     help="SNR floor of the start step in dB, 'none', or 'checkpoint' (default)")
-    ec.add_argument("--max-images", type=int, default=None)
+    ec.add_argument("--max-images", type=_positive_int, default=None,
+                    help="evaluate at most this many images (>= 1)")
     ec.add_argument("--seed", type=int, default=0)
     ec.add_argument("--out", default="results")
     ec.add_argument("--no-progress", action="store_true")

@@ -74,12 +74,18 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     for b in baselines:
         if b not in BASELINES:
             raise ValueError(f"baselines must be a subset of {list(BASELINES)}, got {b!r}")
-    model = None
+    codec = None
     if checkpoint is not None:
         # A Lightning checkpoint holds its hyperparameters as Python objects: load it fully
         # (only open checkpoints you trust); a wrong file gets one clear CheckpointError.
-        model = load_jscc_module(checkpoint)
-        cbr = model.hparams.cbr
+        if str(checkpoint).startswith("pretrained:"):
+            from jscc.pretrained import card, load_codec
+
+            name = str(checkpoint)[len("pretrained:"):]
+            codec, cbr = load_codec(name), float(card(name)["cbr"])
+        else:
+            model = load_jscc_module(checkpoint)
+            codec, cbr = model.codec, model.hparams.cbr
     if cbr is None:
         raise ValueError("cbr must be given when no checkpoint is evaluated")
     learned = [b for b in baselines if b.startswith("learned+")]
@@ -122,9 +128,9 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
             learned_digital, learned_cap = {}, None
         for s in tqdm(list(snr_db), desc="SNR", disable=not progress):
             s = float(s)
-            if model is not None:
+            if codec is not None:
                 with torch.no_grad():
-                    outs = [model.codec(images[i:i + batch_size], link, s)
+                    outs = [codec(images[i:i + batch_size], link, s)
                             for i in range(0, images.shape[0], batch_size)]
                 add("jscc", s, *_metrics(torch.cat(outs).clamp(0, 1), images))
             for sys_name, fn in (systems or {}).items():

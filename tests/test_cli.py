@@ -71,3 +71,16 @@ def test_helpers() -> None:
     rows = [{"snr_db": 0.0, "bler": 1.0, "num_blocks": 10},
             {"snr_db": 1.0, "bler": 0.01, "num_blocks": 10}]
     assert snr_at_bler(rows, 0.1) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("command", ["eval-images", "eval-cddm"])
+@pytest.mark.parametrize("option", ["--crop", "--max-images"])
+def test_zero_crop_and_max_images_are_refused(command: str, option: str, capsys) -> None:
+    from experiments.cli import main
+
+    extra = ["--cddm", "x.ckpt"] if command == "eval-cddm" else []
+    with pytest.raises(SystemExit) as e:
+        main([command, *extra, option, "0"])
+    assert e.value.code == 2
+    assert f"argument {option}: must be a positive integer (>= 1), got 0" in \
+        capsys.readouterr().err

@@ -230,3 +230,20 @@ def test_output_range_and_shape(name: str, size: tuple[int, int]) -> None:
         assert y.shape == img.shape
         assert torch.all(y >= 0) and torch.all(y <= 1)
         assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", ["deepjscc", "adjscc", "swinjscc"])
+def test_uint8_float64_and_bf16_images_are_converted_others_refused(name: str) -> None:
+    from jscc import build_codec
+
+    codec = build_codec(name, cbr=1 / 12 if name != "swinjscc" else 1 / 16).eval()
+    img8 = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    ref = codec.encode(img8.float() / 255, 10.0)
+    torch.testing.assert_close(codec.encode(img8, 10.0), ref)
+    torch.testing.assert_close(codec.encode(img8.double() / 255, 10.0), ref)
+    bf = (img8.float() / 255).bfloat16()
+    torch.testing.assert_close(codec.encode(bf, 10.0), codec.encode(bf.float(), 10.0))
+    with pytest.raises(ValueError, match=r"float images must lie in \[0, 1\]"):
+        codec.encode(img8.float(), 10.0)  # 0-255 values in a float tensor
+    with pytest.raises(ValueError, match=r"uint8 .* or float .* got dtype torch\.int32"):
+        codec.encode(img8.int(), 10.0)

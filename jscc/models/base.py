@@ -15,7 +15,31 @@ from torch import nn
 
 from phy import AnalogLink, AnalogResult
 
-__all__ = ["JSCCCodec"]
+__all__ = ["JSCCCodec", "as_float_images"]
+
+#: Float dtypes converted to float32 by :func:`as_float_images`.
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: Float images may stray this far outside [0, 1] (rounding) before they are refused.
+_RANGE_SLACK = 1e-3
+
+
+def as_float_images(img: torch.Tensor, name: str = "img") -> torch.Tensor:
+    """Images as float32 in [0, 1]: uint8 is divided by 255, float16 / bfloat16 / float64 are
+    converted; float values outside [0, 1] (beyond rounding) and other dtypes are refused."""
+    if not isinstance(img, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [B, 3, H, W], got {type(img).__name__}")
+    if img.dtype == torch.uint8:
+        return img.to(torch.float32).div_(255.0)
+    if img.dtype not in _FLOATS:
+        raise ValueError(f"{name} must be uint8 (0-255) or float (0-1) images, got dtype "
+                         f"{img.dtype}")
+    out = img if img.dtype == torch.float32 else img.to(torch.float32)
+    if out.numel():
+        lo, hi = float(out.min()), float(out.max())
+        if not (lo >= -_RANGE_SLACK and hi <= 1 + _RANGE_SLACK):
+            raise ValueError(f"{name} holds float values in [{lo:.4g}, {hi:.4g}]; float images "
+                             "must lie in [0, 1] (pass uint8 for 0-255 images)")
+    return out
 
 
 class JSCCCodec(nn.Module):

@@ -35,7 +35,7 @@ with warnings.catch_warnings():
     from compressai.layers import GDN
 from torch import nn
 
-from .base import JSCCCodec
+from .base import JSCCCodec, as_float_images
 from .registry import register_codec
 
 __all__ = [
@@ -263,7 +263,9 @@ class ConvJSCC(JSCCCodec):
 
     # ------------------------------------------------------------------ model
     def encode(self, img: torch.Tensor, snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
-        """Images ``[B, 3, H, W]`` in [0, 1] → real latent ``[B, C, H/4, W/4]`` (not normalized)."""
+        """Images ``[B, 3, H, W]`` in [0, 1] (or uint8) → real latent ``[B, C, H/4, W/4]`` (not
+        normalized)."""
+        img = as_float_images(img)
         self._check_image(img)
         return self.encoder(img, self._encoder_side(img, snr_db))
 

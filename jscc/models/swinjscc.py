@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import JSCCCodec
+from .base import JSCCCodec, as_float_images
 from .registry import register_codec
 
 __all__ = [
@@ -499,6 +499,7 @@ class SwinJSCC(JSCCCodec):
     # -- model ---------------------------------------------------------------------------------
 
     def encode(self, img: torch.Tensor, snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
+        img = as_float_images(img)
         if img.dim() != 4 or img.shape[1] != 3:
             raise ValueError(f"img must be [B, 3, H, W], got {tuple(img.shape)}")
         h, w = img.shape[-2:]
