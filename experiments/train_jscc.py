@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from jsonargparse import lazy_instance
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
@@ -71,6 +72,7 @@ class ResultsCallback(pl.Callback):
             return
         d.mkdir(parents=True, exist_ok=True)
         manifest = {"versions": _package_versions(), "git_revision": _git_revision(),
+                    "torch_num_threads": torch.get_num_threads(),
                     "seed": int(pl_module.hparams.get("seed", 0)),
                     "device": str(pl_module.device), "hparams": dict(pl_module.hparams)}
         atomic_write_text(d / "manifest.json", json.dumps(manifest, indent=2, default=str))

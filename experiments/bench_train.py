@@ -1,0 +1,205 @@
+"""Benchmark: training throughput of the Lightning paths against bare PyTorch loops.
+
+    python -m experiments.bench_train [--steps 60] [--reps 3] [--out results]
+
+Two pairs, each measured side by side in one process, alternating (bare, Lightning) ``reps``
+times so that machine load hits both alike; the figure is images (or latents) per second in
+steady state (the first ``warmup`` steps of every run are not timed):
+
+* **JSCC**: ``semcom train-jscc`` (LightningCLI, :class:`jscc.lightning.JSCCModule`,
+  :class:`jscc.data.ImageDataModule` with its in-memory crop batches) against a bare loop over
+  the same codec, the same :class:`jscc.batches.CropBatchLoader` batches and the same
+  :class:`phy.AnalogLink` (Adam, MSE, per-image SNR in 0–20 dB).
+* **CDDM stage 2**: :class:`cddm.lightning.CDDMModule` under a Lightning ``Trainer`` against a
+  bare loop of the same ``diffusion_loss``, AdamW, gradient clipping, cosine schedule and EMA.
+
+Goal: Lightning ≥ 0.9× the bare loop. Writes ``bench_train.csv`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+import yaml
+from torch.utils.data import DataLoader, TensorDataset
+
+import phy
+from experiments.results import ResultsDir
+
+__all__ = ["StepTimer", "main"]
+
+
+class StepTimer(pl.Callback):
+    """Records the wall time of every training step after ``warmup`` (class attribute, read
+    by the benchmark after an in-process LightningCLI run)."""
+
+    last: ClassVar[list[float]] = []
+
+    def __init__(self, warmup: int = 5) -> None:
+        self.warmup = warmup
+        self._t = 0.0
+        StepTimer.last = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.global_step > self.warmup:
+            StepTimer.last.append(time.perf_counter() - self._t)
+
+
+def _jscc_config(root: Path, steps: int, batch: int) -> dict:
+    return {"seed_everything": 0,
+            "trainer": {"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0,
+                        "num_sanity_val_steps": 0, "accelerator": "cpu", "logger": False,
+                        "enable_progress_bar": False, "enable_model_summary": False,
+                        "default_root_dir": str(root)},
+            "model": {"codec": "adjscc", "cbr": 1 / 12, "codec_kwargs": {"num_filters": 64},
+                      "train_snr_range_db": [0.0, 20.0], "lr": 1e-3},
+            "data": {"source": "builtin", "crop": 64, "batch_size": batch,
+                     "batches_per_epoch": 1000}}
+
+
+def _lightning_jscc(root: Path, steps: int, batch: int, warmup: int) -> list[float]:
+    from experiments.train_jscc import main as train_main
+
+    cfg = root / "bench_jscc.yaml"
+    cfg.write_text(yaml.safe_dump(_jscc_config(root, steps, batch)))
+    timer = {"class_path": "experiments.bench_train.StepTimer", "init_args": {"warmup": warmup}}
+    train_main(["--config", str(cfg), f"--trainer.callbacks+={json.dumps(timer)}"])
+    # the CLI imports the callback by its module path, which is not __main__ when this file runs
+    # as a script
+    from experiments.bench_train import StepTimer as imported
+
+    return list(imported.last)
+
+
+def _bare_jscc(steps: int, batch: int, warmup: int) -> list[float]:
+    from jscc.data import ImageDataModule
+    from jscc.models import build_codec
+
+    pl.seed_everything(0, verbose=False)
+    phy.set_seed(0)
+    codec = build_codec("adjscc", cbr=1 / 12, num_filters=64).train()
+    link = phy.AnalogLink(phy.AWGN())
+    opt = torch.optim.Adam(codec.parameters(), lr=1e-3)
+    loader = ImageDataModule(source="builtin", crop=64, batch_size=batch,
+                             batches_per_epoch=1000).train_dataloader()
+    times = []
+    for i, x in enumerate(loader):
+        if i == steps:
+            break
+        t = time.perf_counter()
+        snr = 20.0 * torch.rand(x.shape[0])
+        loss = torch.nn.functional.mse_loss(codec(x, link, snr), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def _cddm_module() -> Any:
+    from cddm.lightning import CDDMModule
+
+    return CDDMModule(net="unet-small", net_kwargs={"ch": 16}, latent_shape=(8, 16, 16),
+                      channel="awgn", lr=5e-4, ema_decay=0.995, T=100, val_snrs_db=(10.0,))
+
+
+def _lightning_cddm(root: Path, bank: torch.Tensor, steps: int, batch: int,
+                    warmup: int) -> list[float]:
+    pl.seed_everything(0, verbose=False)
+    timer = StepTimer(warmup)
+    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, gradient_clip_val=1.0,
+                         callbacks=[timer], default_root_dir=root)
+    trainer.fit(_cddm_module(), DataLoader(TensorDataset(bank), batch_size=batch, shuffle=True,
+                                           drop_last=True))
+    return list(StepTimer.last)
+
+
+def _bare_cddm(bank: torch.Tensor, steps: int, batch: int, warmup: int) -> list[float]:
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    pl.seed_everything(0, verbose=False)
+    m = _cddm_module()
+    m.build_link()
+    ema = AveragedModel(m.net, multi_avg_fn=get_ema_multi_avg_fn(0.995), use_buffers=True)
+    opt = torch.optim.AdamW(m.net.parameters(), lr=5e-4, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    loader = DataLoader(TensorDataset(bank), batch_size=batch, shuffle=True, drop_last=True)
+    times, i = [], 0
+    while i < steps:
+        for (z,) in loader:
+            if i == steps:
+                break
+            t = time.perf_counter()
+            loss = m.diffusion_loss(z)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            ema.update_parameters(m.net)
+            if i >= warmup:
+                times.append(time.perf_counter() - t)
+            i += 1
+    return times
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m experiments.bench_train",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--jscc-batch", type=int, default=16)
+    p.add_argument("--cddm-batch", type=int, default=32)
+    p.add_argument("--out", default="results")
+    a = p.parse_args(argv)
+    if a.steps <= a.warmup:
+        raise SystemExit("--steps must exceed --warmup")
+    res = ResultsDir.create("bench_train", vars(a), 0, root=a.out)
+    with res:
+        bank = torch.randn(1024, 8, 16, 16)
+        rows = []
+        for rep in range(a.reps):
+            for kind, fn in (
+                ("jscc/bare", lambda: _bare_jscc(a.steps, a.jscc_batch, a.warmup)),
+                ("jscc/lightning", lambda: _lightning_jscc(res.path, a.steps, a.jscc_batch,
+                                                           a.warmup)),
+                ("cddm/bare", lambda: _bare_cddm(bank, a.steps, a.cddm_batch, a.warmup)),
+                ("cddm/lightning", lambda: _lightning_cddm(res.path, bank, a.steps,
+                                                           a.cddm_batch, a.warmup)),
+            ):
+                times = fn()
+                batch = a.jscc_batch if kind.startswith("jscc") else a.cddm_batch
+                rows.append({"rep": rep, "path": kind, "steps_timed": len(times),
+                             "median_step_s": statistics.median(times),
+                             "items_per_s": batch / statistics.median(times)})
+                print(rows[-1])
+        res.write_csv("bench_train.csv", rows)
+        lines = ["# Training throughput: Lightning vs bare PyTorch (median of reps)", "",
+                 "| model | bare (items/s) | Lightning (items/s) | ratio |", "|---|---|---|---|"]
+        for model in ("jscc", "cddm"):
+            bare = statistics.median(r["items_per_s"] for r in rows
+                                     if r["path"] == f"{model}/bare")
+            lit = statistics.median(r["items_per_s"] for r in rows
+                                    if r["path"] == f"{model}/lightning")
+            lines.append(f"| {model} | {bare:.1f} | {lit:.1f} | {lit / bare:.3f} |")
+        text = "\n".join(lines) + "\n"
+        res.write_summary(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Train and export the shipped CDDM of a shipped JSCC codec (stages 2 and 3), resumably.
+
+    python -m experiments.make_pretrained_cddm --jscc adjscc_awgn_cbr1-12 \\
+        --train-dir ../shared/datasets/csun_hays80 --test-dir ../shared/datasets/cbsd68
+
+1. **Latent bank.** ``bank_crops`` random 64×64 crops of the training folder plus the built-in
+   training photos (:class:`jscc.batches.CropBatchLoader`), each encoded by the frozen codec at
+   an SNR drawn uniformly from its SNR range (the codec is SNR-adaptive, so one CDDM serves every
+   SNR). Encoding once and training on the bank keeps the encoder out of every step.
+2. **Stage 2.** :class:`cddm.lightning.CDDMModule` (U-Net, ``T`` steps) on the bank through the
+   AWGN link; Lightning checkpoints every ``checkpoint_every`` steps and the run resumes from
+   ``last.ckpt`` when started again with the same ``--work`` folder.
+3. **Stage 3.** For every SNR in ``stage3_snrs_db``: ``stage3_crops`` (image, CDDM-denoised
+   latent) pairs (:func:`cddm.lightning.denoised_pairs`), then the decoder re-trained on them
+   for ``stage3_steps`` steps (:class:`cddm.lightning.DecoderStage3Module`).
+4. **Export** (``cddm/weights``): the stage-2 EMA weights and the decoders, with cards that
+   record all of the above, the CPU time of each stage and the PSNR of JSCC and JSCC + CDDM
+   (stage-3 decoder) on the test folder's 256×256 centre crops at the stage-3 SNRs.
+
+Every stage is skipped when its output exists in ``--work``, so an interrupted run continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+import phy
+from cddm.lightning import (
+    PRETRAINED_PREFIX,
+    CDDMModule,
+    DecoderStage3Module,
+    denoised_pairs,
+    load_cddm_module,
+    load_stage3_module,
+)
+from cddm.pipeline import JSCCWithCDDM
+from cddm.pretrained import decoders as decoder_store
+from cddm.pretrained import store as cddm_store
+from experiments.train_jscc import FinalCheckpoint
+from jscc import pretrained as jscc_pretrained
+from jscc.batches import CropBatchLoader
+from jscc.data import ImageDataModule, ImageFolderDataset
+from jscc.evaluation import evaluate_codec
+
+__all__ = ["main"]
+
+
+def _quiet_trainer(**kw: Any) -> pl.Trainer:
+    return pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_model_summary=False,
+                      enable_progress_bar=True, limit_val_batches=0, num_sanity_val_steps=0,
+                      **kw)
+
+
+def _bank(codec: torch.nn.Module, loader: CropBatchLoader, snr_range: tuple[float, float],
+          seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    imgs, lat = [], []
+    with torch.no_grad():
+        for x in tqdm(loader, desc="latent bank", total=len(loader)):
+            s = snr_range[0] + (snr_range[1] - snr_range[0]) * torch.rand(x.shape[0], generator=g)
+            imgs.append(x)
+            lat.append(codec.encode(x, s))
+    return torch.cat(imgs), torch.cat(lat)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m experiments.make_pretrained_cddm",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--jscc", required=True, help="shipped JSCC entry (jscc.pretrained)")
+    p.add_argument("--name", default=None, help="CDDM entry name (default <jscc>_cddm)")
+    p.add_argument("--train-dir", required=True)
+    p.add_argument("--test-dir", default=None)
+    p.add_argument("--work", default=None, help="work folder (default results/make_cddm/<name>)")
+    p.add_argument("--bank-crops", type=int, default=8192)
+    p.add_argument("--crop", type=int, default=64)
+    p.add_argument("--T", type=int, default=100)
+    p.add_argument("--width", type=int, default=16, help="U-Net base width")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--stage3-snrs-db", default="5,10,15")
+    p.add_argument("--stage3-crops", type=int, default=1536)
+    p.add_argument("--stage3-steps", type=int, default=800)
+    p.add_argument("--stage3-lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    name = a.name or f"{a.jscc}_cddm"
+    work = Path(a.work or f"results/make_cddm/{name}")
+    work.mkdir(parents=True, exist_ok=True)
+    jscc_card = jscc_pretrained.card(a.jscc)
+    if jscc_card["channel"] != "awgn":
+        raise ValueError("this recipe trains AWGN CDDMs; the codec is for "
+                         f"{jscc_card['channel']!r}")
+    codec = jscc_pretrained.load_codec(a.jscc)
+    snr_range = tuple(jscc_card.get("snr_range_db") or (0.0, 20.0))
+    timings: dict[str, float] = json.loads((work / "timings.json").read_text()) \
+        if (work / "timings.json").exists() else {}
+
+    def timed(stage: str, t0: float) -> None:
+        timings[stage] = timings.get(stage, 0.0) + time.time() - t0
+        (work / "timings.json").write_text(json.dumps(timings, indent=2))
+
+    # 1. latent bank (and the images, for stage 3)
+    bank_path = work / "bank.pt"
+    if not bank_path.exists():
+        t0 = time.time()
+        dm = ImageDataModule(source="folder", train_dir=a.train_dir, builtin_train=True,
+                             crop=a.crop, batch_size=64, seed=a.seed + 100)
+        loader = CropBatchLoader(dm.train_images(), a.crop, 64, -(-a.bank_crops // 64),
+                                 seed=a.seed + 100)
+        imgs, lat = _bank(codec, loader, snr_range, a.seed)
+        torch.save({"images": (imgs * 255).round().to(torch.uint8), "latents": lat}, bank_path)
+        timed("bank", t0)
+    bank = torch.load(bank_path)
+    latents = bank["latents"]
+    latent_shape = tuple(latents.shape[1:])
+
+    # 2. stage 2 (resumable)
+    s2_dir = work / "stage2"
+    s2_ckpt = s2_dir / "final.ckpt"
+    if not s2_ckpt.exists():
+        t0 = time.time()
+        pl.seed_everything(a.seed, verbose=False)
+        model = CDDMModule(net="unet-small", net_kwargs={"ch": a.width},
+                           latent_shape=latent_shape, channel="awgn", lr=a.lr,
+                           ema_decay=0.995, T=a.T, val_snrs_db=(10.0,), seed=a.seed)
+        trainer = _quiet_trainer(
+            max_steps=a.steps, max_epochs=-1, gradient_clip_val=1.0, default_root_dir=s2_dir,
+            callbacks=[ModelCheckpoint(dirpath=s2_dir, every_n_train_steps=a.checkpoint_every,
+                                       save_last=True), FinalCheckpoint()])
+        last = s2_dir / "last.ckpt"
+        trainer.fit(model, DataLoader(TensorDataset(latents), batch_size=a.batch_size,
+                                      shuffle=True, drop_last=True,
+                                      generator=torch.Generator().manual_seed(a.seed)),
+                    ckpt_path=str(last) if last.exists() else None)
+        trainer.save_checkpoint(s2_ckpt)
+        timed("stage2", t0)
+    jscc_ref = PRETRAINED_PREFIX + a.jscc
+
+    # 3. stage 3 per SNR
+    snrs = [float(v) for v in a.stage3_snrs_db.split(",") if v.strip()]
+    stage3_imgs = bank["images"][: a.stage3_crops].float() / 255
+    for s in snrs:
+        ck = work / f"stage3_{s:g}dB.ckpt"
+        if ck.exists():
+            continue
+        t0 = time.time()
+        pl.seed_everything(a.seed, verbose=False)
+        m3 = DecoderStage3Module(jscc_checkpoint=jscc_ref, cddm_checkpoint=str(s2_ckpt),
+                                 channel="awgn", snr_db=s, lr=a.stage3_lr)
+        phy.set_seed(a.seed + 2)
+        pairs = denoised_pairs(m3.system, stage3_imgs, phy.AnalogLink(phy.AWGN()), s,
+                               batch_size=64)
+        trainer = _quiet_trainer(max_steps=a.stage3_steps, max_epochs=-1,
+                                 enable_checkpointing=False, default_root_dir=work)
+        trainer.fit(m3, DataLoader(pairs, batch_size=16, shuffle=True,
+                                   generator=torch.Generator().manual_seed(a.seed)))
+        trainer.save_checkpoint(ck)
+        timed(f"stage3_{s:g}dB", t0)
+
+    # 4. evaluation and export
+    _export(a, name, work, jscc_ref, s2_ckpt, snrs, latent_shape, timings)
+
+
+def _export(a: argparse.Namespace, name: str, work: Path, jscc_ref: str, s2_ckpt: Path,
+            snrs: list[float], latent_shape: tuple[int, ...], timings: dict[str, float]) -> None:
+    cddm = load_cddm_module(s2_ckpt, jscc_checkpoint=jscc_ref)
+    codec = jscc_pretrained.load_codec(a.jscc)
+    results: dict[str, Any] = {}
+    if a.test_dir is not None:
+        ds = ImageFolderDataset(a.test_dir, crop=256, train=False)
+        imgs = torch.stack([ds[i] for i in range(len(ds))])
+        link = phy.AnalogLink(phy.AWGN())
+        plain = evaluate_codec(codec.transmit, imgs, link, snrs, seed=a.seed)
+        with_cddm = []
+        for s in snrs:
+            m3 = load_stage3_module(work / f"stage3_{s:g}dB.ckpt", jscc_checkpoint=jscc_ref,
+                                    cddm_checkpoint=str(s2_ckpt))
+            system = JSCCWithCDDM(codec, cddm.sampler(), decoder=m3.system.decoder,
+                                  match_mmse=m3.hparams.match_mmse).eval()
+            with tqdm(total=imgs.shape[0], desc=f"JSCC+CDDM {s:g} dB") as bar:
+                with_cddm += evaluate_codec(system.transmit, imgs, link, [s], seed=a.seed,
+                                            progress=bar.update)
+        key = f"{Path(a.test_dir).name}_256"
+        results[key] = {
+            "images": f"{Path(a.test_dir).name}, 256x256 centre crops",
+            "num_images": int(imgs.shape[0]), "channel": "awgn", "snr_db": snrs,
+            "jscc_psnr": [round(r.psnr, 3) for r in plain],
+            "jscc_cddm_psnr": [round(r.psnr, 3) for r in with_cddm],
+            "gain_db": [round(c.psnr - p.psnr, 3) for c, p in zip(with_cddm, plain, strict=True)],
+            "sampler_steps": [cddm.sampler().num_steps(s) for s in snrs]}
+        print(json.dumps(results[key], indent=1))
+    training = {"data": f"{a.bank_crops} random {a.crop}x{a.crop} crops of {a.train_dir} + the "
+                        "built-in training photos, encoded at SNRs uniform over the codec's range",
+                "command": "python -m experiments.make_pretrained_cddm --jscc "
+                           f"{a.jscc} --train-dir {a.train_dir}"
+                           + (f" --test-dir {a.test_dir}" if a.test_dir else ""),
+                "args": vars(a), "cpu_hours_by_stage": {k: round(v / 3600, 3)
+                                                        for k, v in timings.items()},
+                "threads": torch.get_num_threads()}
+    dec_names = {}
+    for s in snrs:
+        m3 = load_stage3_module(work / f"stage3_{s:g}dB.ckpt", jscc_checkpoint=jscc_ref,
+                                cddm_checkpoint=str(s2_ckpt))
+        dname = f"{name}_decoder_{s:g}dB"
+        sd = {k: v for k, v in m3.system.decoder.state_dict().items()
+              if k.startswith("decoder.")}
+        decoder_store.save(dname, sd, {"jscc": a.jscc, "cddm": name, "snr_db": s,
+                                       "match_mmse": bool(m3.hparams.match_mmse),
+                                       "training": {"steps": a.stage3_steps,
+                                                    "pairs": a.stage3_crops,
+                                                    "lr": a.stage3_lr}})
+        dec_names[f"{s:g}"] = dname
+    hp = cddm.hparams
+    card = {"jscc": a.jscc, "channel": "awgn", "net": "unet-small",
+            "net_kwargs": {"ch": a.width}, "latent_shape": list(latent_shape), "T": a.T,
+            "sampler": dict(cddm.sampler_settings), "match_mmse": True,
+            "parameters": sum(p.numel() for p in cddm.denoiser.parameters()),
+            "decoders": dec_names,
+            "training": {**training, "steps": a.steps, "lr": hp.lr, "ema_decay": hp.ema_decay},
+            "results": results}
+    cddm_store.save(name, cddm.denoiser.state_dict(), json.loads(json.dumps(card, default=str)))
+    print(f"exported {name} and {len(dec_names)} decoders to {cddm_store.root}")
+
+
+if __name__ == "__main__":
+    main()
