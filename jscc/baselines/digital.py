@@ -28,6 +28,7 @@ data would show, and it keeps PSNR defined. ``reason`` says why (``"ok"``, ``"lo
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ __all__ = [
     "image_channel_uses",
     "image_psnr",
 ]
+
+#: Encoded streams a JPEG2000LDPC keeps (image hash, budget) -> stream.
+_STREAM_CACHE_SIZE = 4096
 
 #: Values of :attr:`BaselineResult.reason`.
 REASONS: tuple[str, ...] = ("ok", "lost", "budget_too_small", "undecodable")
@@ -304,6 +308,7 @@ class JPEG2000LDPC(_FallbackMixin):
         self.cbr = _as_fraction(cbr)
         self.block_bits = self.link.block_bits
         self._fallback = _fallback_tensor(fallback_image)
+        self._streams: dict[tuple, bytes | None] = {}
 
     def __repr__(self) -> str:
         return (f"JPEG2000LDPC({self.link.channel!r}, mcs={self.mcs.name}, cbr={self.cbr}, "
@@ -334,8 +339,18 @@ class JPEG2000LDPC(_FallbackMixin):
         _check_images(img)
         _snr_per_image(snr_db, img.shape[0])  # validate before any work
         return send_streams(self.link, self.budget(*img.shape[-2:]), img, snr_db,
-                            self.fallback_for(*img.shape[-2:]), encode_to_budget, decode,
+                            self.fallback_for(*img.shape[-2:]), self._encode, decode,
                             J2KDecodeError)
+
+    def _encode(self, x: torch.Tensor, budget_bytes: int) -> bytes | None:
+        """:func:`encode_to_budget`, memoized: the stream depends on the image and the budget
+        only, and an SNR sweep sends the same images at every SNR (up to 20 encodes each)."""
+        key = (hashlib.sha1(x.numpy().tobytes()).hexdigest(), tuple(x.shape), budget_bytes)
+        if key not in self._streams:
+            if len(self._streams) >= _STREAM_CACHE_SIZE:
+                self._streams.pop(next(iter(self._streams)))
+            self._streams[key] = encode_to_budget(x, budget_bytes)
+        return self._streams[key]
 
 
 def send_streams(link: DigitalLink, plan: BitBudget, img: torch.Tensor,

@@ -1,0 +1,114 @@
+"""Shipped models: weight store round trip and errors, offline loading, and their quality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import phy
+from jscc import build_codec, pretrained
+from jscc.data import BuiltinPhotosDataset
+from jscc.evaluation import evaluate_codec
+from jscc.pretrained import WeightStore
+
+
+def test_weight_store_round_trip_and_integrity(tmp_path: Path) -> None:
+    store = WeightStore(tmp_path, kind="jscc")
+    sd = {"a.weight": torch.randn(3, 4), "b": torch.arange(5.0)}
+    store.save("m", sd, {"codec": "deepjscc", "cbr": 1 / 12, "channel": "awgn"})
+    assert store.names() == ["m"]
+    card = store.card("m")
+    assert card["kind"] == "jscc" and card["name"] == "m" and len(card["sha256"]) == 64
+    got = store.state_dict("m")
+    assert set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
+    # a changed weights file no longer matches its card
+    raw = bytearray(store.weights_path("m").read_bytes())
+    raw[-1] ^= 0xFF
+    store.weights_path("m").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="does not match its model card"):
+        store.state_dict("m")
+    with pytest.raises(ValueError, match="no pretrained jscc model named 'x'"):
+        store.card("x")
+    other = WeightStore(tmp_path, kind="cddm")
+    with pytest.raises(ValueError, match="of kind 'jscc', expected 'cddm'"):
+        other.card("m")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not readable JSON"):
+        store.card("bad")
+
+
+def test_every_shipped_codec_has_a_complete_card_and_loads() -> None:
+    cards = pretrained.available()
+    assert {"adjscc_awgn_cbr1-12", "adjscc_awgn_cbr1-6"} <= set(cards)
+    total = 0
+    for name, c in cards.items():
+        for key in ("codec", "cbr", "channel", "training", "results", "sha256"):
+            assert key in c, (name, key)
+        for key in ("data", "config", "command", "steps", "cpu_hours"):
+            assert c["training"].get(key) is not None, (name, key)
+        assert Path(c["training"]["config"]).name.endswith(".yaml")
+        codec = pretrained.load_codec(name)
+        assert not codec.training
+        total += pretrained.store.weights_path(name).stat().st_size
+    import cddm.pretrained as cp
+
+    for store in (cp.store, cp.decoders):
+        for name in store.names():
+            total += store.weights_path(name).stat().st_size
+    assert total <= 30 * 2**20  # all shipped weights
+
+
+def test_build_codec_pretrained_picks_by_cbr_and_channel() -> None:
+    a = build_codec("adjscc", cbr=1 / 12, pretrained=True, channel="awgn")
+    b = build_codec("adjscc", cbr=1 / 6, pretrained=True, channel="awgn")
+    assert a.latent_channels == 8 and b.latent_channels == 16
+    with pytest.raises(ValueError, match=r"no pretrained 'adjscc' at cbr=0\.04167"):
+        build_codec("adjscc", cbr=1 / 24, pretrained=True)
+    with pytest.raises(ValueError, match="architecture comes from the model card|drop"):
+        build_codec("adjscc", cbr=1 / 12, pretrained=True, num_filters=32)
+
+
+@pytest.fixture(scope="module")
+def heldout() -> torch.Tensor:
+    ds = BuiltinPhotosDataset(crop=128, train=False)  # the card's set: every grid crop
+    return torch.stack([ds[i] for i in range(len(ds))])
+
+
+def test_shipped_adjscc_quality_on_heldout_photos(heldout: torch.Tensor) -> None:
+    """The CBR 1/12 model on held-out built-in crops (never trained on): PSNR rises with the
+    SNR over 0-20 dB and matches its card's table (same crops, same seed) within 0.05 dB."""
+    codec = build_codec("adjscc", cbr=1 / 12, pretrained=True)
+    snrs = [0.0, 5.0, 10.0, 15.0, 20.0]
+    scores = [r.psnr for r in evaluate_codec(codec.transmit, heldout,
+                                             phy.AnalogLink(phy.AWGN()), snrs)]
+    assert all(b > a for a, b in zip(scores, scores[1:], strict=False)), scores
+    assert scores[2] > 25.0, scores
+    card = pretrained.card("adjscc_awgn_cbr1-12")["results"]["builtin_heldout_128"]
+    assert card["num_images"] == heldout.shape[0]
+    table = dict(zip(card["snr_db"], card["psnr"], strict=True))
+    for s, p in zip(snrs, scores, strict=True):
+        assert abs(table[s] - p) < 0.05, (s, table[s], p)
+
+
+def test_from_pretrained_cddm_beats_jscc_at_10db(heldout: torch.Tensor) -> None:
+    from cddm.pipeline import JSCCWithCDDM
+
+    system = JSCCWithCDDM.from_pretrained("adjscc", cbr=1 / 12, channel="awgn", snr_db=9.0)
+    assert system.decoder_snr_db == 10.0
+    link = phy.AnalogLink(phy.AWGN())
+    imgs = heldout[:4]
+    plain = evaluate_codec(system.codec.transmit, imgs, link, [10.0])[0].psnr
+    cddm = evaluate_codec(system.transmit, imgs, link, [10.0])[0].psnr
+    assert cddm > plain, (plain, cddm)
+    with pytest.raises(ValueError, match="no pretrained 'adjscc' at cbr"):
+        JSCCWithCDDM.from_pretrained("adjscc", cbr=1 / 24)
+
+
+def test_cards_are_json_with_psnr_tables() -> None:
+    for name, c in pretrained.available().items():
+        for key, table in c["results"].items():
+            assert len(table["snr_db"]) == len(table["psnr"]) >= 6, (name, key)
+            json.dumps(table)
