@@ -25,6 +25,7 @@ import torch
 from scipy.special import exp1
 
 import phy
+from experiments.console import quiet_libraries
 from experiments.link_curves import run_link_curves, snr_at_bler
 from experiments.results import ResultsDir
 
@@ -159,7 +160,7 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
     config = {"analog_snr_db": snrs, "analog_values_per_snr": 2**18, "digital_channel": "awgn",
               "digital_mcs": [4, 13, 20], "fast": fast}
     res = ResultsDir.create("quickstart", config, seed, root=out)
-    with res:
+    with quiet_libraries(), res:
         phy.set_seed(seed)
         analog = _analog_section(res, snrs, config["analog_values_per_snr"])
         digital = run_link_curves(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def test_build_codec_pretrained_picks_by_cbr_and_channel() -> None:
     assert a.latent_channels == 8 and b.latent_channels == 16
     with pytest.raises(ValueError, match=r"no pretrained 'adjscc' at cbr=0\.04167"):
         build_codec("adjscc", cbr=1 / 24, pretrained=True)
-    with pytest.raises(ValueError, match="architecture comes from the model card|drop"):
+    with pytest.raises(ValueError, match="architecture from the model card"):
         build_codec("adjscc", cbr=1 / 12, pretrained=True, num_filters=32)
 
 
@@ -84,7 +85,7 @@ def test_shipped_adjscc_quality_on_heldout_photos(heldout: torch.Tensor) -> None
     snrs = [0.0, 5.0, 10.0, 15.0, 20.0]
     scores = [r.psnr for r in evaluate_codec(codec.transmit, heldout,
                                              phy.AnalogLink(phy.AWGN()), snrs)]
-    assert all(b > a for a, b in zip(scores, scores[1:], strict=False)), scores
+    assert all(b > a for a, b in itertools.pairwise(scores)), scores
     assert scores[2] > 25.0, scores
     card = pretrained.card("adjscc_awgn_cbr1-12")["results"]["builtin_heldout_128"]
     assert card["num_images"] == heldout.shape[0]

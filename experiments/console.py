@@ -1,0 +1,39 @@
+"""Console hygiene for the user-facing recipes: our progress and results, not the libraries'.
+
+:func:`quiet_libraries` silences, while it is active, what the libraries under the recipes print
+on their own: Lightning's device banners and product tips (INFO log records) and deprecation or
+"possible user" warnings raised inside torch, Lightning, Sionna, CompressAI and jsonargparse.
+Warnings raised by semcom's own code still show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+
+__all__ = ["quiet_libraries"]
+
+#: Loggers whose INFO records (banners, tips) are hidden.
+LIBRARY_LOGGERS = ("pytorch_lightning", "lightning", "lightning_fabric", "lightning.pytorch")
+#: Modules whose warnings are hidden.
+LIBRARY_MODULES = r"(pytorch_lightning|lightning_fabric|lightning|torch|sionna|compressai|" \
+                  r"jsonargparse|torchmetrics|pytorch_msssim)(\..*)?$"
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Hide library banners, tips and warnings inside the ``with`` block."""
+    saved = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=LIBRARY_MODULES)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
