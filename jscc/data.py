@@ -712,8 +712,8 @@ class ImageDataModule(pl.LightningDataModule):
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                   "predict": ("test",)}.get(stage or "", ("train", "val", "test"))
         for split in splits:
-            if split == "train" and self.uses_crop_loader:
-                continue  # decoded when the loader is built
+            # With the crop loader, train_dataset is a per-item view of the same images (for
+            # inspection); the loader decodes its own uint8 copy when it is built.
             if getattr(self, f"{split}_dataset") is None:
                 setattr(self, f"{split}_dataset", self._dataset(split))
 

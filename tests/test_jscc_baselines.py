@@ -211,7 +211,8 @@ def test_ldpc_corrupted_stream_that_passes_the_crc_is_undecodable(
         return stream
 
     monkeypatch.setattr(digital_mod, "encode_to_budget", encode_then_damage_first)
-    r = bl.transmit(torch.stack([photo64, photo64]), 40.0)  # real link, error-free at 40 dB
+    # two different images (streams are memoized per image and budget)
+    r = bl.transmit(torch.stack([photo64, photo64.flip(-1)]), 40.0)  # error-free at 40 dB
     assert r.reason == ["undecodable", "ok"]
     assert r.ok.tolist() == [False, True] and r.fallback.tolist() == [True, False]
     assert torch.equal(r.img_hat[0], torch.full((3, 64, 64), 0.5))
