@@ -69,7 +69,7 @@ def _whole_images(folder: str) -> list[torch.Tensor]:
 
 def card_results(codec: torch.nn.Module, channel: str, test_dir: str | None,
                  snrs: Sequence[float] = CARD_SNRS_DB, seed: int = 0,
-                 transmit: Any = None) -> dict[str, Any]:
+                 transmit: Any = None, progress: bool = False) -> dict[str, Any]:
     """The PSNR tables of a model card (see the module docstring)."""
     link = phy.AnalogLink(make_channel(channel))
     fn = transmit or codec.transmit
@@ -88,7 +88,7 @@ def card_results(codec: torch.nn.Module, channel: str, test_dir: str | None,
     out: dict[str, Any] = {}
     for key, (desc, imgs) in sets.items():
         n = len(imgs)
-        with tqdm(total=n * len(snrs), desc=key, leave=False) as bar:
+        with tqdm(total=n * len(snrs), desc=key, leave=False, disable=not progress) as bar:
             scores = evaluate_codec(fn, imgs, link, snrs, seed=seed, progress=bar.update)
         out[key] = {"images": desc, "num_images": n, "channel": channel,
                     "snr_db": [s.snr_db for s in scores],
@@ -97,9 +97,27 @@ def card_results(codec: torch.nn.Module, channel: str, test_dir: str | None,
     return out
 
 
+def _training_facts(checkpoint: Path, config: str, threads: int | None,
+                    earlier: list[tuple[Path, str]]) -> dict[str, Any]:
+    """Facts of the final run, and of the earlier stages it was initialized from (their steps
+    and CPU hours are added up; every stage's command is listed in order)."""
+    stages = [(c, cfg) for c, cfg in earlier] + [(checkpoint, config)]
+    facts = [dict(run_facts(c, threads), config=cfg) for c, cfg in stages]
+    out = dict(facts[-1])
+    if len(facts) > 1:
+        out["steps"] = sum(f["steps"] for f in facts)
+        hours = [f.get("cpu_hours") for f in facts]
+        out["cpu_hours"] = round(sum(hours), 3) if None not in hours else None
+        out["stages"] = facts
+    out["command"] = " && ".join(f"semcom train-jscc --config {f['config']}" for f in facts)
+    return out
+
+
 def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | None,
-                train_data: str, threads: int | None = None, notes: str = "") -> Path:
-    """Export a :class:`jscc.lightning.JSCCModule` checkpoint as shipped entry ``name``."""
+                train_data: str, threads: int | None = None, notes: str = "",
+                earlier: list[tuple[Path, str]] | None = None) -> Path:
+    """Export a :class:`jscc.lightning.JSCCModule` checkpoint as shipped entry ``name``;
+    ``earlier``: ``(checkpoint, config)`` of the stages the run was initialized from."""
     from jscc.checkpoints import load_jscc_module
 
     checkpoint = Path(checkpoint)
@@ -113,10 +131,9 @@ def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | 
         "codec_kwargs": dict(hp.get("codec_kwargs") or {}),
         "snr_range_db": list(getattr(codec, "snr_range_db", ()) or []),
         "parameters": sum(p.numel() for p in codec.parameters()),
-        "training": {"data": train_data, "config": config,
-                     "command": f"semcom train-jscc --config {config}",
+        "training": {"data": train_data,
                      "hparams": {k: v for k, v in hp.items() if k != "codec_kwargs"},
-                     **run_facts(checkpoint, threads)},
+                     **_training_facts(checkpoint, config, threads, earlier or [])},
         "results": results,
         "evaluation_seconds": round(time.time() - t0, 1),
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -132,15 +149,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("name", help="entry name, e.g. adjscc_awgn_cbr1-12")
     p.add_argument("checkpoint", help="the run's checkpoint (last.ckpt)")
     p.add_argument("--config", required=True, help="the config the run was trained with")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--test-dir", default=None, help="test image folder (e.g. CBSD68)")
     p.add_argument("--train-data", default="CSun_Hays80 (80 photos) + the 9 built-in "
                    "training photos, random 64x64 crops with horizontal flips")
     p.add_argument("--threads", type=int, default=None,
                    help="threads of the training run, if its manifest does not say")
+    p.add_argument("--earlier", action="append", default=[], metavar="CKPT=CONFIG",
+                   help="an earlier stage the run was initialized from (repeatable, in order)")
     p.add_argument("--notes", default="")
     args = p.parse_args(argv)
+    earlier = []
+    for spec in args.earlier:
+        ck, sep, cfg = spec.partition("=")
+        if not sep:
+            p.error(f"--earlier takes CKPT=CONFIG, got {spec!r}")
+        earlier.append((Path(ck), cfg))
     path = export_jscc(args.name, args.checkpoint, args.config, args.test_dir, args.train_data,
-                       args.threads, args.notes)
+                       args.threads, args.notes, earlier)
     card = jscc_store.card(args.name)
     print(f"wrote {path} and its card")
     for key, r in card["results"].items():

@@ -59,6 +59,9 @@ class JSCCModule(pl.LightningModule):
         lr_min: final learning rate of the cosine schedule.
         lr_steps: length of the cosine schedule in steps; default the trainer's ``max_steps``.
             Fixing it lets a run stop early and continue later on the same schedule.
+        init_from: start from the codec weights of another run (a JSCC checkpoint, or
+            ``"pretrained:<name>"``) with a fresh optimizer and schedule: a fine-tuning stage
+            (e.g. over a wider SNR range). The architecture must match.
         seed: seed of Sionna's generators (channel gains and noise).
     """
 
@@ -69,7 +72,8 @@ class JSCCModule(pl.LightningModule):
                  val_snrs_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0),
                  power_norm: str = "sample", lr: float = 1e-4, msssim_weight: float = 0.0,
                  cosine_epochs: int = 0, lr_schedule: str = "constant", lr_min: float = 0.0,
-                 lr_steps: int | None = None, seed: int = 0) -> None:
+                 lr_steps: int | None = None, init_from: str | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         if train_snr_range_db is not None:
@@ -94,8 +98,28 @@ class JSCCModule(pl.LightningModule):
             raise ValueError(f"msssim_weight must be >= 0, got {msssim_weight}")
         make_channel(channel)  # validate the name now, build on the right device in setup()
         self.codec = build_codec(codec, cbr=cbr, **(codec_kwargs or {}))
+        if init_from is not None:
+            self._init_codec(str(init_from))
         self.link: phy.AnalogLink | None = None
         self._rng_to_restore: dict | None = None
+
+    def _init_codec(self, source: str) -> None:
+        if source.startswith("pretrained:"):
+            from .pretrained import store
+
+            sd = store.state_dict(source[len("pretrained:"):])
+        else:
+            from .checkpoints import read_checkpoint
+
+            ck = read_checkpoint(source, "jscc")
+            sd = {k[len("codec."):]: v for k, v in ck["state_dict"].items()
+                  if k.startswith("codec.")}
+        try:
+            self.codec.load_state_dict(sd)
+        except RuntimeError as e:
+            raise ValueError(f"init_from={source!r} does not fit this codec "
+                             f"({self.hparams.codec}, cbr={self.hparams.cbr:.4g}, "
+                             f"{self.hparams.codec_kwargs}): {str(e)[:300]}") from None
 
     # ----------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:

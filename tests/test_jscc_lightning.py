@@ -111,3 +111,19 @@ def test_train_jscc_cli_writes_a_run_folder(tmp_path: Path) -> None:
     for name in ("config.yaml", "hparams.yaml", "manifest.json", "val_psnr.png"):
         assert (run / name).is_file(), name
     assert list(run.rglob("*.ckpt"))
+
+
+def test_init_from_starts_from_another_runs_codec_weights(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    trainer = _trainer(tmp_path, max_epochs=1)
+    first = _module()
+    trainer.fit(first, _data())
+    ckpt = tmp_path / "ckpt" / "last.ckpt"
+    second = _module(init_from=str(ckpt))
+    for k, v in first.codec.state_dict().items():
+        assert torch.equal(second.codec.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="does not fit this codec"):
+        JSCCModule(codec="deepjscc", cbr=1 / 12, codec_kwargs={"num_filters": 8},
+                   init_from=str(ckpt))
+    with pytest.raises(ValueError, match="does not exist"):
+        _module(init_from=str(tmp_path / "missing.ckpt"))

@@ -113,3 +113,25 @@ def test_cards_are_json_with_psnr_tables() -> None:
         for key, table in c["results"].items():
             assert len(table["snr_db"]) == len(table["psnr"]) >= 6, (name, key)
             json.dumps(table)
+
+
+def test_pretrained_curves_envelope_and_step_plot(heldout: torch.Tensor) -> None:
+    """The quickstart's curves: the envelope is the per-SNR maximum over the MCS curves, the
+    digital curves are drawn as steps, and at 0 dB (below every MCS's threshold but the lowest)
+    the shipped ADJSCC beats the digital envelope on held-out crops."""
+    import matplotlib
+
+    from experiments.pretrained_curves import plot_curves, pretrained_curves
+
+    pts = pretrained_curves(heldout[:2], snr_db=[0.0, 10.0], cddm_snr_db=[10.0], mcs=[5, 13])
+    by = {(p.method, p.snr_db): p for p in pts}
+    for s in (0.0, 10.0):
+        best = by[("jpeg2000+ldpc/best-mcs", s)]
+        assert best.psnr == max(by[(f"jpeg2000+ldpc/MCS{m}", s)].psnr for m in (5, 13))
+        assert by[("jpeg2000+capacity", s)].psnr >= best.psnr - 1e-6
+    assert by[("jscc", 0.0)].psnr > by[("jpeg2000+ldpc/best-mcs", 0.0)].psnr
+    assert ("jscc+cddm", 10.0) in by and ("jscc+cddm", 0.0) not in by
+    fig = plot_curves(pts, "test")
+    steps = [ln for ln in fig.axes[0].get_lines() if ln.get_drawstyle().startswith("steps")]
+    assert len(steps) == 3  # two MCS curves and the envelope
+    matplotlib.pyplot.close(fig)
