@@ -104,6 +104,7 @@ class WeightStore:
         tmp = path.with_suffix(".safetensors.tmp")
         save_file({k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()},
                   str(tmp), metadata={"kind": self.kind, "name": name})
+        tmp.chmod(0o644)  # readable by everyone, like the package's other data files
         tmp.replace(path)
         full = {"name": name, "kind": self.kind, "card_version": CARD_VERSION, **card,
                 "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
