@@ -82,7 +82,7 @@ def test_shipped_adjscc_quality_on_heldout_photos(heldout: torch.Tensor) -> None
     """The CBR 1/12 model on held-out built-in crops (never trained on): PSNR rises with the
     SNR over 0-20 dB and matches its card's table (same crops, same seed) within 0.05 dB."""
     codec = build_codec("adjscc", cbr=1 / 12, pretrained=True)
-    snrs = [0.0, 5.0, 10.0, 15.0, 20.0]
+    snrs = [0.0, 4.0, 10.0, 16.0, 20.0]  # on the grid of the card
     scores = [r.psnr for r in evaluate_codec(codec.transmit, heldout,
                                              phy.AnalogLink(phy.AWGN()), snrs)]
     assert all(b > a for a, b in itertools.pairwise(scores)), scores
