@@ -139,7 +139,7 @@ def _wdmoe_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> li
     with and without the hidden-state CDDM at 10 dB."""
     from experiments.wdmoe import run_wdmoe
 
-    n = 10 if fast else 40
+    n = 10 if fast else 20
     pol = run_wdmoe(model="tiny", policies=("topk", "wlr:0.3", "joint:0"), transports=("ideal",),
                     limit=n, seed=seed, out=res.path, progress=progress)
     links = run_wdmoe(model="tiny", policies=("topk",),
@@ -162,11 +162,13 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
     res = ResultsDir.create("quickstart", config, seed, root=out)
     with quiet_libraries(), res:
         phy.set_seed(seed)
+        print("Analog link: MSE against the closed forms ...", flush=True)
         analog = _analog_section(res, snrs, config["analog_values_per_snr"])
+        print("Digital link: 5G LDPC BER/BLER curves ...", flush=True)
         digital = run_link_curves(
-            channel="awgn", mcs=config["digital_mcs"], snr_db=[x / 2 for x in range(-10, 41)],
-            block_bits=512, batch_size=50 if fast else 100, max_batches=2 if fast else 4,
-            target_block_errors=20 if fast else 50, seed=seed, out=res.path, name="link_curves",
+            channel="awgn", mcs=config["digital_mcs"], snr_db=[float(x) for x in range(-5, 21)],
+            block_bits=512, batch_size=50 if fast else 100, max_batches=2,
+            target_block_errors=20 if fast else 40, seed=seed, out=res.path, name="link_curves",
             progress=progress)
         lines = ["# semcom quickstart", "", "## Analog link (MSE per complex symbol, dB)", "",
                  "| channel | SNR (dB) | simulated | theory | link's noise_var |",
@@ -197,6 +199,7 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
         print("Train-your-own demo ...", flush=True)
         lines += ["", "## Train your own (demo)", ""]
         lines += _train_demo_section(res, seed, fast, progress)
+        print("Split MoE language model over the PHY ...", flush=True)
         lines += _wdmoe_section(res, seed, fast, progress)
         rel = digital.path.relative_to(res.path)
         lines += ["", f"Digital curves and plot: `{rel}/` inside this folder."]
