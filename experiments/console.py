@@ -25,8 +25,13 @@ LIBRARY_MODULES = r"(pytorch_lightning|lightning_fabric|lightning|torch|sionna|c
 @contextlib.contextmanager
 def quiet_libraries() -> Iterator[None]:
     """Hide library banners, tips and warnings inside the ``with`` block."""
-    saved = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
-    for name in LIBRARY_LOGGERS:
+    import pytorch_lightning  # noqa: F401 - creates its loggers, whose levels are set below
+
+    names = set(LIBRARY_LOGGERS) | {
+        n for n in logging.root.manager.loggerDict
+        if n.split(".")[0] in {x.split(".")[0] for x in LIBRARY_LOGGERS}}
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():

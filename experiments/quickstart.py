@@ -118,8 +118,9 @@ def _train_demo_section(res: ResultsDir, seed: int, fast: bool, progress: bool) 
                        lr_schedule="cosine", lr_min=2e-4)
     trainer = pl.Trainer(max_epochs=-1, max_steps=steps, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_model_summary=False,
-                         enable_progress_bar=progress, limit_val_batches=0,
+                         enable_progress_bar=False, limit_val_batches=0,
                          default_root_dir=res.path)
+    print(f"  training a small ADJSCC for {steps} steps", flush=True)
     trainer.fit(model, ImageDataModule(source="builtin", crop=64, batch_size=16, seed=seed))
     ckpt = res.path / "adjscc_demo.ckpt"
     trainer.save_checkpoint(ckpt)
