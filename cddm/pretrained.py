@@ -3,11 +3,12 @@ decoders.
 
 Files (safetensors + JSON card, see :class:`jscc.pretrained.WeightStore`):
 
-* ``cddm/weights/<name>``: the stage-2 noise predictor (EMA weights). Its card names the JSCC
-  entry it belongs to (``"jscc"``), the network (``"net"``, ``"net_kwargs"``), the schedule
-  (``"T"``), the sampler settings and the stage-3 decoders (``"decoders"``: SNR in dB → entry).
-* ``cddm/weights/decoders/<name>``: the codec's decoder re-trained with that CDDM in the loop at
-  one SNR (``"snr_db"``); only the ``decoder.*`` weights are stored.
+* ``cddm/pretrained_weights/<name>``: the stage-2 noise predictor (EMA weights). Its card
+  names the JSCC entry it belongs to (``"jscc"``), the network (``"net"``, ``"net_kwargs"``),
+  the schedule (``"T"``), the sampler settings and the stage-3 decoders (``"decoders"``: SNR
+  in dB → entry).
+* ``cddm/pretrained_weights/decoders/<name>``: the codec's decoder re-trained with that CDDM
+  in the loop at one SNR (``"snr_db"``); only the ``decoder.*`` weights are stored.
 
 :meth:`cddm.pipeline.JSCCWithCDDM.from_pretrained` assembles encoder + CDDM + the stage-3
 decoder nearest to the SNR. Nothing is downloaded.
@@ -31,7 +32,7 @@ from .schedule import CDDMSchedule
 
 __all__ = ["available", "decoders", "find", "load_decoder", "load_sampler", "store"]
 
-_ROOT = Path(__file__).parent / "weights"
+_ROOT = Path(__file__).parent / "pretrained_weights"
 #: Stage-2 CDDM entries.
 store = WeightStore(_ROOT, kind="cddm")
 #: Stage-3 decoder entries.

@@ -13,9 +13,9 @@
 3. **Stage 3.** For every SNR in ``stage3_snrs_db``: ``stage3_crops`` (image, CDDM-denoised
    latent) pairs (:func:`cddm.lightning.denoised_pairs`), then the decoder re-trained on them
    for ``stage3_steps`` steps (:class:`cddm.lightning.DecoderStage3Module`).
-4. **Export** (``cddm/weights``): the stage-2 EMA weights and the decoders, with cards that
-   record all of the above, the CPU time of each stage and the PSNR of JSCC and JSCC + CDDM
-   (stage-3 decoder) on the test folder's 256×256 centre crops at the stage-3 SNRs.
+4. **Export** (``cddm/pretrained_weights``): the stage-2 EMA weights and the decoders, with
+   cards that record all of the above, the CPU time of each stage and the PSNR of JSCC and
+   JSCC + CDDM (stage-3 decoder) on the test folder's 256×256 centre crops at the stage-3 SNRs.
 
 Every stage is skipped when its output exists in ``--work``, so an interrupted run continues.
 """
