@@ -39,9 +39,10 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 import phy
-from jscc.checkpoints import CheckpointError, load_jscc_module, read_checkpoint, register_kind
+from jscc.checkpoints import CheckpointError, read_checkpoint, register_kind
 from jscc.lightning import sionna_device
 from jscc.metrics import psnr
+from jscc.pretrained import PRETRAINED_PREFIX, codec_from_ref
 from phy.sweep import make_channel
 
 from .metrics import channel_mse
@@ -57,9 +58,6 @@ __all__ = ["PRETRAINED_PREFIX", "CDDMModule", "DecoderStage3Module", "denoised_p
 _AWGN = "awgn"
 
 
-#: ``jscc_checkpoint`` values of this form name a codec shipped in :mod:`jscc.pretrained`.
-PRETRAINED_PREFIX = "pretrained:"
-
 register_kind("cddm", {"net", "T", "reweight", "ema_decay", "jscc_checkpoint"},
               "CDDM stage-2 checkpoint (CDDMModule, semcom train-cddm)")
 register_kind("cddm-stage3", {"jscc_checkpoint", "cddm_checkpoint", "snr_db", "match_mmse"},
@@ -69,11 +67,7 @@ register_kind("cddm-stage3", {"jscc_checkpoint", "cddm_checkpoint", "snr_db", "m
 def load_codec(checkpoint: str) -> nn.Module:
     """The codec of a :class:`jscc.lightning.JSCCModule` checkpoint (or ``"pretrained:<name>"``
     for a shipped one), on the CPU, in eval mode."""
-    if str(checkpoint).startswith(PRETRAINED_PREFIX):
-        from jscc.pretrained import load_codec as load_pretrained
-
-        return load_pretrained(str(checkpoint)[len(PRETRAINED_PREFIX):])
-    return load_jscc_module(checkpoint).codec.eval()
+    return codec_from_ref(checkpoint)[0]
 
 
 def resolve_stage_path(stored: str | None, anchor: str | Path, what: str,

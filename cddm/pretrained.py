@@ -30,7 +30,8 @@ from .nets import build_net
 from .sampler import CDDMSampler
 from .schedule import CDDMSchedule
 
-__all__ = ["available", "decoders", "find", "load_decoder", "load_sampler", "store"]
+__all__ = ["available", "decoders", "find", "load_decoder", "load_sampler",
+           "nearest_decoder_snr", "store"]
 
 _ROOT = Path(__file__).parent / "pretrained_weights"
 #: Stage-2 CDDM entries.
@@ -66,16 +67,23 @@ def load_sampler(name: str, **overrides: Any) -> CDDMSampler:
     return CDDMSampler(net.eval(), CDDMSchedule(T=int(c["T"])), **settings)
 
 
+def nearest_decoder_snr(name: str, snr_db: float) -> float:
+    """The SNR (dB) of the stage-3 decoder of CDDM entry ``name`` nearest to ``snr_db``
+    (ties go to the lower SNR)."""
+    snrs = [float(k) for k in store.card(name).get("decoders", {})]
+    if not snrs:
+        raise ValueError(f"pretrained CDDM {name!r} ships no stage-3 decoder")
+    if not math.isfinite(float(snr_db)):
+        raise ValueError(f"snr_db must be finite, got {snr_db!r}")
+    return min(snrs, key=lambda s: (abs(s - float(snr_db)), s))
+
+
 def load_decoder(name: str, snr_db: float) -> tuple[nn.Module, float]:
     """The stage-3 decoder of CDDM entry ``name`` nearest to ``snr_db``: a copy of the codec
     with the re-trained decoder weights, and the SNR (dB) it was trained at."""
     c = store.card(name)
     table = {float(k): v for k, v in c.get("decoders", {}).items()}
-    if not table:
-        raise ValueError(f"pretrained CDDM {name!r} ships no stage-3 decoder")
-    if not math.isfinite(float(snr_db)):
-        raise ValueError(f"snr_db must be finite, got {snr_db!r}")
-    nearest = min(table, key=lambda s: (abs(s - float(snr_db)), s))
+    nearest = nearest_decoder_snr(name, snr_db)
     codec = copy.deepcopy(jscc_pretrained.load_codec(c["jscc"]))
     sd = decoders.state_dict(table[nearest])
     missing, unexpected = codec.load_state_dict(sd, strict=False)

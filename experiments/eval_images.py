@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 import phy
 from experiments.results import ResultsDir
 from jscc.baselines import JPEG2000LDPC, JPEG2000Capacity
-from jscc.checkpoints import load_jscc_module
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.metrics import ms_ssim, psnr
+from jscc.pretrained import codec_from_ref
 from phy.sweep import make_channel
 
 __all__ = ["load_images", "run_eval_images"]
@@ -78,14 +78,7 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     if checkpoint is not None:
         # A Lightning checkpoint holds its hyperparameters as Python objects: load it fully
         # (only open checkpoints you trust); a wrong file gets one clear CheckpointError.
-        if str(checkpoint).startswith("pretrained:"):
-            from jscc.pretrained import card, load_codec
-
-            name = str(checkpoint)[len("pretrained:"):]
-            codec, cbr = load_codec(name), float(card(name)["cbr"])
-        else:
-            model = load_jscc_module(checkpoint)
-            codec, cbr = model.codec, model.hparams.cbr
+        codec, cbr = codec_from_ref(checkpoint)
     if cbr is None:
         raise ValueError("cbr must be given when no checkpoint is evaluated")
     learned = [b for b in baselines if b.startswith("learned+")]

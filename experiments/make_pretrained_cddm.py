@@ -177,6 +177,8 @@ def _export(a: argparse.Namespace, name: str, work: Path, jscc_ref: str, s2_ckpt
             snrs: list[float], latent_shape: tuple[int, ...], timings: dict[str, float]) -> None:
     cddm = load_cddm_module(s2_ckpt, jscc_checkpoint=jscc_ref)
     codec = jscc_pretrained.load_codec(a.jscc)
+    stage3 = {s: load_stage3_module(work / f"stage3_{s:g}dB.ckpt", jscc_checkpoint=jscc_ref,
+                                    cddm_checkpoint=str(s2_ckpt)) for s in snrs}
     results: dict[str, Any] = {}
     if a.test_dir is not None:
         ds = ImageFolderDataset(a.test_dir, crop=256, train=False)
@@ -185,8 +187,7 @@ def _export(a: argparse.Namespace, name: str, work: Path, jscc_ref: str, s2_ckpt
         plain = evaluate_codec(codec.transmit, imgs, link, snrs, seed=a.seed)
         with_cddm = []
         for s in snrs:
-            m3 = load_stage3_module(work / f"stage3_{s:g}dB.ckpt", jscc_checkpoint=jscc_ref,
-                                    cddm_checkpoint=str(s2_ckpt))
+            m3 = stage3[s]
             system = JSCCWithCDDM(codec, cddm.sampler(), decoder=m3.system.decoder,
                                   match_mmse=m3.hparams.match_mmse).eval()
             with tqdm(total=imgs.shape[0], desc=f"JSCC+CDDM {s:g} dB") as bar:
@@ -211,8 +212,7 @@ def _export(a: argparse.Namespace, name: str, work: Path, jscc_ref: str, s2_ckpt
                 "threads": torch.get_num_threads()}
     dec_names = {}
     for s in snrs:
-        m3 = load_stage3_module(work / f"stage3_{s:g}dB.ckpt", jscc_checkpoint=jscc_ref,
-                                cddm_checkpoint=str(s2_ckpt))
+        m3 = stage3[s]
         dname = f"{name}_decoder_{s:g}dB"
         sd = {k: v for k, v in m3.system.decoder.state_dict().items()
               if k.startswith("decoder.")}

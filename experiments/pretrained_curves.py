@@ -54,6 +54,7 @@ def pretrained_curves(images: torch.Tensor, *, codec: str = "adjscc", cbr: float
     ``cddm_snr_db`` (default ``snr_db``) is the grid of the JSCC + CDDM curve: its sampler
     costs tens of network passes per image, so it may be coarser.
     """
+    from cddm import pretrained as cddm_pretrained
     from cddm.pipeline import JSCCWithCDDM
     from jscc import build_codec
 
@@ -64,11 +65,15 @@ def pretrained_curves(images: torch.Tensor, *, codec: str = "adjscc", cbr: float
     say("pretrained JSCC")
     for r in evaluate_codec(model.transmit, images, link, snr_db, seed=seed):
         out.append(CurvePoint("jscc", r.snr_db, r.psnr))
-    systems: dict[float, JSCCWithCDDM] = {}
+    cddm_name = cddm_pretrained.find(codec, cbr, "awgn")
+    systems: dict[float, JSCCWithCDDM] = {}  # one pipeline per shipped stage-3 decoder
     for s in (cddm_snr_db if cddm_snr_db is not None else snr_db):
         say(f"JSCC + CDDM at {s:g} dB")
-        system = JSCCWithCDDM.from_pretrained(codec, cbr=cbr, channel="awgn", snr_db=s)
-        system = systems.setdefault(system.decoder_snr_db, system)
+        nearest = cddm_pretrained.nearest_decoder_snr(cddm_name, s)
+        if nearest not in systems:
+            systems[nearest] = JSCCWithCDDM.from_pretrained(codec, cbr=cbr, channel="awgn",
+                                                            snr_db=s)
+        system = systems[nearest]
         r = evaluate_codec(system.transmit, images, link, [s], seed=seed)[0]
         out.append(CurvePoint("jscc+cddm", r.snr_db, r.psnr,
                               note=f"decoder {system.decoder_snr_db:g} dB"))

@@ -637,6 +637,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
+        self._train_images: list[torch.Tensor] | None = None
 
     @staticmethod
     def _val_crop_of(crop: int | None, val_crop: int | None) -> int | None:
@@ -644,8 +645,10 @@ class ImageDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ datasets
     def train_images(self) -> list[torch.Tensor]:
-        """The training images as uint8 ``[3, H, W]`` tensors, decoded once (folder and
-        built-in sources)."""
+        """The training images as uint8 ``[3, H, W]`` tensors, decoded once per data module
+        (folder and built-in sources)."""
+        if self._train_images is not None:
+            return self._train_images
         images: list[torch.Tensor] = []
         if self.source == "folder":
             ds = ImageFolderDataset(self.train_dir, self.crop, True, cache=False)
@@ -655,6 +658,7 @@ class ImageDataModule(pl.LightningDataModule):
             images += [to_uint8_chw(load_builtin_photo(n)) for n in ds_b.photos]
         if not images:
             raise ValueError(f"source {self.source!r} has no in-memory training images")
+        self._train_images = images
         return images
 
     def _crop_loader(self) -> CropBatchLoader:

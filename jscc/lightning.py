@@ -104,16 +104,9 @@ class JSCCModule(pl.LightningModule):
         self._rng_to_restore: dict | None = None
 
     def _init_codec(self, source: str) -> None:
-        if source.startswith("pretrained:"):
-            from .pretrained import store
+        from .pretrained import codec_from_ref
 
-            sd = store.state_dict(source[len("pretrained:"):])
-        else:
-            from .checkpoints import read_checkpoint
-
-            ck = read_checkpoint(source, "jscc")
-            sd = {k[len("codec."):]: v for k, v in ck["state_dict"].items()
-                  if k.startswith("codec.")}
+        sd = codec_from_ref(source)[0].state_dict()
         try:
             self.codec.load_state_dict(sd)
         except RuntimeError as e:

@@ -27,7 +27,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["WeightStore", "available", "card", "find", "load_codec", "store"]
+__all__ = ["PRETRAINED_PREFIX", "WeightStore", "available", "card", "codec_from_ref", "find",
+           "load_codec", "store"]
+
+#: A codec reference of the form ``"pretrained:<name>"`` names a shipped entry; any other
+#: reference is a :class:`jscc.lightning.JSCCModule` checkpoint path.
+PRETRAINED_PREFIX = "pretrained:"
 
 #: Format version of the cards written by ``experiments.export_pretrained``.
 CARD_VERSION = 1
@@ -160,3 +165,15 @@ def load_codec(name: str) -> torch.nn.Module:
                          f"{c.get('codec_kwargs', {})}: missing {missing[:3]}, unexpected "
                          f"{unexpected[:3]}")
     return codec.eval()
+
+
+def codec_from_ref(ref: str) -> tuple[torch.nn.Module, float]:
+    """``(codec in eval mode, cbr)`` from ``"pretrained:<name>"`` or a JSCC checkpoint path."""
+    ref = str(ref)
+    if ref.startswith(PRETRAINED_PREFIX):
+        name = ref[len(PRETRAINED_PREFIX):]
+        return load_codec(name), float(card(name)["cbr"])
+    from ..checkpoints import load_jscc_module
+
+    module = load_jscc_module(ref)
+    return module.codec.eval(), float(module.hparams.cbr)
