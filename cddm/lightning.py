@@ -39,7 +39,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 import phy
-from jscc.checkpoints import CheckpointError, read_checkpoint, register_kind
+from jscc.checkpoints import CheckpointError, load_module, read_checkpoint, register_kind
 from jscc.lightning import sionna_device
 from jscc.metrics import psnr
 from jscc.pretrained import PRETRAINED_PREFIX, codec_from_ref
@@ -108,8 +108,7 @@ def load_cddm_module(path: str | Path, jscc_checkpoint: str | None = None) -> CD
     has_codec = any(k.startswith("codec.") for k in ck["state_dict"])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Found keys that are in the model state dict")
-        module = CDDMModule.load_from_checkpoint(path, map_location="cpu", weights_only=False,
-                                                 jscc_checkpoint=jscc, strict=has_codec)
+        module = load_module(CDDMModule, path, jscc_checkpoint=jscc, strict=has_codec)
     if not has_codec:
         want = {k for k in module.state_dict() if not k.startswith("codec.")}
         missing = sorted(want - set(ck["state_dict"]))
@@ -128,9 +127,7 @@ def load_stage3_module(path: str | Path, jscc_checkpoint: str | None = None,
                               jscc_checkpoint)
     cddm = resolve_stage_path(hp.get("cddm_checkpoint"), path, "stage-2 CDDM checkpoint",
                               cddm_checkpoint)
-    return DecoderStage3Module.load_from_checkpoint(
-        path, map_location="cpu", weights_only=False, jscc_checkpoint=jscc,
-        cddm_checkpoint=cddm).eval()
+    return load_module(DecoderStage3Module, path, jscc_checkpoint=jscc, cddm_checkpoint=cddm)
 
 
 @torch.no_grad()

@@ -34,7 +34,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 import phy
-from cddm.lightning import CDDMModule, DecoderStage3Module, denoised_pairs, load_codec
+from cddm.lightning import (
+    CDDMModule,
+    DecoderStage3Module,
+    denoised_pairs,
+    load_cddm_module,
+    load_codec,
+)
 from cddm.metrics import channel_mse, theory_mse_db
 from experiments.eval_cddm import run_eval_cddm
 from experiments.results import ResultsDir
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             trainer.fit(m, DataLoader(TensorDataset(bank), batch_size=a.batch_size,
                                       shuffle=True, drop_last=True))
             trainer.save_checkpoint(ckpt)
-        m = CDDMModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False).eval()
+        m = load_cddm_module(ckpt)
         link = phy.AnalogLink(make_channel(ch))
         for variant, kw in VARIANTS.items():
             sampler = m.sampler(**kw)

@@ -13,6 +13,7 @@ Checkpoints are Python pickles: only open checkpoints you trust.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,21 @@ def read_checkpoint(path: str | os.PathLike, expected: str | None = None) -> dic
     return ck
 
 
+def load_module(cls: type, path: str | os.PathLike, **overrides: Any) -> Any:
+    """``cls.load_from_checkpoint(path)`` on the CPU, in eval mode, in an empty context.
+
+    Inside ``LightningCLI`` (a CDDM module that loads its codec while the CLI instantiates it)
+    Lightning's ``save_hyperparameters`` reads the hyper-parameters the CLI gave the outer
+    module from a context variable; a module loaded there would take those instead of its
+    checkpoint's own. An empty :class:`contextvars.Context` keeps every load independent."""
+    return contextvars.Context().run(
+        lambda: cls.load_from_checkpoint(path, map_location="cpu", weights_only=False,
+                                         **overrides).eval())
+
+
 def load_jscc_module(path: str | os.PathLike, **overrides: Any) -> Any:
     """A :class:`jscc.lightning.JSCCModule` from its checkpoint (CPU, eval mode)."""
     from .lightning import JSCCModule
 
     read_checkpoint(path, "jscc")
-    return JSCCModule.load_from_checkpoint(path, map_location="cpu", weights_only=False,
-                                           **overrides).eval()
+    return load_module(JSCCModule, path, **overrides)
