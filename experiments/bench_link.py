@@ -2,6 +2,8 @@
 
 Usage::
 
+    python -m experiments.bench_link --skip-digital --skip-analog --skip-tensor   # decoders only
+
     python -m experiments.bench_link [--mcs 10] [--block-bits 1024] [--batch 200] [--repeats 5]
                                      [--snr-db 10] [--channel awgn|rayleigh] [--threads 1]
                                      [--out results] [--tensor-shape 8x4096]
@@ -9,6 +11,15 @@ Usage::
                                      [--skip-tensor] [--seed 0] [--num-iter 20] [--table qam64]
 
 What is measured (wall-clock, :func:`time.perf_counter`, under :func:`torch.no_grad`):
+
+0. **LDPC decoders** -- :class:`phy.CPULDPC5GDecoder` (``DigitalLink(decoder="cpu")``: the
+   compiled layered kernel of :mod:`phy.ldpc`) against Sionna's ``LDPC5GDecoder``
+   (``decoder="sionna"``) on the same channel LLRs (the link's mapper, channel and APP
+   demapper at ``--snr-db``), for ``k = 1024`` and ``8424`` (+ 24 CRC = 8448) on 1 and 2
+   threads, as information bits/s and the speed-up ``t_sionna / t_cpu`` (the bar is >= 20x,
+   the goal >= 100x and >= 10 Mbit/s per core), with early stopping and without it (all
+   ``--num-iter`` iterations: the worst case). Batches hold ``--batch`` blocks of
+   ``--block-bits`` worth of information bits.
 
 1. **DigitalLink** -- ``phy.DigitalLink(channel, mcs, block_bits=k).send_bits(bits, snr_db)`` on
    ``batch`` code blocks of ``k`` information bits (no HARQ). Reported as *information bits per
@@ -150,7 +161,8 @@ def bench_digital(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
     """Ours vs bare Sionna on ``args.batch`` code blocks; returns CSV rows and a summary dict."""
     mcs = phy.MCS.from_index(args.mcs, table=args.table)
     channel = _make_channel(args.channel)
-    link = phy.DigitalLink(channel, mcs=mcs, block_bits=args.block_bits, num_iter=args.num_iter)
+    link = phy.DigitalLink(channel, mcs=mcs, block_bits=args.block_bits, num_iter=args.num_iter,
+                           decoder="sionna")
     k, n, qm = args.block_bits, link.coded_bits(args.block_bits), mcs.modulation_order
     if (k + CRC_BITS) / n < 0.2:
         raise SystemExit(f"{mcs.name}: code rate {(k + CRC_BITS) / n:.3f} < 1/5 needs the "
@@ -201,6 +213,81 @@ def bench_digital(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
                "overhead_min": overhead_min, "same": same, "bler_ours": bler_ours,
                "bler_bare": bler_bare, "times_ours": t_ours, "times_bare": t_bare}
     return rows, summary
+
+
+def _channel_llrs(link: phy.DigitalLink, k: int, batch: int, snr_db: float, seed: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, LDPC5GEncoder]:
+    """Information bits (with CRC) ``[batch, k + 24]``, their channel LLRs after the link's
+    mapper, channel, equalizer and demapper, and the encoder of the code."""
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.randint(0, 2, (batch, k + CRC_BITS), generator=gen).to(torch.float32)
+    qm = link.mcs.modulation_order
+    enc = LDPC5GEncoder(k + CRC_BITS, link.coded_bits(k), num_bits_per_symbol=qm)
+    phy.set_seed(seed)
+    out = link.channel(Mapper("qam", qm)(enc(u)), snr_db)
+    x_eq, no_eff = phy.zf_equalize(out.y, out.h, out.no)
+    return u, Demapper("app", "qam", qm)(x_eq, no_eff), enc
+
+
+def bench_decoders(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """:class:`phy.CPULDPC5GDecoder` against Sionna's ``LDPC5GDecoder`` on the same LLRs.
+
+    Decoder alone (channel LLRs in, information bits out), for every ``k`` in ``--decoder-k``
+    and thread count in ``--decoder-threads``; calls alternate (cpu, cpu without early stop,
+    sionna, ...). "cpu, 20 it." never stops early: its worst case. Returns CSV rows and
+    summary lines with the speed-ups."""
+    import numba
+
+    mcs = phy.MCS.from_index(args.decoder_mcs, table=args.table)
+    snr = float(args.snr_db) if args.decoder_snr_db is None else float(args.decoder_snr_db)
+    rows: list[dict[str, Any]] = []
+    lines = [f"LDPC decoders on the same channel LLRs: {mcs.name}, {args.channel}, Es/N0 "
+             f"{snr:g} dB, {args.num_iter} iterations at most, {args.repeats} interleaved "
+             "repeats (information bits/s, median; speed-up = t_sionna / t_cpu)"]
+    for threads in args.decoder_threads:
+        torch.set_num_threads(threads)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        for k in args.decoder_k:
+            link = phy.DigitalLink(_make_channel(args.channel), mcs=mcs, block_bits=k,
+                                   num_iter=args.num_iter, decoder="sionna")
+            if (k + CRC_BITS) * (3 if k + CRC_BITS > 3824 else 5) < link.coded_bits(k):
+                raise SystemExit(f"--decoder-mcs {mcs.name} with k={k} is below the mother "
+                                 "code rate and needs DigitalLink's repetition; choose a "
+                                 "higher MCS")
+            batch = max(1, (args.batch * args.block_bits) // k)
+            u, llr, enc = _channel_llrs(link, k, batch, snr, args.seed)
+            decoders = {
+                "cpu": phy.CPULDPC5GDecoder(enc, num_iter=args.num_iter),
+                f"cpu, {args.num_iter} it.": phy.CPULDPC5GDecoder(
+                    enc, num_iter=args.num_iter, early_stop=False),
+                "sionna": LDPC5GDecoder(enc, num_iter=args.num_iter, hard_out=True,
+                                        return_infobits=True, cn_update="boxplus-phi"),
+            }
+            bler = {d: float((dec(llr) != u).any(1).float().mean())  # doubles as warm-up
+                    for d, dec in decoders.items()}
+            times: dict[str, list[float]] = {d: [] for d in decoders}
+            for _ in range(args.repeats):
+                for d, dec in decoders.items():
+                    times[d].append(_time_one(lambda dec=dec, llr=llr: dec(llr)))
+            stats = {d: _stats(t, batch * k) for d, t in times.items()}
+            speedup = {d: stats["sionna"]["median_s"] / stats[d]["median_s"] for d in decoders}
+            for d in decoders:
+                rows.append({"section": "decoder", "channel": args.channel, "mcs": mcs.name,
+                             "shape": f"{batch}x{k}", "coded_bits": link.coded_bits(k),
+                             "unit": "info_bits/s", "repeats": args.repeats,
+                             "impl": f"{d}, {threads} thread(s)", **stats[d],
+                             "bler": bler[d], "threads": threads,
+                             "speedup_over_sionna": speedup[d]})
+            lines.append(
+                f"  k={k:5d}, {threads} thread(s), {batch:3d} blocks: cpu "
+                f"{stats['cpu']['rate_median'] / 1e6:7.2f} Mbit/s ({speedup['cpu']:6.1f}x), "
+                f"cpu {args.num_iter} it. "
+                f"{stats[f'cpu, {args.num_iter} it.']['rate_median'] / 1e6:7.2f} Mbit/s "
+                f"({speedup[f'cpu, {args.num_iter} it.']:6.1f}x), sionna "
+                f"{stats['sionna']['rate_median'] / 1e6:7.4f} Mbit/s; BLER cpu "
+                f"{bler['cpu']:.3f}, sionna {bler['sionna']:.3f}")
+    torch.set_num_threads(args.threads)
+    return rows, lines
 
 
 def bench_analog(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -317,9 +404,11 @@ def _digital_lines(dig: dict[str, Any], args: argparse.Namespace) -> list[str]:
     ]
 
 
-def _markdown(rows: list[dict[str, Any]], dig: dict[str, Any] | None,
+def _markdown(rows: list[dict[str, Any]], dig: dict[str, Any] | None, dec_lines: list[str],
               args: argparse.Namespace, path: str) -> str:
     out = ["# bench_link: throughput of phy links vs bare Sionna", ""]
+    if dec_lines:
+        out += ["```", *dec_lines, "```", ""]
     if dig is not None:
         out += ["```", *_digital_lines(dig, args), "```", ""]
     out += [
@@ -355,15 +444,28 @@ def main(argv: list[str] | None = None) -> int:
                     help="timed send_tensor calls (default 1: 8x4096 bf16 is 512 blocks)")
     ap.add_argument("--tensor-batch-blocks", type=int, default=None,
                     help="DigitalLink max_batch_blocks for send_tensor (default: the link's)")
+    ap.add_argument("--decoder-k", type=int, nargs="+", default=[1024, 8424],
+                    help="info bits per block of the decoder comparison (default 1024 8424: "
+                         "8424 + 24 CRC = 8448, the largest 5G block)")
+    ap.add_argument("--decoder-threads", type=int, nargs="+", default=[1, 2],
+                    help="thread counts of the decoder comparison (default 1 2)")
+    ap.add_argument("--decoder-mcs", type=int, default=13,
+                    help="MCS index of the decoder comparison (default 13: 16QAM, R = 0.48)")
+    ap.add_argument("--decoder-snr-db", type=float, default=None,
+                    help="Es/N0 (dB) of the decoder comparison (default: --snr-db)")
+    ap.add_argument("--skip-decoders", action="store_true", help="no cpu-vs-sionna section")
     ap.add_argument("--skip-digital", action="store_true", help="no send_bits comparison")
     ap.add_argument("--skip-analog", action="store_true", help="no AnalogLink section")
     ap.add_argument("--skip-tensor", action="store_true", help="no send_tensor section")
     ap.add_argument("--out", default="results", help="root of the results folders")
     args = ap.parse_args(argv)
     if min(args.repeats, args.tensor_repeats, args.batch, args.threads,
-           args.tensor_batch_blocks or 1) < 1:
-        ap.error("--repeats, --tensor-repeats, --tensor-batch-blocks, --batch and --threads "
-                 "must be >= 1")
+           args.tensor_batch_blocks or 1, *args.decoder_threads) < 1:
+        ap.error("--repeats, --tensor-repeats, --tensor-batch-blocks, --batch, --threads and "
+                 "--decoder-threads must be >= 1")
+    if not all(1 <= k <= 8424 for k in args.decoder_k):
+        ap.error(f"--decoder-k must be in [1, 8424] (k + 24 CRC bits <= 8448), "
+                 f"got {args.decoder_k}")
     torch.set_num_threads(args.threads)
 
     config = {k: v for k, v in vars(args).items() if k != "out"}
@@ -371,9 +473,14 @@ def main(argv: list[str] | None = None) -> int:
     config["analog_shapes"] = [list(s) for s in ANALOG_SHAPES]
     rows: list[dict[str, Any]] = []
     dig = None
+    dec_lines: list[str] = []
     with ResultsDir.create("bench_link", config, seed=args.seed, root=args.out) as rd:
+        if not args.skip_decoders:
+            rows, dec_lines = bench_decoders(args)
+            print("\n".join(dec_lines), flush=True)
         if not args.skip_digital:
-            rows, dig = bench_digital(args)
+            dig_rows, dig = bench_digital(args)
+            rows += dig_rows
             print("\n".join(_digital_lines(dig, args)), flush=True)
         if not args.skip_analog:
             rows += bench_analog(args)
@@ -383,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(_table(rows))
             rd.write_csv("bench_link.csv", rows)
-        rd.write_summary(_markdown(rows, dig, args, str(rd.path)))
+        rd.write_summary(_markdown(rows, dig, dec_lines, args, str(rd.path)))
     print(f"\nresults: {rd.path}")
     return 0
 

@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-batches", type=int, default=6)
     ap.add_argument("--target-block-errors", type=int, default=20)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--decoder", default="cpu", choices=list(phy.DECODERS),
+                    help="LDPC decoder of phy.DigitalLink (default cpu: the layered one)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "phy" / "data"
                                           / "bler_table.csv"))
     args = ap.parse_args(argv)
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             phy.set_seed(args.seed)
             link = phy.DigitalLink(make_channel(ch_name), members[0],
-                                   block_bits=args.block_bits)
+                                   block_bits=args.block_bits, decoder=args.decoder)
             grid = snr_grid(qm * rate, ch_name)
             points = simulate_link(link, grid, batch_size=args.batch_size,
                                    max_batches=args.max_batches,
@@ -103,10 +105,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{time.time() - t0:7.1f} s] {ch_name} Qm={qm} R={rate:.4f}: "
                   + " ".join(f"{p.snr_db:g}:{p.bler:.3g}" for p in points if p.num_blocks),
                   flush=True)
-    header = (f"# BLER of phy.DigitalLink (CRC24B + 5G LDPC, 20 it., APP demapping), "
+    header = (f"# BLER of phy.DigitalLink (CRC24B + 5G LDPC, decoder={args.decoder!r} "
+              f"({phy.DECODERS[args.decoder]}), 20 it., APP demapping) on "
+              f"{', '.join(channels)} (rayleigh: i.i.d. per symbol, average Es/N0), "
               f"{args.block_bits} info bits per block, made by experiments/make_bler_table.py "
               f"(seed {args.seed}, batch {args.batch_size} x <= {args.max_batches}, "
-              f"target {args.target_block_errors} block errors per point)\n")
+              f"target {args.target_block_errors} block errors per point)\n"
+              f"# regenerate: python -m experiments.make_bler_table --channels "
+              f"{','.join(channels)} --batch-size {args.batch_size} --max-batches "
+              f"{args.max_batches} --target-block-errors {args.target_block_errors}\n")
     rows.sort(key=lambda r: (r["channel"], r["table"], int(r["mcs"]), float(r["snr_db"])))
     _write_rows(out, rows, header=header)
     partial.unlink(missing_ok=True)

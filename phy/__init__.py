@@ -17,6 +17,7 @@ Public API::
 
 from __future__ import annotations
 
+from .abstraction import AbstractDigitalLink
 from .airtime import (
     airtime_s,
     bits_airtime_s,
@@ -27,8 +28,9 @@ from .airtime import (
 )
 from .analog import AnalogLink, AnalogResult, pack_complex, unpack_complex
 from .channels import AWGN, Channel, ChannelOutput, RayleighFading, no_to_snr_db, snr_db_to_no
-from .digital import DigitalLink, DigitalResult, TensorResult, ebno_db_to_snr_db
+from .digital import DECODERS, DigitalLink, DigitalResult, TensorResult, ebno_db_to_snr_db
 from .equalization import mmse_equalize, zf_equalize
+from .ldpc import CPULDPC5GDecoder
 from .mcs import MCS, BlerCurve, BlerTable, bler_at, load_bler_table, mcs_table, select_mcs
 from .ofdm import OFDMTDL
 from .payload import PAYLOAD_DTYPES, bits_per_element, decode_payload, encode_payload
@@ -40,13 +42,16 @@ __version__ = "0.1.0"
 __all__ = [
     "AWGN",
     "CHANNEL_NAMES",
+    "DECODERS",
     "MCS",
     "OFDMTDL",
     "PAYLOAD_DTYPES",
+    "AbstractDigitalLink",
     "AnalogLink",
     "AnalogResult",
     "BlerCurve",
     "BlerTable",
+    "CPULDPC5GDecoder",
     "Channel",
     "ChannelOutput",
     "DigitalLink",

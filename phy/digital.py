@@ -33,16 +33,23 @@ from sionna.phy.utils import ebnodb2no
 from ._checks import as_snr_db, check_bits, check_choice, check_positive_int
 from .channels import Channel
 from .equalization import zf_equalize
+from .ldpc import CPU_CN_UPDATES, CPULDPC5GDecoder
 from .mcs import MCS
 from .payload import PAYLOAD_DTYPES, decode_payload, encode_payload, lost_elements
 
-__all__ = ["DigitalLink", "DigitalResult", "TensorResult", "ebno_db_to_snr_db"]
+__all__ = ["DECODERS", "DigitalLink", "DigitalResult", "TensorResult", "ebno_db_to_snr_db"]
+
+#: LDPC decoders of :class:`DigitalLink` and their default check-node rule.
+DECODERS = {"sionna": "boxplus-phi", "cpu": "minsum"}
+_SIONNA_CN_UPDATES = ("boxplus-phi", "boxplus", "minsum", "offset-minsum")
 
 _CRC = "CRC24B"
 _CRC_BITS = 24
 _RV_SEQUENCE = (0, 2, 3, 1)
 #: Largest LDPC information length (base graph 1), TS 38.212.
 _K_MAX = 8448
+#: Largest information length for which Sionna picks base graph 2 at rates 0.25 .. 0.67.
+_K_MAX_BG2_LOW_RATE = 3824
 
 
 def ebno_db_to_snr_db(ebno_db: float | torch.Tensor, num_bits_per_symbol: int,
@@ -124,7 +131,7 @@ class _BlockCodec:
     crc_enc: CRCEncoder
     crc_dec: CRCDecoder
     enc: LDPC5GEncoder
-    dec: LDPC5GDecoder
+    dec: LDPC5GDecoder | CPULDPC5GDecoder
     #: LDPC mother-codeword length actually encoded (< n when bits are repeated).
     n_ldpc: int
     #: position in the LDPC codeword of every transmitted bit (``None``: no repetition).
@@ -155,7 +162,13 @@ class DigitalLink:
         harq: ``"chase"`` (LLR combining of identical copies) or ``"ir"`` (incremental
             redundancy with redundancy versions 0, 2, 3, 1).
         demapping: ``"app"`` (exact LLRs) or ``"maxlog"``.
-        cn_update: LDPC check-node update of Sionna's decoder (``"boxplus-phi"`` default).
+        decoder: ``"sionna"`` (Sionna's ``LDPC5GDecoder``, flooding schedule: the reference
+            and the GPU path), ``"cpu"`` (:class:`phy.ldpc.CPULDPC5GDecoder`: Sionna's rate
+            recovery around a compiled layered kernel, two orders of magnitude faster on a
+            CPU) or ``"auto"`` (``"cpu"`` when the link runs on a CPU device).
+        cn_update: check-node rule; default per decoder (:data:`DECODERS`). Sionna:
+            ``"boxplus-phi"``, ``"boxplus"``, ``"minsum"``, ``"offset-minsum"``; cpu:
+            ``"minsum"`` (normalized, 0.75), ``"offset-minsum"``, ``"boxplus"``.
         max_batch_blocks: blocks decoded at once in :meth:`send_tensor` (bounds memory).
         device: Sionna device for the FEC and mapping blocks (default: Sionna's config).
 
@@ -168,8 +181,10 @@ class DigitalLink:
     def __init__(self, channel: Channel, mcs: MCS | int = 0, *,
                  table: str = "qam64", block_bits: int = 1024, num_iter: int = 20,
                  max_transmissions: int = 1, harq: Literal["chase", "ir"] = "chase",
-                 demapping: Literal["app", "maxlog"] = "app", cn_update: str = "boxplus-phi",
-                 max_batch_blocks: int = 256, device: str | None = None) -> None:
+                 demapping: Literal["app", "maxlog"] = "app",
+                 decoder: Literal["auto", "sionna", "cpu"] = "auto",
+                 cn_update: str | None = None, max_batch_blocks: int = 256,
+                 device: str | None = None) -> None:
         if not callable(channel):
             raise TypeError(f"channel must be a phy channel, got {type(channel).__name__}")
         self.channel = channel
@@ -191,10 +206,17 @@ class DigitalLink:
                 f"(redundancy versions {list(_RV_SEQUENCE)}), got {self.max_transmissions}"
             )
         self.demapping = check_choice("demapping", demapping, ("app", "maxlog"))
-        self.cn_update = cn_update
         self.max_batch_blocks = check_positive_int("max_batch_blocks", max_batch_blocks)
         self.device = device if device is not None else getattr(channel, "device",
                                                                 sionna_config.device)
+        check_choice("decoder", decoder, ("auto", *DECODERS))
+        if decoder == "auto":
+            decoder = "cpu" if torch.device(self.device).type == "cpu" else "sionna"
+        self.decoder = decoder
+        rules = CPU_CN_UPDATES if decoder == "cpu" else _SIONNA_CN_UPDATES
+        self.cn_update = check_choice(f"cn_update (decoder={decoder!r})",
+                                      DECODERS[decoder] if cn_update is None else cn_update,
+                                      tuple(rules))
         qm = self.mcs.modulation_order
         self._mapper = Mapper("qam", qm, device=self.device)
         self._demapper = Demapper(self.demapping, "qam", qm, device=self.device)
@@ -202,7 +224,8 @@ class DigitalLink:
 
     def __repr__(self) -> str:
         return (f"DigitalLink({self.channel!r}, mcs={self.mcs.name}, block_bits={self.block_bits}, "
-                f"max_transmissions={self.max_transmissions}, harq={self.harq!r})")
+                f"max_transmissions={self.max_transmissions}, harq={self.harq!r}, "
+                f"decoder={self.decoder!r})")
 
     # ------------------------------------------------------------------ geometry
     def coded_bits(self, k: int | None = None) -> int:
@@ -237,15 +260,21 @@ class DigitalLink:
         crc_enc = CRCEncoder(_CRC, device=self.device)
         crc_dec = CRCDecoder(crc_enc, device=self.device)
         qm = self.mcs.modulation_order
-        # Sionna's 5G encoder stops at rate 1/5 (base graph 2's mother code). Lower MCS rates
-        # (qam64 MCS 0: R = 0.117) repeat the rate-1/5 codeword cyclically, as the circular
-        # buffer of TS 38.212 rate matching does; the receiver adds the repeated LLRs.
-        n_ldpc = n if k_crc / n >= 0.2 else qm * ((5 * k_crc) // qm)
+        # Sionna's 5G encoder stops at the mother code: rate 1/5 for base graph 2, 1/3 for
+        # base graph 1 (which Sionna picks above 3824 bits). Lower rates (qam64 MCS 0:
+        # R = 0.117) repeat the mother codeword cyclically, as the circular buffer of
+        # TS 38.212 rate matching does; the receiver adds the repeated LLRs.
+        inv_rate = 5 if k_crc <= _K_MAX_BG2_LOW_RATE else 3
+        n_ldpc = n if k_crc * inv_rate >= n else qm * ((inv_rate * k_crc) // qm)
         rep_index = None if n_ldpc == n else torch.arange(n, device=self.device) % n_ldpc
         enc = LDPC5GEncoder(k_crc, n_ldpc, num_bits_per_symbol=qm, device=self.device)
-        dec = LDPC5GDecoder(enc, cn_update=self.cn_update, num_iter=self.num_iter,
-                            hard_out=True, return_infobits=True,
-                            harq_mode=self.harq == "ir", device=self.device)
+        if self.decoder == "cpu":
+            dec = CPULDPC5GDecoder(enc, self.cn_update, num_iter=self.num_iter,
+                                   harq_mode=self.harq == "ir")
+        else:
+            dec = LDPC5GDecoder(enc, cn_update=self.cn_update, num_iter=self.num_iter,
+                                hard_out=True, return_infobits=True,
+                                harq_mode=self.harq == "ir", device=self.device)
         codec = _BlockCodec(k=k, n=n, crc_enc=crc_enc, crc_dec=crc_dec, enc=enc, dec=dec,
                             n_ldpc=n_ldpc, rep_index=rep_index)
         self._codecs[k] = codec

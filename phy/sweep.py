@@ -7,6 +7,7 @@ behind every estimate (so confidence can be judged) and a channel factory by nam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -73,7 +74,8 @@ def parse_snr_range(spec: str) -> list[float]:
 
 @dataclass(frozen=True)
 class LinkPoint:
-    """One simulated SNR point of a link curve (counts included)."""
+    """One SNR point of a link curve (counts included); ``ber``/``bler`` are ``nan`` where
+    the point was not simulated (``num_blocks == 0``)."""
 
     snr_db: float
     ber: float
@@ -96,8 +98,9 @@ def simulate_link(link: DigitalLink, snr_dbs: Sequence[float], *, block_bits: in
     Each point runs batches of ``batch_size`` code blocks of ``block_bits`` information bits
     (default ``link.block_bits``) until ``target_block_errors`` block errors or
     ``max_batches`` batches. With ``early_stop`` the sweep ends after the first point without
-    any error (later points are reported with zero counts and ``num_blocks = 0``), or, with
-    ``target_bler``, after the first point below it.
+    any error, or, with ``target_bler``, after the first point below it; the points after it
+    are reported as not simulated: ``num_blocks = 0`` and ``ber = bler = nan`` (unknown, not
+    error-free).
     """
     k = link.block_bits if block_bits is None else check_positive_int("block_bits", block_bits)
     check_positive_int("batch_size", batch_size)
@@ -134,6 +137,8 @@ def simulate_link(link: DigitalLink, snr_dbs: Sequence[float], *, block_bits: in
     points = []
     for i, s in enumerate(snrs):
         be, bke, nb, nbl = counts.get(i, (0, 0, 0, 0))
-        points.append(LinkPoint(snr_db=s, ber=float(ber[i]), bler=float(bler[i]), bit_errors=be,
+        missing = nbl == 0  # never simulated: unknown, not error-free
+        points.append(LinkPoint(snr_db=s, ber=math.nan if missing else float(ber[i]),
+                                bler=math.nan if missing else float(bler[i]), bit_errors=be,
                                 block_errors=bke, num_bits=nb, num_blocks=nbl))
     return points

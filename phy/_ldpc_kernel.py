@@ -1,0 +1,173 @@
+"""Compiled layered belief propagation for quasi-cyclic LDPC codes (numba).
+
+Why this is written by hand: Sionna's ``LDPC5GDecoder`` is a batched PyTorch graph of gathers
+and scatters over every edge. On a CPU it decodes 0.04–0.09 Mbit/s per core (k = 1024, 20
+iterations), so every digital experiment waits on it. This kernel runs the same code (the
+parity-check matrix Sionna builds) as a layered decoder over the base graph: for each block row
+the ``Z`` parity checks of its lifted rows are independent, so their messages are processed as
+contiguous vectors of length ``Z`` (a cyclic shift of the posterior is two contiguous slices),
+which the compiler turns into SIMD loops. Blocks are decoded in parallel threads, each with its
+own edge memory that fits in the cache, and a block stops as soon as its hard decisions satisfy
+every check.
+
+Conventions: LLRs here are ``log p(0) / p(1)`` (positive means bit 0; a hard decision is 1
+where the LLR is <= 0, as in Sionna). The decoder class in :mod:`phy.ldpc` converts from
+Sionna's logits.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: Check-node rules: normalized/offset min-sum, and exact sum-product (boxplus).
+CN_MINSUM = 0
+CN_BOXPLUS = 1
+
+# phi(x) = -log(tanh(x / 2)) is its own inverse; arguments are kept in [_PHI_MIN, _PHI_MAX]
+# so that phi stays finite (phi(_PHI_MIN) ~ 16.6, phi(_PHI_MAX) ~ 1.6e-7).
+_PHI_MIN = np.float32(1.2e-7)
+_PHI_MAX = np.float32(16.6)
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def _phi(x: float) -> float:
+    x = min(max(x, _PHI_MIN), _PHI_MAX)
+    return -np.log(np.tanh(np.float32(0.5) * x))
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def _gather(post: np.ndarray, base: int, s: int, z: int, dst: np.ndarray) -> None:
+    """``dst[i] = post[base + (i + s) % z]`` as two contiguous copies."""
+    head = z - s
+    for i in range(head):
+        dst[i] = post[base + s + i]
+    for i in range(s):
+        dst[head + i] = post[base + i]
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def _scatter(src: np.ndarray, base: int, s: int, z: int, post: np.ndarray) -> None:
+    """``post[base + (i + s) % z] = src[i]`` as two contiguous copies."""
+    head = z - s
+    for i in range(head):
+        post[base + s + i] = src[i]
+    for i in range(s):
+        post[base + i] = src[head + i]
+
+
+def _build_kernel(cn_rule: int):
+    """The compiled decoder for one check-node rule.
+
+    The rule is a closure constant, so the compiler removes the branch on it: a run-time
+    branch inside the edge loops stops their vectorization (about 13x slower)."""
+
+    @numba.njit(parallel=True, fastmath=True, cache=True)
+    def decode_layered(llr: np.ndarray, row_ptr: np.ndarray, cols: np.ndarray,
+                       shifts: np.ndarray, z: int, num_iter: int, scale: float, offset: float,
+                       llr_max: float, early_stop: bool, out: np.ndarray,
+                       iterations: np.ndarray) -> None:
+        """Decode every row of ``llr`` into ``out`` (posterior LLRs).
+
+        Args:
+            llr: channel LLRs ``[B, N]`` float32, ``N = nb * z``.
+            row_ptr: ``[mb + 1]`` start of each base-graph row in ``cols``/``shifts``.
+            cols: base-graph column of each non-zero block.
+            shifts: cyclic shift of each non-zero block: lifted row ``r * z + i`` checks
+                variable ``cols[e] * z + (i + shifts[e]) % z``.
+            z: lifting size.
+            num_iter: maximum layered iterations (one iteration visits every block row).
+            scale, offset: min-sum magnitude ``scale * max(min - offset, 0)`` (unused by the
+                exact rule).
+            llr_max: clipping of channel LLRs and check-to-variable messages.
+            early_stop: stop a block after the first iteration in which every check was
+                satisfied and no hard decision changed (its decisions then form a codeword).
+            out: posterior LLRs ``[B, N]`` float32, written.
+            iterations: iterations run per block ``[B]`` int32, written.
+        """
+        num_blocks, n = llr.shape
+        mb = row_ptr.shape[0] - 1
+        num_edge_blocks = cols.shape[0]
+        max_deg = 0
+        for r in range(mb):
+            max_deg = max(max_deg, row_ptr[r + 1] - row_ptr[r])
+        big = np.float32(3.0e38)
+        zero = np.float32(0.0)
+        one = np.float32(1.0)
+        lmax = np.float32(llr_max)
+        sc = np.float32(scale)
+        off = np.float32(offset)
+        for b in numba.prange(num_blocks):
+            post = np.empty(n, dtype=np.float32)
+            for v in range(n):
+                post[v] = min(max(llr[b, v], -lmax), lmax)
+            c2v = np.zeros((num_edge_blocks, z), dtype=np.float32)
+            p = np.empty((max_deg, z), dtype=np.float32)   # posteriors of the row's variables
+            t = np.empty((max_deg, z), dtype=np.float32)   # variable-to-check messages
+            min1 = np.empty(z, dtype=np.float32)
+            min2 = np.empty(z, dtype=np.float32)
+            arg = np.empty(z, dtype=np.int32)
+            sgn = np.empty(z, dtype=np.float32)    # product of the signs of t
+            par = np.empty(z, dtype=np.float32)    # product of the signs of p (syndrome)
+            new = np.empty(z, dtype=np.float32)
+            done_iter = num_iter
+            for it in range(num_iter):
+                unsatisfied = zero
+                flips = zero
+                for r in range(mb):
+                    e0 = row_ptr[r]
+                    deg = row_ptr[r + 1] - e0
+                    for i in range(z):
+                        min1[i] = big if cn_rule == CN_MINSUM else zero
+                        min2[i] = big
+                        arg[i] = 0
+                        sgn[i] = one
+                        par[i] = one
+                    for j in range(deg):
+                        e = e0 + j
+                        _gather(post, cols[e] * z, shifts[e], z, p[j])
+                        for i in range(z):
+                            pi = p[j, i]
+                            m = pi - c2v[e, i]
+                            t[j, i] = m
+                            par[i] = -par[i] if pi <= zero else par[i]
+                            sgn[i] = -sgn[i] if m < zero else sgn[i]
+                            a = abs(m)
+                            if cn_rule == CN_MINSUM:
+                                min2[i] = min(min2[i], max(min1[i], a))
+                                arg[i] = j if a < min1[i] else arg[i]
+                                min1[i] = min(min1[i], a)
+                            else:
+                                min1[i] += _phi(a)  # boxplus: min1 holds the row's phi sum
+                    for i in range(z):
+                        unsatisfied += one if par[i] < zero else zero
+                    for j in range(deg):
+                        e = e0 + j
+                        for i in range(z):
+                            m = t[j, i]
+                            if cn_rule == CN_MINSUM:
+                                mag = min2[i] if arg[i] == j else min1[i]
+                                mag = sc * max(mag - off, zero)
+                            else:
+                                mag = _phi(max(min1[i] - _phi(abs(m)), zero))
+                            mag = min(mag, lmax)
+                            neg = (sgn[i] < zero) != (m < zero)
+                            c = -mag if neg else mag
+                            c2v[e, i] = c
+                            v = m + c
+                            new[i] = v
+                            flips += one if (p[j, i] <= zero) != (v <= zero) else zero
+                        _scatter(new, cols[e] * z, shifts[e], z, post)
+                if early_stop and unsatisfied == zero and flips == zero:
+                    done_iter = it + 1
+                    break
+            for v in range(n):
+                out[b, v] = post[v]
+            iterations[b] = done_iter
+
+    return decode_layered
+
+
+#: ``KERNELS[cn_rule](llr, row_ptr, cols, shifts, z, num_iter, scale, offset, llr_max,
+#: early_stop, out, iterations)``: see :func:`_build_kernel`.
+KERNELS = {CN_MINSUM: _build_kernel(CN_MINSUM), CN_BOXPLUS: _build_kernel(CN_BOXPLUS)}

@@ -1,0 +1,128 @@
+"""Link abstraction: :class:`DigitalLink` results without decoding, from BLER curves.
+
+System-level simulators do not decode every code block: they map the SNR a block sees to a
+block error probability with a table of link-level curves, then draw the CRC outcome. That is
+:class:`AbstractDigitalLink`: the constructor, results and ``send_bits``/``send_tensor``
+contract of :class:`~phy.digital.DigitalLink` (it *is* one, with ``send_bits`` replaced), the
+channel uses and HARQ bookkeeping of the decoded link, and each block's CRC outcome drawn from
+:func:`phy.mcs.load_bler_table`'s curves:
+
+- AWGN: the ``awgn`` curve at the block's SNR.
+- Block fading (``RayleighFading("frame")``, or a coherence of at least one code block): each
+  transmission draws its own gain ``h`` (Sionna's flat-fading generator, like the decoded
+  link), the block's SNR is ``snr_db + 10 log10 |h|^2``, looked up on the ``awgn`` curve.
+- Per-symbol Rayleigh (``RayleighFading("symbol")``): the ``rayleigh`` curve at the average SNR.
+- Chase HARQ: the linear sum of the SNRs of the combined transmissions (the LLRs of identical
+  copies add up). Incremental redundancy has no such one-line model here and is refused.
+
+Information bits pass through intact where the CRC passes. Where it fails, the block is
+flagged exactly as a decoded failure is (``ok = False``; ``send_tensor`` marks its elements
+lost) and its bits are replaced by random ones: the abstraction models block errors, not the
+bit errors inside a failed block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._checks import as_snr_db, check_bits, check_positive_int
+from .channels import AWGN, Channel, RayleighFading
+from .digital import _CRC_BITS, _K_MAX, DigitalLink, DigitalResult
+from .mcs import BlerTable, load_bler_table
+
+__all__ = ["AbstractDigitalLink"]
+
+
+class AbstractDigitalLink(DigitalLink):
+    """A :class:`DigitalLink` whose CRC outcomes come from BLER curves instead of decoding.
+
+    Args:
+        channel, mcs, table, block_bits, max_transmissions, harq, ...: as
+            :class:`DigitalLink` (decoder options are accepted and unused).
+        bler_table: the curves (default: the shipped table, :func:`phy.load_bler_table`).
+            The curve of the link's MCS and channel model must exist; with several block
+            sizes per MCS in the table, the one closest to the information bits per block
+            is used.
+    """
+
+    def __init__(self, channel: Channel, mcs: Any = 0, *, bler_table: BlerTable | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(channel, mcs, **kwargs)
+        if self.harq == "ir" and self.max_transmissions > 1:
+            raise ValueError("harq='ir' has no link abstraction here; use harq='chase' or the "
+                             "decoded DigitalLink")
+        self.bler_table = load_bler_table() if bler_table is None else bler_table
+        self._curve_channel, self._block_fading = self._fading_model(channel)
+        sizes = self.bler_table.block_sizes(self._curve_channel, self.mcs.table, self.mcs.index)
+        if not sizes:
+            raise ValueError(f"the BLER table has no curve for {self.mcs.name} on "
+                             f"{self._curve_channel!r}; regenerate it with "
+                             "python -m experiments.make_bler_table")
+        self._curve_sizes = sizes
+
+    def _fading_model(self, channel: Channel) -> tuple[str, bool]:
+        """(curve channel, block fading?) for ``channel``."""
+        if isinstance(channel, AWGN):
+            return "awgn", False
+        if isinstance(channel, RayleighFading):
+            if channel.coherence == "symbol":
+                return "rayleigh", False
+            if channel.coherence == "frame" or \
+                    int(channel.coherence) >= self.channel_uses_per_block():
+                return "awgn", True
+            raise ValueError(
+                f"RayleighFading(coherence={channel.coherence}) changes gain inside a code "
+                f"block ({self.channel_uses_per_block()} channel uses): no abstraction; use "
+                "coherence 'symbol', 'frame' or >= the block length")
+        raise ValueError(f"no link abstraction for {channel!r}; use AWGN or RayleighFading")
+
+    def __repr__(self) -> str:
+        return "Abstract" + super().__repr__()
+
+    def _bler(self, snr_db: torch.Tensor, k: int) -> torch.Tensor:
+        size = min(self._curve_sizes, key=lambda s: abs(s - k))
+        b = self.bler_table.bler_at(self.mcs, snr_db.detach().cpu().double().numpy(),
+                                    self._curve_channel, block_bits=size)
+        return torch.as_tensor(np.asarray(b), dtype=torch.float64)
+
+    @torch.no_grad()
+    def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
+        """Like :meth:`DigitalLink.send_bits`, with CRC outcomes drawn from the BLER curves."""
+        check_bits("bits", bits)
+        if bits.dim() != 2:
+            raise ValueError(f"bits must have shape [B, k] (one code block per row), got "
+                             f"{tuple(bits.shape)}")
+        num_blocks, k = bits.shape
+        check_positive_int("k (information bits per block)", k, minimum=1,
+                           maximum=_K_MAX - _CRC_BITS)
+        snr = as_snr_db(snr_db, (num_blocks,), device="cpu").to(torch.float64)
+        snr = snr.expand(num_blocks) if snr.dim() == 0 or snr.numel() == 1 else snr
+        snr_lin = 10.0 ** (snr / 10.0)
+        combined = torch.zeros(num_blocks, dtype=torch.float64)
+        ok = torch.zeros(num_blocks, dtype=torch.bool)
+        transmissions = torch.zeros(num_blocks, dtype=torch.int64)
+        pending = torch.arange(num_blocks)
+        for _ in range(self.max_transmissions):
+            gain = torch.ones(pending.numel(), dtype=torch.float64)
+            if self._block_fading:
+                h = self.channel.draw_h((pending.numel(), 1)).reshape(-1).cpu()
+                gain = h.abs().square().to(torch.float64)
+            combined[pending] += snr_lin[pending] * gain
+            transmissions[pending] += 1
+            snr_eff_db = 10.0 * torch.log10(combined[pending].clamp_min(1e-30))
+            passed = torch.rand(pending.numel(), dtype=torch.float64) >= self._bler(snr_eff_db, k)
+            ok[pending] = passed
+            pending = pending[~passed]
+            if pending.numel() == 0:
+                break
+        u = bits.to(dtype=torch.float32, device="cpu")
+        noise = torch.randint(0, 2, u.shape).to(torch.float32)
+        bits_hat = torch.where(ok[:, None], u, noise).to(self.device)
+        uses = self.channel_uses_per_block(k)
+        return DigitalResult(bits_hat=bits_hat, ok=ok.to(self.device),
+                             transmissions=transmissions.to(self.device),
+                             channel_uses=(transmissions * uses).to(self.device))
+
