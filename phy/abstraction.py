@@ -13,7 +13,10 @@ channel uses and HARQ bookkeeping of the decoded link, and each block's CRC outc
   link), the block's SNR is ``snr_db + 10 log10 |h|^2``, looked up on the ``awgn`` curve.
 - Per-symbol Rayleigh (``RayleighFading("symbol")``): the ``rayleigh`` curve at the average SNR.
 - Chase HARQ: the linear sum of the SNRs of the combined transmissions (the LLRs of identical
-  copies add up). Incremental redundancy has no such one-line model here and is refused.
+  copies add up). This is exact for QPSK; for 16QAM and above the decoded link combines bit
+  LLRs, which loses against symbol-level combining, so the abstraction is optimistic there
+  (about 0.5 dB for qam64 MCS 10 with two transmissions). Incremental redundancy has no such
+  one-line model here and is refused.
 
 Information bits pass through intact where the CRC passes. Where it fails, the block is
 flagged exactly as a decoded failure is (``ok = False``; ``send_tensor`` marks its elements

@@ -33,14 +33,14 @@ from sionna.phy.utils import ebnodb2no
 from ._checks import as_snr_db, check_bits, check_choice, check_positive_int
 from .channels import Channel
 from .equalization import zf_equalize
-from .ldpc import CPU_CN_UPDATES, CPULDPC5GDecoder
+from .ldpc import CPU_CN_UPDATES, DEFAULT_CPU_CN_UPDATE, CPULDPC5GDecoder
 from .mcs import MCS
 from .payload import PAYLOAD_DTYPES, decode_payload, encode_payload, lost_elements
 
 __all__ = ["DECODERS", "DigitalLink", "DigitalResult", "TensorResult", "ebno_db_to_snr_db"]
 
 #: LDPC decoders of :class:`DigitalLink` and their default check-node rule.
-DECODERS = {"sionna": "boxplus-phi", "cpu": "minsum"}
+DECODERS = {"sionna": "boxplus-phi", "cpu": DEFAULT_CPU_CN_UPDATE}
 _SIONNA_CN_UPDATES = ("boxplus-phi", "boxplus", "minsum", "offset-minsum")
 
 _CRC = "CRC24B"
@@ -168,7 +168,7 @@ class DigitalLink:
             CPU) or ``"auto"`` (``"cpu"`` when the link runs on a CPU device).
         cn_update: check-node rule; default per decoder (:data:`DECODERS`). Sionna:
             ``"boxplus-phi"``, ``"boxplus"``, ``"minsum"``, ``"offset-minsum"``; cpu:
-            ``"minsum"`` (normalized, 0.75), ``"offset-minsum"``, ``"boxplus"``.
+            ``"offset-minsum"`` (0.5), ``"minsum"`` (normalized, 0.75), ``"boxplus"``.
         max_batch_blocks: blocks decoded at once in :meth:`send_tensor` (bounds memory).
         device: Sionna device for the FEC and mapping blocks (default: Sionna's config).
 

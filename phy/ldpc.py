@@ -14,10 +14,12 @@ Sionna's decoder stays the reference (tests compare the two) and the GPU path.
 
 Decoding rules (``cn_update``):
 
-- ``"minsum"``: normalized min-sum, ``scale * min`` (``scale`` 0.75 by default), the rule of
-  most hardware 5G decoders.
-- ``"offset-minsum"``: ``max(min - offset, 0)`` (``offset`` 0.5, Sionna's value).
-- ``"boxplus"``: exact sum-product (``2 atanh(prod tanh(x / 2))``), slower.
+- ``"offset-minsum"`` (default): ``max(min - offset, 0)`` (``offset`` 0.5, Sionna's value).
+  Within 0.25 dB of Sionna's flooding sum-product at every modulation and block size tested
+  (``tests/test_ldpc_cpu.py``).
+- ``"minsum"``: normalized min-sum, ``scale * min`` (``scale`` 0.75 by default). Sensitive to
+  the scale: at k = 8448, QPSK, R = 0.37 it loses about 0.3 dB at 0.75 and more at 0.8.
+- ``"boxplus"``: exact sum-product (``2 atanh(prod tanh(x / 2))``), about 15x slower.
 
 The schedule is layered (one base-graph row at a time), which converges in about half the
 iterations of Sionna's default flooding schedule.
@@ -34,7 +36,10 @@ from sionna.phy.fec.ldpc.decoding import LDPCBPDecoder
 from . import _ldpc_kernel as kernel
 from ._checks import check_choice, check_positive_int
 
-__all__ = ["CPU_CN_UPDATES", "CPULDPC5GDecoder", "qc_structure"]
+__all__ = ["CPU_CN_UPDATES", "DEFAULT_CPU_CN_UPDATE", "CPULDPC5GDecoder", "qc_structure"]
+
+#: Check-node rule of :class:`CPULDPC5GDecoder` unless one is given.
+DEFAULT_CPU_CN_UPDATE = "offset-minsum"
 
 #: Check-node rules of :class:`CPULDPC5GDecoder` and the Sionna rule built alongside.
 CPU_CN_UPDATES = {"minsum": (kernel.CN_MINSUM, "minsum"),
@@ -109,7 +114,7 @@ class CPULDPC5GDecoder(LDPC5GDecoder, _CompiledLayeredBP):
 
     Args:
         encoder: the :class:`~sionna.phy.fec.ldpc.LDPC5GEncoder` of the code.
-        cn_update: ``"minsum"`` (normalized, default), ``"offset-minsum"`` or ``"boxplus"``.
+        cn_update: ``"offset-minsum"`` (default), ``"minsum"`` (normalized) or ``"boxplus"``.
         num_iter: maximum layered iterations.
         scale: normalization of ``"minsum"`` (0 < scale <= 1).
         offset: offset of ``"offset-minsum"`` (>= 0).
@@ -119,7 +124,7 @@ class CPULDPC5GDecoder(LDPC5GDecoder, _CompiledLayeredBP):
     After each call, ``last_iterations`` holds the iterations each block took ``[B]``.
     """
 
-    def __init__(self, encoder: LDPC5GEncoder, cn_update: str = "minsum", *,
+    def __init__(self, encoder: LDPC5GEncoder, cn_update: str = DEFAULT_CPU_CN_UPDATE, *,
                  num_iter: int = 20, scale: float = 0.75, offset: float = 0.5,
                  early_stop: bool = True, hard_out: bool = True, return_infobits: bool = True,
                  harq_mode: bool = False, llr_max: float | None = 20.0) -> None:

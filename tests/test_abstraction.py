@@ -1,0 +1,90 @@
+"""AbstractDigitalLink against the decoded DigitalLink it abstracts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import phy
+
+MCS_INDEX = 10
+BLOCKS = 400
+
+
+def _waterfall_snrs(curve_channel: str, mcs: phy.MCS, blers: tuple[float, ...]) -> list[float]:
+    """SNRs (dB) where the shipped curve crosses each BLER of ``blers``."""
+    grid = np.arange(-10.0, 40.0, 0.01)
+    b = phy.bler_at(mcs, grid, curve_channel)
+    return [float(grid[np.argmax(b <= target)]) for target in blers]
+
+
+# (name, channel, curve of the waterfall SNRs, HARQ transmissions, MCS index). Chase combining
+# is checked on QPSK, where adding the bit LLRs of two copies is exactly a 3 dB SNR gain; for
+# 16QAM and above bit-level combining loses against the summed SNR (see phy.abstraction).
+CASES = [
+    ("awgn", lambda: phy.AWGN(), "awgn", 1, MCS_INDEX),
+    ("rayleigh-symbol", lambda: phy.RayleighFading("symbol"), "rayleigh", 1, MCS_INDEX),
+    ("rayleigh-frame", lambda: phy.RayleighFading("frame"), None, 1, MCS_INDEX),
+    ("awgn-chase-qpsk", lambda: phy.AWGN(), "awgn", 2, 5),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "curve", "harq", "index"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_lost_fraction_and_transmissions_match_the_decoded_link(name, make, curve, harq,
+                                                                index) -> None:
+    """At three SNRs of the waterfall, the abstraction's residual BLER and mean transmissions
+    agree with the decoded link's within 3 sigma (both binomial estimates, BLOCKS blocks each;
+    sigma of a difference of two independent estimates)."""
+    mcs = phy.MCS.from_index(index)
+    if curve is None:  # block fading: pick SNRs where the outage is a few percent to half
+        snrs = [6.0, 10.0, 16.0]
+    else:
+        snrs = _waterfall_snrs(curve, mcs, (0.5, 0.2, 0.05))
+        if harq > 1:  # Chase combining of 2 copies: 3 dB more SNR per block
+            snrs = [s - 10 * math.log10(2.0) for s in snrs]
+    bits = torch.randint(0, 2, (BLOCKS, 1024),
+                         generator=torch.Generator().manual_seed(1)).float()
+    decoded = phy.DigitalLink(make(), mcs, max_transmissions=harq)
+    abstract = phy.AbstractDigitalLink(make(), mcs, max_transmissions=harq)
+    for s in snrs:
+        phy.set_seed(5)
+        rd = decoded.send_bits(bits, s)
+        phy.set_seed(6)
+        ra = abstract.send_bits(bits, s)
+        pd, pa = rd.bler, ra.bler
+        sigma = math.sqrt((pd * (1 - pd) + pa * (1 - pa)) / BLOCKS) + 1.0 / BLOCKS
+        assert abs(pd - pa) <= 3 * sigma, (name, s, pd, pa)
+        td = rd.transmissions.double()
+        ta = ra.transmissions.double()
+        sigma_t = math.sqrt((td.var() + ta.var()).item() / BLOCKS) + 1.0 / BLOCKS
+        assert abs(td.mean() - ta.mean()).item() <= 3 * sigma_t, (name, s)
+        assert torch.equal(ra.channel_uses, ra.transmissions * abstract.channel_uses_per_block())
+
+
+def test_bits_pass_through_where_the_crc_passes_and_failures_are_flagged() -> None:
+    link = phy.AbstractDigitalLink(phy.AWGN(), MCS_INDEX)
+    bits = torch.randint(0, 2, (200, 1024)).float()
+    phy.set_seed(0)
+    good = link.send_bits(bits, 30.0)
+    assert bool(good.ok.all()) and torch.equal(good.bits_hat, bits)
+    bad = link.send_bits(bits, -20.0)
+    assert not bool(bad.ok.any())
+    t = torch.randn(4, 512)
+    r = link.send_tensor(t, -20.0)
+    assert bool(r.lost.all()) and bool((r.t_hat == 0).all())
+    r = link.send_tensor(t, 30.0)
+    assert not bool(r.lost.any())
+    assert torch.equal(r.t_hat, t.to(torch.bfloat16).float())
+
+
+def test_unsupported_models_are_refused() -> None:
+    with pytest.raises(ValueError, match="harq='ir'"):
+        phy.AbstractDigitalLink(phy.AWGN(), 5, max_transmissions=2, harq="ir")
+    with pytest.raises(ValueError, match="changes gain inside a code block"):
+        phy.AbstractDigitalLink(phy.RayleighFading(16), 5)
+    with pytest.raises(ValueError, match="no link abstraction"):
+        phy.AbstractDigitalLink(phy.OFDMTDL("A"), 5)
