@@ -21,7 +21,20 @@ import phy
 from experiments.results import ResultsDir
 from phy.sweep import make_channel, simulate_link
 
-__all__ = ["plot_link_curves", "run_link_curves", "snr_at_bler"]
+__all__ = ["plot_link_curves", "read_link_curves", "run_link_curves", "snr_at_bler"]
+
+
+def read_link_curves(path: str | Path) -> list[dict]:
+    """The rows of a ``link_curves.csv``, numbers parsed; missing BER/BLER (points never
+    simulated, ``num_blocks = 0``) become ``nan``."""
+    import csv
+
+    def num(text: str) -> float:
+        return math.nan if text == "" else float(text)
+
+    with open(path) as f:
+        return [dict(r, snr_db=float(r["snr_db"]), ber=num(r["ber"]), bler=num(r["bler"]),
+                     num_blocks=int(r["num_blocks"])) for r in csv.DictReader(f)]
 
 
 def snr_at_bler(rows: Sequence[dict], target: float = 0.1) -> float | None:

@@ -26,7 +26,7 @@ from scipy.special import exp1
 
 import phy
 from experiments.console import quiet_libraries
-from experiments.link_curves import run_link_curves, snr_at_bler
+from experiments.link_curves import read_link_curves, run_link_curves, snr_at_bler
 from experiments.results import ResultsDir
 
 __all__ = ["run_quickstart"]
@@ -178,11 +178,7 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
                   f"{r['theory_db']:.2f} | {r['predicted_db']:.2f} |" for r in analog]
         lines += ["", "## Digital link on AWGN (5G LDPC, 512 info bits per block)", "",
                   "| MCS | SNR for BLER 10 % (dB) |", "|---|---|"]
-        import csv
-
-        with open(digital.path / "link_curves.csv") as f:
-            drows = [dict(r, snr_db=float(r["snr_db"]), bler=float(r["bler"]),
-                          num_blocks=int(r["num_blocks"])) for r in csv.DictReader(f)]
+        drows = read_link_curves(digital.path / "link_curves.csv")
         for label in dict.fromkeys(r["label"] for r in drows):
             s = snr_at_bler([r for r in drows if r["label"] == label])
             lines.append(f"| {label} | {'n/a' if s is None else f'{s:.2f}'} |")

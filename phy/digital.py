@@ -137,6 +137,12 @@ class _BlockCodec:
     #: position in the LDPC codeword of every transmitted bit (``None``: no repetition).
     rep_index: torch.Tensor | None
 
+    def decode(self, llr: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        """LDPC decoding on the decoder's device (the CPU decoder serves GPU links too)."""
+        if isinstance(self.dec, CPULDPC5GDecoder) and llr.device.type != "cpu":
+            return self.dec(llr.cpu(), **kwargs).to(llr.device)
+        return self.dec(llr, **kwargs)
+
     def repeat(self, cw: torch.Tensor) -> torch.Tensor:
         return cw if self.rep_index is None else cw[..., self.rep_index]
 
@@ -316,13 +322,13 @@ class DigitalLink:
                 llr_store[t][pending] = llr
                 stacked = torch.stack([s[pending] for s in llr_store], dim=1)
                 dec_in = stacked if t > 0 else stacked[:, 0]
-                u_crc = codec.dec(dec_in, rv=list(_RV_SEQUENCE[: t + 1]))
+                u_crc = codec.decode(dec_in, rv=list(_RV_SEQUENCE[: t + 1]))
             else:
                 if t == 0:
                     llr_store.append(torch.zeros(num_blocks, codec.n_ldpc,
                                                  device=self.device))
                 llr_store[0][pending] += llr
-                u_crc = codec.dec(llr_store[0][pending])
+                u_crc = codec.decode(llr_store[0][pending])
             u_hat, crc_ok = codec.crc_dec(u_crc)
             bits_hat[pending] = u_hat.to(bits_hat.dtype)
             crc_ok = crc_ok.reshape(-1)

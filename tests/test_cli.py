@@ -48,6 +48,8 @@ def test_link_curves_run_writes_results(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert [float(r["snr_db"]) for r in rows] == [-4.0, -2.0, 0.0, 2.0]
     blers = [float(r["bler"]) for r in rows if int(r["num_blocks"]) > 0]
+    # points never simulated are missing, not error-free
+    assert all(r["bler"] == "" and r["ber"] == "" for r in rows if int(r["num_blocks"]) == 0)
     # QPSK R=0.30 (Shannon limit -2.5 dB): fails at -4 dB, works at +2 dB
     assert blers[0] == 1.0 and blers[-1] < 0.1
     assert blers == sorted(blers, reverse=True)
