@@ -31,9 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import as_snr_db, check_bits, check_positive_int
 from .channels import AWGN, Channel, RayleighFading
-from .digital import _CRC_BITS, _K_MAX, DigitalLink, DigitalResult
+from .digital import DigitalLink, DigitalResult
 from .mcs import BlerTable, load_bler_table
 
 __all__ = ["AbstractDigitalLink"]
@@ -94,15 +93,9 @@ class AbstractDigitalLink(DigitalLink):
     @torch.no_grad()
     def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
         """Like :meth:`DigitalLink.send_bits`, with CRC outcomes drawn from the BLER curves."""
-        check_bits("bits", bits)
-        if bits.dim() != 2:
-            raise ValueError(f"bits must have shape [B, k] (one code block per row), got "
-                             f"{tuple(bits.shape)}")
-        num_blocks, k = bits.shape
-        check_positive_int("k (information bits per block)", k, minimum=1,
-                           maximum=_K_MAX - _CRC_BITS)
-        snr = as_snr_db(snr_db, (num_blocks,), device="cpu").to(torch.float64)
-        snr = snr.expand(num_blocks) if snr.dim() == 0 or snr.numel() == 1 else snr
+        num_blocks, k, snr = self._check_blocks(bits, snr_db, "cpu")
+        snr = snr.to(torch.float64).expand(num_blocks) if snr.dim() == 0 else \
+            snr.to(torch.float64)
         snr_lin = 10.0 ** (snr / 10.0)
         combined = torch.zeros(num_blocks, dtype=torch.float64)
         ok = torch.zeros(num_blocks, dtype=torch.bool)

@@ -254,8 +254,6 @@ class DigitalLink:
         codec = self._codecs.get(k)
         if codec is not None:
             return codec
-        check_positive_int("k (information bits per block)", k, minimum=1,
-                           maximum=_K_MAX - _CRC_BITS)
         n = self.coded_bits(k)
         k_crc = k + _CRC_BITS
         if k_crc / n > 0.95:  # pragma: no cover - MCS rates are <= 0.926
@@ -287,17 +285,27 @@ class DigitalLink:
         return codec
 
     # ------------------------------------------------------------------ bits
-    @torch.no_grad()
-    def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
-        """Send code blocks: ``bits`` [B, k] of 0/1 at ``snr_db`` (Es/N0 in dB, scalar or [B])."""
+    @staticmethod
+    def _check_blocks(bits: torch.Tensor, snr_db: float | torch.Tensor, device: str
+                      ) -> tuple[int, int, torch.Tensor]:
+        """``(num_blocks, k, snr_db)`` of a :meth:`send_bits` call, inputs checked; the SNR is
+        a scalar or one value per block."""
         check_bits("bits", bits)
         if bits.dim() != 2:
             raise ValueError(f"bits must have shape [B, k] (one code block per row), got "
                              f"{tuple(bits.shape)}")
         num_blocks, k = bits.shape
-        snr = as_snr_db(snr_db, (num_blocks,), device=self.device)
+        check_positive_int("k (information bits per block)", k, minimum=1,
+                           maximum=_K_MAX - _CRC_BITS)
+        snr = as_snr_db(snr_db, (num_blocks,), device=device)
         if snr.dim() == 1 and snr.shape[0] == 1 and num_blocks != 1:
             snr = snr.expand(num_blocks)
+        return num_blocks, k, snr
+
+    @torch.no_grad()
+    def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
+        """Send code blocks: ``bits`` [B, k] of 0/1 at ``snr_db`` (Es/N0 in dB, scalar or [B])."""
+        num_blocks, k, snr = self._check_blocks(bits, snr_db, self.device)
         codec = self._codec(k)
         u = bits.to(device=self.device, dtype=torch.float32)
         c = codec.enc(codec.crc_enc(u), rv=list(_RV_SEQUENCE[: self.max_transmissions])) \
