@@ -87,6 +87,7 @@ from sionna.phy.mapping import Demapper, Mapper
 
 import phy
 from experiments.results import ResultsDir
+from phy.digital import mother_code_inverse_rate
 
 CRC_BITS = 24
 ANALOG_SHAPES: tuple[tuple[int, int], ...] = ((64, 3 * 32 * 32), (16, 196608))
@@ -250,7 +251,7 @@ def bench_decoders(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list
         for k in args.decoder_k:
             link = phy.DigitalLink(_make_channel(args.channel), mcs=mcs, block_bits=k,
                                    num_iter=args.num_iter, decoder="sionna")
-            if (k + CRC_BITS) * (3 if k + CRC_BITS > 3824 else 5) < link.coded_bits(k):
+            if (k + CRC_BITS) * mother_code_inverse_rate(k + CRC_BITS) < link.coded_bits(k):
                 raise SystemExit(f"--decoder-mcs {mcs.name} with k={k} is below the mother "
                                  "code rate and needs DigitalLink's repetition; choose a "
                                  "higher MCS")

@@ -37,7 +37,8 @@ from .ldpc import CPU_CN_UPDATES, DEFAULT_CPU_CN_UPDATE, CPULDPC5GDecoder
 from .mcs import MCS
 from .payload import PAYLOAD_DTYPES, decode_payload, encode_payload, lost_elements
 
-__all__ = ["DECODERS", "DigitalLink", "DigitalResult", "TensorResult", "ebno_db_to_snr_db"]
+__all__ = ["DECODERS", "DigitalLink", "DigitalResult", "TensorResult", "ebno_db_to_snr_db",
+           "mother_code_inverse_rate"]
 
 #: LDPC decoders of :class:`DigitalLink` and their default check-node rule.
 DECODERS = {"sionna": "boxplus-phi", "cpu": DEFAULT_CPU_CN_UPDATE}
@@ -50,6 +51,12 @@ _RV_SEQUENCE = (0, 2, 3, 1)
 _K_MAX = 8448
 #: Largest information length for which Sionna picks base graph 2 at rates 0.25 .. 0.67.
 _K_MAX_BG2_LOW_RATE = 3824
+
+
+def mother_code_inverse_rate(k_crc: int) -> int:
+    """``1 / R`` of the lowest-rate 5G LDPC codeword Sionna encodes for ``k_crc`` bits (CRC
+    included): 5 (base graph 2) up to 3824 bits, else 3 (base graph 1). Lower rates repeat it."""
+    return 5 if k_crc <= _K_MAX_BG2_LOW_RATE else 3
 
 
 def ebno_db_to_snr_db(ebno_db: float | torch.Tensor, num_bits_per_symbol: int,
@@ -268,7 +275,7 @@ class DigitalLink:
         # base graph 1 (which Sionna picks above 3824 bits). Lower rates (qam64 MCS 0:
         # R = 0.117) repeat the mother codeword cyclically, as the circular buffer of
         # TS 38.212 rate matching does; the receiver adds the repeated LLRs.
-        inv_rate = 5 if k_crc <= _K_MAX_BG2_LOW_RATE else 3
+        inv_rate = mother_code_inverse_rate(k_crc)
         n_ldpc = n if k_crc * inv_rate >= n else qm * ((inv_rate * k_crc) // qm)
         rep_index = None if n_ldpc == n else torch.arange(n, device=self.device) % n_ldpc
         enc = LDPC5GEncoder(k_crc, n_ldpc, num_bits_per_symbol=qm, device=self.device)
