@@ -2,8 +2,10 @@
 
 Every block is Sionna's: :class:`~sionna.phy.fec.crc.CRCEncoder`/``CRCDecoder`` (CRC24B, the
 code-block CRC of TS 38.212), :class:`~sionna.phy.fec.ldpc.LDPC5GEncoder`/``LDPC5GDecoder``
-(rate matching and the 5G bit interleaver for the QAM order), :class:`~sionna.phy.mapping.Mapper`
-and ``Demapper``. What is ours: the glue, retransmission bookkeeping and the payload codecs.
+(rate matching and the 5G bit interleaver for the QAM order) and
+:class:`~sionna.phy.mapping.Mapper`. What is ours: the glue, retransmission bookkeeping, the
+payload codecs, the demapper (:class:`phy.demapping.QAMDemapper`: Sionna's LLRs exactly, one PAM
+dimension at a time, 18x faster for 256QAM) and the CPU LDPC kernel (:mod:`phy.ldpc`).
 
 One *code block* carries ``k`` information bits plus the 24 CRC bits; its codeword has
 ``n = Qm * ceil((k + 24) / (R * Qm))`` coded bits, i.e. ``n / Qm`` channel uses, for an MCS with
@@ -27,11 +29,12 @@ import torch
 from sionna.phy import config as sionna_config
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
-from sionna.phy.mapping import Demapper, Mapper
+from sionna.phy.mapping import Mapper
 from sionna.phy.utils import ebnodb2no
 
 from ._checks import as_snr_db, check_bits, check_choice, check_positive_int
 from .channels import Channel
+from .demapping import QAMDemapper
 from .equalization import zf_equalize
 from .ldpc import CPU_CN_UPDATES, DEFAULT_CPU_CN_UPDATE, CPULDPC5GDecoder
 from .mcs import MCS
@@ -232,7 +235,7 @@ class DigitalLink:
                                       tuple(rules))
         qm = self.mcs.modulation_order
         self._mapper = Mapper("qam", qm, device=self.device)
-        self._demapper = Demapper(self.demapping, "qam", qm, device=self.device)
+        self._demapper = QAMDemapper(self.demapping, qm, device=self.device)
         self._codecs: dict[int, _BlockCodec] = {}
 
     def __repr__(self) -> str:
