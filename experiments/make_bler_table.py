@@ -1,16 +1,26 @@
 """Simulate the BLER-vs-SNR table shipped as ``phy/data/bler_table.csv``.
 
 Every (modulation order, code rate) of the TS 38.214 64QAM and 256QAM tables is simulated once
-with :class:`phy.DigitalLink` (CRC24B + 5G LDPC, 20 BP iterations, APP demapping) on each
-channel, over an SNR grid centred on its Shannon threshold ``10 log10(2^SE - 1)``; the rows are
-written for every (table, index) that uses that pair. Curves finished so far are kept in
-``<out>.partial.csv``, so an interrupted run resumes where it stopped.
+per channel and block size with :meth:`phy.DigitalLink.block_errors` (CRC24B + 5G LDPC, the
+link's decoder, APP demapping, one transmission); the rows are written for every (table, index)
+that uses that pair.
+
+A curve starts below the pair's Shannon threshold ``10 log10(2^SE - 1)`` and walks up the SNR
+grid of its channel. Each point runs until ``--target-block-errors`` block errors or
+``--max-blocks`` blocks; the curve ends at the first point whose BLER is at most ``--min-bler``
+(or after ``--max-points`` points). Leading points where every block failed are dropped but the
+last of them. Every point is seeded from (seed, channel, Qm, R, k, SNR), so a point's result does
+not depend on what ran before it.
+
+Points stream to ``<out>.partial.csv`` as they finish; a killed run resumes from there. The table
+written to ``--out`` holds the finished curves plus, with ``--keep-old``, the curves of the
+previous table at that path that this run has not (yet) replaced, so that a long regeneration can
+ship in stages.
 
 Usage::
 
-    python -m experiments.make_bler_table --channels awgn --out phy/data/bler_table.csv
-
-Add ``rayleigh`` to ``--channels`` for curves at the average SNR of per-symbol Rayleigh fading.
+    python -m experiments.make_bler_table --channels awgn,rayleigh \\
+        --block-bits 256,1024,4096,8424 --out phy/data/bler_table.csv
 """
 
 from __future__ import annotations
@@ -20,103 +30,227 @@ import csv
 import io
 import math
 import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 import phy
 from experiments.results import atomic_write_text
-from phy.mcs import BLER_TABLE_COLUMNS, mcs_table
-from phy.sweep import make_channel, simulate_link
+from phy.mcs import BLER_TABLE_COLUMNS, MCS, mcs_table
+from phy.sweep import make_channel
 
-#: SNR grid around the Shannon threshold (dB): (below, above, step) per channel.
-GRIDS = {"awgn": (-0.5, 5.0, 0.5), "rayleigh": (0.0, 16.0, 1.0)}
+#: SNR grid per channel: (start below the Shannon threshold in dB, step in dB, points at most).
+GRIDS = {"awgn": (0.5, 0.25, 60), "rayleigh": (-0.5, 0.5, 70)}
+#: Information bits per block of the shipped table (8424 + 24 CRC bits = 8448, the largest
+#: 5G LDPC block).
+BLOCK_BITS = (256, 1024, 4096, 8424)
+PARTIAL_COLUMNS = ("channel", "qm", "code_rate", "block_bits", "snr_db", "block_errors",
+                   "num_blocks")
+_MAX_BATCH_BITS = 2_000_000  # information bits per decoded batch (bounds memory)
 
 
-def snr_grid(se: float, channel: str) -> list[float]:
-    below, above, step = GRIDS[channel]
+@dataclass(frozen=True)
+class Point:
+    snr_db: float
+    block_errors: int
+    num_blocks: int
+
+    @property
+    def bler(self) -> float:
+        return self.block_errors / self.num_blocks
+
+
+def snr_walk(se: float, channel: str) -> Iterator[float]:
+    """The SNR grid (dB) of a curve of spectral efficiency ``se`` bits per channel use."""
+    below, step, num = GRIDS[channel]
     th = 10 * math.log10(2**se - 1)
-    start = math.floor((th + below) / step) * step
-    n = round((above - below) / step) + 1
-    return [round(start + i * step, 3) for i in range(n)]
+    start = math.floor((th - below) / step) * step
+    for i in range(num):
+        yield round(start + i * step, 3)
 
 
-def _read_rows(path: Path) -> list[dict]:
+def _point_seed(seed: int, channel: str, qm: int, rate: float, k: int, snr_db: float) -> int:
+    return zlib.crc32(f"{seed}/{channel}/{qm}/{rate:.6f}/{k}/{snr_db:.3f}".encode())
+
+
+def simulate_point(link: phy.DigitalLink, k: int, snr_db: float, *, target_errors: int,
+                   max_blocks: int, min_batch: int = 100) -> Point:
+    """Block errors at one SNR: batches until ``target_errors`` errors or ``max_blocks``."""
+    cap = max(min_batch, _MAX_BATCH_BITS // k)
+    errors = blocks = 0
+    while errors < target_errors and blocks < max_blocks:
+        if errors == 0:
+            want = min_batch if blocks == 0 else 4 * blocks
+        else:  # enough for the missing errors at the rate seen so far, 20 % margin
+            want = math.ceil(1.2 * (target_errors - errors) * blocks / errors)
+        batch = int(min(max(want, min_batch), cap, max_blocks - blocks))
+        errors += int(link.block_errors(batch, snr_db, k=k).sum())
+        blocks += batch
+    return Point(snr_db, errors, blocks)
+
+
+def _read_partial(path: Path) -> dict[tuple, Point]:
+    done: dict[tuple, Point] = {}
+    if not path.exists():
+        return done
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            key = (r["channel"], int(r["qm"]), r["code_rate"], int(r["block_bits"]),
+                   float(r["snr_db"]))
+            done[key] = Point(float(r["snr_db"]), int(r["block_errors"]), int(r["num_blocks"]))
+    return done
+
+
+def _append_partial(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(PARTIAL_COLUMNS), lineterminator="\n")
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        f.flush()
+
+
+def run_curve(channel: str, qm: int, rate: float, k: int, *, args: argparse.Namespace,
+              done: dict[tuple, Point], partial: Path) -> tuple[list[Point], bool] | None:
+    """The points of one curve (from ``done`` where already simulated) and whether it ended
+    at ``--min-bler``; ``None`` with ``--write-only`` where the curve is not finished."""
+    link = phy.DigitalLink(make_channel(channel), MCS.custom(qm, rate), block_bits=k,
+                           decoder=args.decoder)
+    rate_key = f"{rate:.6f}"
+    points: list[Point] = []
+    for snr in snr_walk(qm * rate, channel):
+        key = (channel, qm, rate_key, k, snr)
+        p = done.get(key)
+        if p is None and args.write_only:
+            return None
+        if p is None:
+            phy.set_seed(_point_seed(args.seed, channel, qm, rate, k, snr))
+            p = simulate_point(link, k, snr, target_errors=args.target_block_errors,
+                               max_blocks=args.max_blocks)
+            done[key] = p
+            _append_partial(partial, {"channel": channel, "qm": qm, "code_rate": rate_key,
+                                      "block_bits": k, "snr_db": snr,
+                                      "block_errors": p.block_errors,
+                                      "num_blocks": p.num_blocks})
+        points.append(p)
+        if p.bler <= args.min_bler:
+            return points, True
+    return points, False
+
+
+def _trim(points: list[Point]) -> list[Point]:
+    """Drop the leading points where every block failed, but the last of them."""
+    first = 0
+    while first + 1 < len(points) and points[first + 1].bler == 1.0:
+        first += 1
+    return points[first:]
+
+
+def _read_table(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+    return list(csv.DictReader(io.StringIO("\n".join(lines))))
 
 
-def _write_rows(path: Path, rows: list[dict], header: str = "") -> None:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--channels", default="awgn,rayleigh")
+    ap.add_argument("--block-bits", default=",".join(map(str, BLOCK_BITS)),
+                    help="information bits per block, comma-separated (1 .. 8424)")
+    ap.add_argument("--target-block-errors", type=int, default=100)
+    ap.add_argument("--max-blocks", type=int, default=100_000)
+    ap.add_argument("--min-bler", type=float, default=1e-3,
+                    help="a curve ends at its first point with BLER <= this")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--decoder", default="cpu", choices=list(phy.DECODERS),
+                    help="LDPC decoder of phy.DigitalLink (default cpu: the layered one)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="decoder threads (numba; default: numba's)")
+    ap.add_argument("--keep-old", action="store_true",
+                    help="keep the curves of the existing --out table that this run has not "
+                         "replaced yet")
+    ap.add_argument("--write-only", action="store_true",
+                    help="simulate nothing: write --out from the finished curves of the partial "
+                         "file (with --keep-old, a table shipped in stages)")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "phy" / "data"
+                                          / "bler_table.csv"))
+    args = ap.parse_args(argv)
+    channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    for ch in channels:
+        if ch not in GRIDS:
+            raise SystemExit(f"--channels: {ch!r} has no SNR grid; use {list(GRIDS)}")
+    try:
+        sizes = [int(v) for v in args.block_bits.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"--block-bits must be integers, got {args.block_bits!r}") from None
+    if not sizes or not all(1 <= k <= 8424 for k in sizes):
+        raise SystemExit(f"--block-bits must lie in 1 .. 8424, got {args.block_bits!r}")
+    if args.target_block_errors < 1 or args.max_blocks < 1:
+        raise SystemExit("--target-block-errors and --max-blocks must be >= 1")
+    if not 0 < args.min_bler < 1:
+        raise SystemExit(f"--min-bler must lie in (0, 1), got {args.min_bler}")
+    if args.threads is not None:
+        import numba
+
+        numba.set_num_threads(args.threads)
+    torch.set_num_threads(1)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".partial.csv")
+    done = _read_partial(partial)
+    pairs: dict[tuple[int, float], list[MCS]] = {}
+    for table in ("qam64", "qam256"):
+        for m in mcs_table(table):
+            pairs.setdefault((m.modulation_order, m.code_rate), []).append(m)
+    t0 = time.time()
+    rows: list[dict] = []
+    replaced: set[tuple[str, str, str, str]] = set()
+    for ch in channels:
+        for k in sizes:
+            for (qm, rate), members in sorted(pairs.items()):
+                curve = run_curve(ch, qm, rate, k, args=args, done=done, partial=partial)
+                if curve is None:
+                    continue
+                points, ended = curve
+                points = _trim(points)
+                for m in members:
+                    replaced.add((ch, m.table, str(m.index), str(k)))
+                    rows += [{"channel": ch, "table": m.table, "mcs": m.index,
+                              "snr_db": p.snr_db, "bler": f"{p.bler:.6g}", "block_bits": k,
+                              "num_blocks": p.num_blocks} for p in points]
+                flag = "" if ended else f" (did not reach BLER {args.min_bler:g})"
+                print(f"[{time.time() - t0:7.0f} s] {ch} k={k} Qm={qm} R={rate:.4f}: "
+                      + " ".join(f"{p.snr_db:g}:{p.bler:.3g}" for p in points) + flag,
+                      flush=True)
+    old = [r for r in _read_table(out) if args.keep_old
+           and (r["channel"], r["table"], r["mcs"], r["block_bits"]) not in replaced]
+    header = (f"# BLER of phy.DigitalLink.block_errors (CRC24B + 5G LDPC, decoder="
+              f"{args.decoder!r} ({phy.DECODERS[args.decoder]}), 20 it., APP demapping, one "
+              f"transmission) on {', '.join(channels)} (rayleigh: i.i.d. per symbol, average "
+              f"Es/N0), k = {', '.join(map(str, sizes))} information bits per block; each "
+              f"point runs to {args.target_block_errors} block errors or {args.max_blocks} "
+              f"blocks, each curve down to BLER {args.min_bler:g}; made by "
+              f"experiments/make_bler_table.py (seed {args.seed})\n"
+              f"# regenerate: python -m experiments.make_bler_table --channels "
+              f"{','.join(channels)} --block-bits {','.join(map(str, sizes))}\n")
+    if old:
+        header += (f"# {len(old)} rows kept from the previous table (curves not regenerated "
+                   "yet; their num_blocks column tells their depth)\n")
+    rows += [{c: r[c] for c in BLER_TABLE_COLUMNS} for r in old]
+    rows.sort(key=lambda r: (r["channel"], r["table"], int(r["mcs"]), int(r["block_bits"]),
+                             float(r["snr_db"])))
     buf = io.StringIO()
     buf.write(header)
     writer = csv.DictWriter(buf, fieldnames=list(BLER_TABLE_COLUMNS), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--channels", default="awgn")
-    ap.add_argument("--block-bits", type=int, default=1024)
-    ap.add_argument("--batch-size", type=int, default=50)
-    ap.add_argument("--max-batches", type=int, default=6)
-    ap.add_argument("--target-block-errors", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--decoder", default="cpu", choices=list(phy.DECODERS),
-                    help="LDPC decoder of phy.DigitalLink (default cpu: the layered one)")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "phy" / "data"
-                                          / "bler_table.csv"))
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    partial = out.with_suffix(".partial.csv")
-    rows = _read_rows(partial)
-    finished = {(r["channel"], r["table"], r["mcs"]) for r in rows}
-
-    pairs: dict[tuple[int, float], list] = {}
-    for table in ("qam64", "qam256"):
-        for m in mcs_table(table):
-            pairs.setdefault((m.modulation_order, m.code_rate), []).append(m)
-    channels = [c.strip() for c in args.channels.split(",") if c.strip()]
-    t0 = time.time()
-    for ch_name in channels:
-        if ch_name not in GRIDS:
-            raise SystemExit(f"--channels: {ch_name!r} has no SNR grid; use {list(GRIDS)}")
-        for (qm, rate), members in sorted(pairs.items()):
-            if all((ch_name, m.table, str(m.index)) in finished for m in members):
-                continue
-            phy.set_seed(args.seed)
-            link = phy.DigitalLink(make_channel(ch_name), members[0],
-                                   block_bits=args.block_bits, decoder=args.decoder)
-            grid = snr_grid(qm * rate, ch_name)
-            points = simulate_link(link, grid, batch_size=args.batch_size,
-                                   max_batches=args.max_batches,
-                                   target_block_errors=args.target_block_errors,
-                                   desc=f"{ch_name} Qm={qm} R={rate:.3f}")
-            for m in members:
-                for p in points:
-                    if p.num_blocks == 0:  # not simulated (early stop after an error-free point)
-                        continue
-                    rows.append({"channel": ch_name, "table": m.table, "mcs": m.index,
-                                 "snr_db": p.snr_db, "bler": f"{p.bler:.6g}",
-                                 "block_bits": args.block_bits, "num_blocks": p.num_blocks})
-                finished.add((ch_name, m.table, str(m.index)))
-            _write_rows(partial, rows)
-            print(f"[{time.time() - t0:7.1f} s] {ch_name} Qm={qm} R={rate:.4f}: "
-                  + " ".join(f"{p.snr_db:g}:{p.bler:.3g}" for p in points if p.num_blocks),
-                  flush=True)
-    header = (f"# BLER of phy.DigitalLink (CRC24B + 5G LDPC, decoder={args.decoder!r} "
-              f"({phy.DECODERS[args.decoder]}), 20 it., APP demapping) on "
-              f"{', '.join(channels)} (rayleigh: i.i.d. per symbol, average Es/N0), "
-              f"{args.block_bits} info bits per block, made by experiments/make_bler_table.py "
-              f"(seed {args.seed}, batch {args.batch_size} x <= {args.max_batches}, "
-              f"target {args.target_block_errors} block errors per point)\n"
-              f"# regenerate: python -m experiments.make_bler_table --channels "
-              f"{','.join(channels)} --batch-size {args.batch_size} --max-batches "
-              f"{args.max_batches} --target-block-errors {args.target_block_errors}\n")
-    rows.sort(key=lambda r: (r["channel"], r["table"], int(r["mcs"]), float(r["snr_db"])))
-    _write_rows(out, rows, header=header)
-    partial.unlink(missing_ok=True)
+    atomic_write_text(out, buf.getvalue())
     print(f"wrote {len(rows)} rows to {out} in {time.time() - t0:.0f} s")
     return 0
 

@@ -357,6 +357,38 @@ class DigitalLink:
         return DigitalResult(bits_hat=bits_hat, ok=ok, transmissions=transmissions,
                              channel_uses=transmissions * uses)
 
+    @torch.no_grad()
+    def block_errors(self, num_blocks: int, snr_db: float | torch.Tensor,
+                     k: int | None = None) -> torch.Tensor:
+        """Which of ``num_blocks`` code blocks of ``k`` information bits fail one transmission
+        at ``snr_db`` (Es/N0 in dB, scalar or ``[num_blocks]``), bool ``[num_blocks]``.
+
+        The Monte-Carlo estimator of link curves and BLER tables: the same channel, demapper
+        and decoder as :meth:`send_bits`, fed the all-zero codeword with a uniformly random
+        scrambling sequence on the coded bits (flipped before the mapper, the LLR signs
+        flipped back after the demapper). The transmitted symbols are then uniform over the
+        constellation, as for random data, and for a linear code, a channel made symmetric by
+        the scrambling and a decoder that treats both signs alike (belief propagation and its
+        min-sum forms), the failure probability does not depend on the codeword. It skips the
+        CRC and LDPC encoders, which cost more than the decoder on a CPU. A block fails where
+        any decoded information or CRC bit is not 0 (a decoding that lands on another codeword
+        with a valid CRC counts as a failure here, an undetected error in :meth:`send_bits`).
+        One transmission only: HARQ outcomes follow from :meth:`send_bits`.
+        """
+        k = self.block_bits if k is None else k
+        check_positive_int("k (information bits per block)", k, minimum=1,
+                           maximum=_K_MAX - _CRC_BITS)
+        num_blocks = check_positive_int("num_blocks", num_blocks)
+        snr = as_snr_db(snr_db, (num_blocks,), device=self.device)
+        codec = self._codec(k)
+        scramble = torch.randint(0, 2, (num_blocks, codec.n), device=self.device,
+                                 dtype=torch.float32)
+        out = self.channel(self._mapper(scramble), snr)
+        x_eq, no_eff = zf_equalize(out.y, out.h, out.no)
+        llr = codec.combine(self._demapper(x_eq, no_eff) * (1.0 - 2.0 * scramble))
+        kwargs = {"rv": [_RV_SEQUENCE[0]]} if self.harq == "ir" else {}
+        return (codec.decode(llr, **kwargs).reshape(num_blocks, -1) != 0).any(dim=1)
+
     # ------------------------------------------------------------------ tensors
     @torch.no_grad()
     def send_tensor(self, t: torch.Tensor, snr_db: float | torch.Tensor,
