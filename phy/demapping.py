@@ -13,10 +13,15 @@ LLR, the factor of the other dimension cancels. The LLRs below are therefore exa
 Sionna's demapper (same definition ``ln P(b=1|y) / P(b=0|y)``, same points, which are read from
 Sionna's :class:`~sionna.phy.mapping.Constellation`), at ``2 · (Qm/2) · 2^(Qm/2)`` exponentials
 per symbol: 64 instead of 2048 for 256QAM.
+
+On a CPU the per-dimension sums run in a compiled loop (numba), since PyTorch's ``logsumexp``
+over last axes of 2 to 8 elements costs more than the LDPC decoder (16QAM, k = 8424: 0.42 s per
+100 blocks against the decoder's 0.22 s); on other devices they run as PyTorch operations.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 from sionna.phy.mapping import Constellation
@@ -43,6 +48,48 @@ def _pam_levels(points: np.ndarray, qm: int) -> tuple[np.ndarray, np.ndarray]:
                 raise ValueError(f"the {qm}-bit QAM constellation is not a product of two PAMs "
                                  "labelled by the even and odd bits; use sionna's Demapper")
     return levels[0], levels[1]
+
+
+_CHUNK = 4096  # symbols per parallel task of the compiled loop
+
+
+def _build_kernel(maxlog: bool):
+    """The compiled per-dimension demapper; ``maxlog`` is a closure constant (no branch)."""
+
+    @numba.njit(parallel=True, fastmath=True, cache=True)
+    def demap(y2: np.ndarray, no: np.ndarray, levels: np.ndarray, sel0: np.ndarray,
+              sel1: np.ndarray, out: np.ndarray) -> None:
+        n, num_levels = y2.shape[0], levels.shape[1]
+        m, half = sel0.shape
+        for c in numba.prange((n + _CHUNK - 1) // _CHUNK):
+            logit = np.empty(num_levels, np.float32)
+            for s in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+                inv_no = np.float32(1.0) / no[s]
+                for d in range(2):
+                    y = y2[s, d]
+                    for v in range(num_levels):
+                        t = y - levels[d, v]
+                        logit[v] = -t * t * inv_no
+                    for j in range(m):
+                        a0 = logit[sel0[j, 0]]
+                        a1 = logit[sel1[j, 0]]
+                        for i in range(1, half):
+                            a0 = max(a0, logit[sel0[j, i]])
+                            a1 = max(a1, logit[sel1[j, i]])
+                        if not maxlog:
+                            s0 = np.float32(0.0)
+                            s1 = np.float32(0.0)
+                            for i in range(half):
+                                s0 += np.exp(logit[sel0[j, i]] - a0)
+                                s1 += np.exp(logit[sel1[j, i]] - a1)
+                            a0 += np.log(s0)
+                            a1 += np.log(s1)
+                        out[s, 2 * j + d] = a1 - a0
+
+    return demap
+
+
+_KERNELS = {"app": _build_kernel(False), "maxlog": _build_kernel(True)}
 
 
 class QAMDemapper:
@@ -88,6 +135,20 @@ class QAMDemapper:
             raise TypeError(f"y must be a complex tensor, got {y.dtype}")
         y = y.to(self.device)
         no = torch.as_tensor(no, dtype=torch.float32, device=self.device).clamp_min(self._no_min)
+        if self.device.type == "cpu":
+            return self._compiled(y, no)
+        return self._torch(y, no)
+
+    def _compiled(self, y: torch.Tensor, no: torch.Tensor) -> torch.Tensor:
+        qm = self.num_bits_per_symbol
+        y2 = torch.view_as_real(y.to(torch.complex64).reshape(-1).contiguous()).numpy()
+        no_s = torch.broadcast_to(no, y.shape).reshape(-1).contiguous().numpy()
+        out = np.empty((y2.shape[0], qm), np.float32)
+        _KERNELS[self.method](y2, no_s, self._levels.numpy(), self._sel0.numpy(),
+                              self._sel1.numpy(), out)
+        return torch.from_numpy(out).reshape(*y.shape[:-1], y.shape[-1] * qm)
+
+    def _torch(self, y: torch.Tensor, no: torch.Tensor) -> torch.Tensor:
         # [2, ..., n]: the two real dimensions
         yr = torch.stack([y.real.float(), y.imag.float()])
         levels = self._levels.reshape(2, *([1] * y.dim()), -1)
