@@ -87,9 +87,8 @@ from sionna.phy.mapping import Demapper, Mapper
 
 import phy
 from experiments.results import ResultsDir
-from phy.digital import mother_code_inverse_rate
+from phy.codeblock import CRC_BITS, mother_code_inverse_rate
 
-CRC_BITS = 24
 ANALOG_SHAPES: tuple[tuple[int, int], ...] = ((64, 3 * 32 * 32), (16, 196608))
 TENSOR_SHAPE: tuple[int, int] = (8, 4096)
 

@@ -39,7 +39,8 @@ import torch
 
 import phy
 from experiments.results import atomic_write_text
-from phy.mcs import BLER_TABLE_COLUMNS, MCS, mcs_table
+from phy.bler import BLER_TABLE_COLUMNS
+from phy.mcs import MCS, mcs_table
 from phy.sweep import make_channel
 
 #: SNR grid per channel: (start below the Shannon threshold in dB, step in dB, points at most).

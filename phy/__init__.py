@@ -12,12 +12,14 @@ Public API::
     r = link.send_bits(bits, snr_db)                # DigitalResult(bits_hat, ok, ...)
     r = link.send_tensor(t, snr_db, dtype="int8")   # TensorResult(t_hat, lost, ...)
     mcs = select_mcs(snr_db, target_bler=0.1, channel="awgn")
+    plan = LinkAdaptation("awgn", max_transmissions=4).plan(snr_db)  # MCS, E[transmissions]
     seconds = airtime_s(r.channel_uses, bandwidth_hz=20e6)
 """
 
 from __future__ import annotations
 
 from .abstraction import AbstractDigitalLink
+from .adaptation import LinkAdaptation, LinkPlan, select_mcs
 from .airtime import (
     airtime_s,
     bits_airtime_s,
@@ -27,13 +29,21 @@ from .airtime import (
     mcs_rate_bps,
 )
 from .analog import AnalogLink, AnalogResult, pack_complex, unpack_complex
+from .bler import BlerCurve, BlerTable, bler_at, load_bler_table
 from .channels import AWGN, Channel, ChannelOutput, RayleighFading, no_to_snr_db, snr_db_to_no
+from .codeblock import DEFAULT_BLOCK_BITS
 from .digital import DECODERS, DigitalLink, DigitalResult, TensorResult, ebno_db_to_snr_db
 from .equalization import mmse_equalize, zf_equalize
 from .ldpc import CPULDPC5GDecoder
-from .mcs import MCS, BlerCurve, BlerTable, bler_at, load_bler_table, mcs_table, select_mcs
+from .mcs import MCS, mcs_table
 from .ofdm import OFDMTDL
-from .payload import PAYLOAD_DTYPES, bits_per_element, decode_payload, encode_payload
+from .payload import (
+    PAYLOAD_DTYPES,
+    bits_per_element,
+    decode_payload,
+    encode_payload,
+    payload_bits,
+)
 from .seeding import rng_state, set_rng_state, set_seed
 from .sweep import CHANNEL_NAMES, LinkPoint, make_channel, parse_snr_range, simulate_link
 
@@ -43,6 +53,7 @@ __all__ = [
     "AWGN",
     "CHANNEL_NAMES",
     "DECODERS",
+    "DEFAULT_BLOCK_BITS",
     "MCS",
     "OFDMTDL",
     "PAYLOAD_DTYPES",
@@ -56,6 +67,8 @@ __all__ = [
     "ChannelOutput",
     "DigitalLink",
     "DigitalResult",
+    "LinkAdaptation",
+    "LinkPlan",
     "LinkPoint",
     "RayleighFading",
     "TensorResult",
@@ -77,6 +90,7 @@ __all__ = [
     "no_to_snr_db",
     "pack_complex",
     "parse_snr_range",
+    "payload_bits",
     "rng_state",
     "select_mcs",
     "set_rng_state",

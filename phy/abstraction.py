@@ -5,7 +5,7 @@ block error probability with a table of link-level curves, then draw the CRC out
 :class:`AbstractDigitalLink`: the constructor, results and ``send_bits``/``send_tensor``
 contract of :class:`~phy.digital.DigitalLink` (it *is* one, with ``send_bits`` replaced), the
 channel uses and HARQ bookkeeping of the decoded link, and each block's CRC outcome drawn from
-:func:`phy.mcs.load_bler_table`'s curves:
+:func:`phy.bler.load_bler_table`'s curves:
 
 - AWGN: the ``awgn`` curve at the block's SNR.
 - Block fading (``RayleighFading("frame")``, or a coherence of at least one code block): each
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .bler import BlerTable, load_bler_table
 from .channels import AWGN, Channel, RayleighFading
 from .digital import DigitalLink, DigitalResult
-from .mcs import BlerTable, load_bler_table
 
 __all__ = ["AbstractDigitalLink"]
 

@@ -21,7 +21,7 @@ redundancy, Sionna's ``harq_mode``). Every transmission's channel uses are count
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,32 +34,36 @@ from sionna.phy.utils import ebnodb2no
 
 from ._checks import as_snr_db, check_bits, check_choice, check_positive_int
 from .channels import Channel
+from .codeblock import (
+    CRC_BITS,
+    DEFAULT_BLOCK_BITS,
+    channel_uses_per_block,
+    check_block_bits,
+    coded_bits,
+    mother_code_inverse_rate,
+)
 from .demapping import QAMDemapper
 from .equalization import zf_equalize
 from .ldpc import CPU_CN_UPDATES, DEFAULT_CPU_CN_UPDATE, CPULDPC5GDecoder
 from .mcs import MCS
-from .payload import PAYLOAD_DTYPES, decode_payload, encode_payload, lost_elements
+from .payload import (
+    PAYLOAD_DTYPES,
+    bits_to_bytes,
+    bytes_to_bits,
+    decode_payload,
+    encode_payload,
+    lost_elements,
+)
 
-__all__ = ["DECODERS", "DigitalLink", "DigitalResult", "TensorResult", "ebno_db_to_snr_db",
-           "mother_code_inverse_rate"]
+__all__ = ["DECODERS", "BytesResult", "DigitalLink", "DigitalResult", "TensorResult",
+           "ebno_db_to_snr_db"]
 
 #: LDPC decoders of :class:`DigitalLink` and their default check-node rule.
 DECODERS = {"sionna": "boxplus-phi", "cpu": DEFAULT_CPU_CN_UPDATE}
 _SIONNA_CN_UPDATES = ("boxplus-phi", "boxplus", "minsum", "offset-minsum")
 
 _CRC = "CRC24B"
-_CRC_BITS = 24
 _RV_SEQUENCE = (0, 2, 3, 1)
-#: Largest LDPC information length (base graph 1), TS 38.212.
-_K_MAX = 8448
-#: Largest information length for which Sionna picks base graph 2 at rates 0.25 .. 0.67.
-_K_MAX_BG2_LOW_RATE = 3824
-
-
-def mother_code_inverse_rate(k_crc: int) -> int:
-    """``1 / R`` of the lowest-rate 5G LDPC codeword Sionna encodes for ``k_crc`` bits (CRC
-    included): 5 (base graph 2) up to 3824 bits, else 3 (base graph 1). Lower rates repeat it."""
-    return 5 if k_crc <= _K_MAX_BG2_LOW_RATE else 3
 
 
 def ebno_db_to_snr_db(ebno_db: float | torch.Tensor, num_bits_per_symbol: int,
@@ -134,6 +138,28 @@ class TensorResult:
         return float(self.lost.float().mean())
 
 
+@dataclass(frozen=True)
+class BytesResult:
+    """Result of :meth:`DigitalLink.send_bytes` for ``S`` byte streams.
+
+    Attributes:
+        data: what the receiver holds per stream: every byte of the stream's code blocks (the
+            stream, then its zero padding), as decoded. Meaningful where ``ok``.
+        ok: bool ``[S]``, every code block of the stream passed its CRC.
+        num_blocks: code blocks per stream, int64 ``[S]``.
+        block_errors: failed code blocks per stream, int64 ``[S]``.
+        transmissions: transmissions of all the stream's blocks, int64 ``[S]``.
+        channel_uses: complex channel uses of all of them, int64 ``[S]``.
+    """
+
+    data: list[bytes]
+    ok: torch.Tensor
+    num_blocks: torch.Tensor
+    block_errors: torch.Tensor
+    transmissions: torch.Tensor
+    channel_uses: torch.Tensor
+
+
 @dataclass
 class _BlockCodec:
     k: int
@@ -195,7 +221,7 @@ class DigitalLink:
     """
 
     def __init__(self, channel: Channel, mcs: MCS | int = 0, *,
-                 table: str = "qam64", block_bits: int = 1024, num_iter: int = 20,
+                 table: str = "qam64", block_bits: int = DEFAULT_BLOCK_BITS, num_iter: int = 20,
                  max_transmissions: int = 1, harq: Literal["chase", "ir"] = "chase",
                  demapping: Literal["app", "maxlog"] = "app",
                  decoder: Literal["auto", "sionna", "cpu"] = "auto",
@@ -210,8 +236,7 @@ class DigitalLink:
             self.mcs = MCS.from_index(mcs, table=table)
         else:
             raise TypeError(f"mcs must be a phy.MCS or an int MCS index, got {mcs!r}")
-        self.block_bits = check_positive_int("block_bits", block_bits, minimum=1,
-                                             maximum=_K_MAX - _CRC_BITS)
+        self.block_bits = check_block_bits("block_bits", block_bits)
         self.num_iter = check_positive_int("num_iter", num_iter, minimum=1, maximum=1000)
         self.max_transmissions = check_positive_int("max_transmissions", max_transmissions,
                                                     minimum=1, maximum=16)
@@ -246,14 +271,11 @@ class DigitalLink:
     # ------------------------------------------------------------------ geometry
     def coded_bits(self, k: int | None = None) -> int:
         """Coded bits ``n`` of one codeword carrying ``k`` information bits (+ CRC)."""
-        k = self.block_bits if k is None else k
-        qm = self.mcs.modulation_order
-        k_crc = k + _CRC_BITS
-        return qm * math.ceil(k_crc / (self.mcs.code_rate * qm) - 1e-9)
+        return coded_bits(self.mcs, self.block_bits if k is None else k)
 
     def channel_uses_per_block(self, k: int | None = None) -> int:
         """Complex channel uses of one transmission of a code block of ``k`` info bits."""
-        return self.coded_bits(k) // self.mcs.modulation_order
+        return channel_uses_per_block(self.mcs, self.block_bits if k is None else k)
 
     def info_rate(self, k: int | None = None) -> float:
         """Information bits per channel use of one transmission: ``k / (n / Qm)``."""
@@ -265,7 +287,7 @@ class DigitalLink:
         if codec is not None:
             return codec
         n = self.coded_bits(k)
-        k_crc = k + _CRC_BITS
+        k_crc = k + CRC_BITS
         if k_crc / n > 0.95:  # pragma: no cover - MCS rates are <= 0.926
             raise ValueError(
                 f"code rate {(k_crc / n):.3f} of {self.mcs.name} with k={k} exceeds the 5G LDPC "
@@ -305,8 +327,7 @@ class DigitalLink:
             raise ValueError(f"bits must have shape [B, k] (one code block per row), got "
                              f"{tuple(bits.shape)}")
         num_blocks, k = bits.shape
-        check_positive_int("k (information bits per block)", k, minimum=1,
-                           maximum=_K_MAX - _CRC_BITS)
+        check_block_bits("k (information bits per block)", k)
         snr = as_snr_db(snr_db, (num_blocks,), device=device)
         if snr.dim() == 1 and snr.shape[0] == 1 and num_blocks != 1:
             snr = snr.expand(num_blocks)
@@ -358,6 +379,67 @@ class DigitalLink:
                              channel_uses=transmissions * uses)
 
     @torch.no_grad()
+    def send_bytes(self, streams: Sequence[bytes], snr_db: float | Sequence[float] | torch.Tensor,
+                   *, num_blocks: int | None = None, k: int | None = None) -> BytesResult:
+        """Send byte streams (entropy-coded images, files) in code blocks of ``k`` bits.
+
+        Each stream is zero-padded to whole code blocks: ``num_blocks`` per stream (a fixed
+        budget; every stream must fit in it) or, with ``None``, as few as hold it. Blocks of
+        all streams are sent in batches of ``max_batch_blocks``, each at its stream's SNR.
+
+        Args:
+            streams: the byte strings.
+            snr_db: Es/N0 in dB, a scalar or one value per stream.
+            num_blocks: code blocks per stream (``None``: ``ceil(8 len / k)``).
+            k: information bits per block (default ``block_bits``).
+        """
+        k = self.block_bits if k is None else check_block_bits("k", k)
+        streams = list(streams)
+        if not all(isinstance(b, (bytes, bytearray)) for b in streams):
+            raise TypeError("streams must be a sequence of bytes objects")
+        num = len(streams)
+        if not isinstance(snr_db, (int, float, torch.Tensor)):
+            snr_db = torch.tensor([float(v) for v in snr_db])
+        snr = as_snr_db(snr_db, (num,), device="cpu").reshape(-1).expand(num)
+        if num_blocks is not None:
+            check_positive_int("num_blocks", num_blocks, minimum=0)
+            too_long = [i for i, b in enumerate(streams) if 8 * len(b) > num_blocks * k]
+            if too_long:
+                raise ValueError(f"stream {too_long[0]} ({len(streams[too_long[0]])} bytes) "
+                                 f"does not fit in num_blocks={num_blocks} blocks of k={k} bits")
+            counts = [num_blocks] * num
+        else:
+            counts = [-(-8 * len(b) // k) for b in streams]
+        total = sum(counts)
+        blocks = torch.zeros(total, k)
+        block_snr = torch.empty(total)
+        start = 0
+        for b, c, s in zip(streams, counts, snr.tolist(), strict=True):
+            if c:
+                blocks[start:start + c] = bytes_to_bits(bytes(b), c * k).reshape(c, k)
+                block_snr[start:start + c] = s
+            start += c
+        bits_hat = torch.zeros_like(blocks)
+        block_ok = torch.ones(total, dtype=torch.bool)
+        tx = torch.zeros(total, dtype=torch.int64)
+        for lo in range(0, total, self.max_batch_blocks):
+            sl = slice(lo, min(lo + self.max_batch_blocks, total))
+            r = self.send_bits(blocks[sl], block_snr[sl].to(self.device))
+            bits_hat[sl], block_ok[sl], tx[sl] = r.bits_hat.cpu(), r.ok.cpu(), \
+                r.transmissions.cpu()
+        owner = torch.repeat_interleave(torch.arange(num), torch.tensor(counts, dtype=torch.long))
+        errors = torch.zeros(num, dtype=torch.int64).index_add_(0, owner, (~block_ok).long())
+        transmissions = torch.zeros(num, dtype=torch.int64).index_add_(0, owner, tx)
+        data, start = [], 0
+        for c in counts:
+            data.append(bits_to_bytes(bits_hat[start:start + c].reshape(-1)))
+            start += c
+        return BytesResult(data=data, ok=errors == 0,
+                           num_blocks=torch.tensor(counts, dtype=torch.int64),
+                           block_errors=errors, transmissions=transmissions,
+                           channel_uses=transmissions * self.channel_uses_per_block(k))
+
+    @torch.no_grad()
     def block_errors(self, num_blocks: int, snr_db: float | torch.Tensor,
                      k: int | None = None) -> torch.Tensor:
         """Which of ``num_blocks`` code blocks of ``k`` information bits fail one transmission
@@ -376,8 +458,7 @@ class DigitalLink:
         One transmission only: HARQ outcomes follow from :meth:`send_bits`.
         """
         k = self.block_bits if k is None else k
-        check_positive_int("k (information bits per block)", k, minimum=1,
-                           maximum=_K_MAX - _CRC_BITS)
+        check_block_bits("k (information bits per block)", k)
         num_blocks = check_positive_int("num_blocks", num_blocks)
         snr = as_snr_db(snr_db, (num_blocks,), device=self.device)
         codec = self._codec(k)

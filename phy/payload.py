@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._checks import check_choice, check_real
 
-__all__ = ["PAYLOAD_DTYPES", "EncodedPayload", "bits_per_element", "decode_payload",
-           "encode_payload", "lost_elements"]
+__all__ = ["PAYLOAD_DTYPES", "EncodedPayload", "bits_per_element", "bits_to_bytes",
+           "bytes_to_bits", "decode_payload", "encode_payload", "lost_elements", "payload_bits"]
 
 PAYLOAD_DTYPES = ("bf16", "fp16", "int8", "int4")
 _INT_BITS = {"int8": 8, "int4": 4}
@@ -64,6 +65,51 @@ def bits_per_element(dtype: str, group_size: int | None = None) -> float:
             raise ValueError(f"group_size must be >= 1 for {dtype}, got {group_size}")
         return _INT_BITS[dtype] + _SCALE_BITS / group_size
     return 16.0
+
+
+def bytes_to_bits(data: bytes, num_bits: int) -> torch.Tensor:
+    """``data`` as float32 0/1 bits, MSB first, zero-padded to ``num_bits`` (``>= 8 len(data)``)."""
+    if 8 * len(data) > num_bits:
+        raise ValueError(f"{len(data)} bytes do not fit in {num_bits} bits")
+    bits = np.zeros(num_bits, dtype=np.float32)
+    if data:
+        bits[: 8 * len(data)] = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    return torch.from_numpy(bits)
+
+
+def bits_to_bytes(bits: torch.Tensor) -> bytes:
+    """Inverse of :func:`bytes_to_bits`: whole bytes, MSB first (trailing < 8 bits dropped)."""
+    b = bits.detach().reshape(-1).cpu().round().to(torch.uint8).numpy()
+    n = (b.size // 8) * 8
+    return np.packbits(b[:n]).tobytes()
+
+
+def payload_bits(num_elements: int | torch.Tensor, dtype: str,
+                 group_size: int | None = None) -> int | torch.Tensor:
+    """Bits :func:`encode_payload` makes of ``num_elements`` elements (scales included).
+
+    Float formats: 16 per element. Integer formats: ``b`` per element plus 16 per vector of
+    ``group_size`` elements (``ceil(num_elements / group_size)`` vectors; ``None``: the whole
+    payload is one vector). ``num_elements`` may be a tensor (float64 result, broadcast).
+    """
+    check_choice("dtype", dtype, PAYLOAD_DTYPES)
+    if group_size is not None and (isinstance(group_size, bool)
+                                   or not isinstance(group_size, int) or group_size < 1):
+        raise ValueError(f"group_size must be None or an int >= 1, got {group_size!r}")
+    if isinstance(num_elements, torch.Tensor):
+        n = num_elements.to(torch.float64)
+        if bool((n < 0).any()):
+            raise ValueError("num_elements must be >= 0")
+        if dtype not in _INT_BITS:
+            return 16.0 * n
+        vectors = torch.ceil(n / group_size) if group_size else (n > 0).to(torch.float64)
+        return _INT_BITS[dtype] * n + _SCALE_BITS * vectors
+    if isinstance(num_elements, bool) or not isinstance(num_elements, int) or num_elements < 0:
+        raise ValueError(f"num_elements must be an int >= 0, got {num_elements!r}")
+    if dtype not in _INT_BITS:
+        return 16 * num_elements
+    vectors = -(-num_elements // group_size) if group_size else int(num_elements > 0)
+    return _INT_BITS[dtype] * num_elements + _SCALE_BITS * vectors
 
 
 def _uint_to_bits(u: torch.Tensor, nbits: int) -> torch.Tensor:

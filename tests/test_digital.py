@@ -152,3 +152,25 @@ def test_block_errors_are_none_at_high_snr_and_all_below_capacity() -> None:
     assert link.block_errors(50, -5.0).all()  # 16QAM R=0.33 needs about 2.3 dB
     with pytest.raises(ValueError, match="num_blocks"):
         link.block_errors(0, 1.0)
+
+
+def test_send_bytes_pads_to_blocks_and_reports_per_stream() -> None:
+    phy.set_seed(3)
+    link = phy.DigitalLink(phy.AWGN(), phy.MCS.from_index(4), block_bits=256,
+                           max_batch_blocks=3)
+    streams = [bytes(range(100)), b"", b"\xff" * 33]
+    r = link.send_bytes(streams, 20.0)
+    assert r.num_blocks.tolist() == [4, 0, 2]  # ceil(8 * len / 256)
+    assert r.ok.tolist() == [True, True, True]
+    assert r.data[0] == streams[0] + bytes(28) and r.data[1] == b""
+    assert r.data[2] == streams[2] + bytes(31)
+    assert r.channel_uses.tolist() == [n * link.channel_uses_per_block(256)
+                                       for n in (4, 0, 2)]
+    # a fixed budget, one SNR per stream: the stream at -10 dB is lost, the other arrives
+    r = link.send_bytes([b"abc", b"xyz"], torch.tensor([-10.0, 20.0]), num_blocks=2)
+    assert r.ok.tolist() == [False, True] and r.block_errors.tolist() == [2, 0]
+    assert r.data[1] == b"xyz" + bytes(61)
+    with pytest.raises(ValueError, match="does not fit in num_blocks=1"):
+        link.send_bytes([bytes(40)], 5.0, num_blocks=1)
+    with pytest.raises(ValueError, match="one value per example"):
+        link.send_bytes([b"a", b"b"], torch.tensor([1.0, 2.0, 3.0]))

@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from phy.mcs import (
-    MCS,
-    BlerCurve,
-    BlerTable,
-    bler_at,
-    load_bler_table,
-    mcs_table,
-    select_mcs,
-)
+from phy.adaptation import select_mcs
+from phy.bler import BlerCurve, BlerTable, bler_at, load_bler_table
+from phy.mcs import MCS, mcs_table
 
 HEADER = "channel,table,mcs,snr_db,bler,block_bits,num_blocks"
 
@@ -195,7 +189,7 @@ def test_select_mcs_fallback_and_path(table, synthetic_csv):
     ({"snr_db": torch.tensor([1.0, 2.0])}, r"snr_db must be a scalar"),
     ({"table": "qam256"}, r"no BLER curve for table 'qam256'.*\['qam64'\]"),
     ({"table": "qam1024"}, r"table must be one of"),
-    ({"block_bits": 512}, r"block_bits=512.*\[1024\]"),
+    ({"block_bits": 0}, r"block_bits must be None or an int >= 1"),
     ({"fallback": "highest"}, r"fallback must be one of"),
 ])
 def test_select_mcs_errors(table, kwargs, match):
@@ -305,7 +299,34 @@ def test_csv_extra_columns_and_several_block_sizes(tmp_path):
     m = MCS.from_index(1)
     assert t.block_sizes("awgn", "qam64", 1) == [100, 500]
     assert t.bler_at(m, 0.0, "awgn", block_bits=500) == pytest.approx(0.9)
-    with pytest.raises(ValueError, match=r"several block sizes \[100, 500\]"):
-        t.bler_at(m, 0.0, "awgn")
+    # several sizes, block_bits=None: DEFAULT_BLOCK_BITS (1024), above 500: the 500 curve
+    assert t.bler_at(m, 0.0, "awgn") == pytest.approx(0.9)
+    assert t.find(m, "awgn") is None  # no exact curve at 1024
     assert select_mcs(2.0, 0.02, block_bits=100, bler_table=t) == m
     assert select_mcs(2.0, 0.02, block_bits=500, bler_table=t) is None
+
+
+def test_block_sizes_are_interpolated_in_log_k(tmp_path):
+    """Between simulated sizes log10 BLER is linear in log k at a fixed SNR; outside them the
+    nearest size is used; a zero on both sides stays zero."""
+    p = _write(tmp_path,
+               "awgn,qam64,1,0,0.5,256,10", "awgn,qam64,1,1,0.04,256,10",
+               "awgn,qam64,1,2,0.001,256,1000", "awgn,qam64,1,3,0,256,1000",
+               "awgn,qam64,1,0,0.9,4096,10", "awgn,qam64,1,1,0.01,4096,10",
+               "awgn,qam64,1,2,0,4096,1000")
+    t = load_bler_table(p)
+    m = MCS.from_index(1)
+    # 1024 is halfway between 256 and 4096 in log k: the geometric mean of the two BLERs
+    assert t.bler_at(m, 0.0, block_bits=1024) == pytest.approx(math.sqrt(0.5 * 0.9))
+    assert t.bler_at(m, 1.0, block_bits=1024) == pytest.approx(math.sqrt(0.04 * 0.01))
+    w = math.log(2048 / 256) / math.log(16)
+    assert t.bler_at(m, 1.0, block_bits=2048) == pytest.approx(0.04 ** (1 - w) * 0.01 ** w)
+    # a zero counts as the floor; zero on both sides is zero
+    assert t.bler_at(m, 2.0, block_bits=1024) == pytest.approx(math.sqrt(0.001 * 1e-7))
+    assert t.bler_at(m, 3.5, block_bits=1024) == 0.0
+    assert t.bler_at(m, 1.0, block_bits=100) == pytest.approx(0.04)   # nearest: 256
+    assert t.bler_at(m, 1.0, block_bits=8424) == pytest.approx(0.01)  # nearest: 4096
+    snr = np.linspace(-1, 4, 51)
+    for k in (300, 700, 1500, 3000):
+        b = t.bler_at(m, snr, block_bits=k)
+        assert np.all(np.diff(b) <= 1e-15)  # still non-increasing in SNR

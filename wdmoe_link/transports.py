@@ -21,10 +21,8 @@ divided by the bandwidth: one complex channel use per second per hertz.
 Every transport is also an airtime model (:class:`wdmoe_link.latency.AirtimeModel`):
 ``expected_airtime_s(num_elements, snr_db, bandwidth_hz)`` and its vectorized
 ``airtime_s_tensor`` give the *expected* seconds on air, which policies use to plan. For the
-digital transport the expectation uses the shipped BLER table: with Chase combining on AWGN,
-``t`` received copies of a block act like one copy at ``t`` times the SNR, so the probability
-that a block needs more than ``t`` transmissions is ``BLER(SNR + 10 log10 t)`` and the expected
-number of transmissions is ``1 + sum_{t=1}^{M-1} BLER(SNR + 10 log10 t)``.
+digital transport the expectation is :class:`phy.LinkAdaptation`'s on the shipped BLER table
+(MCS choice, Chase-HARQ expected transmissions, vectorized on a 0.01 dB grid).
 
 :func:`parse_transport` builds a transport from a string (``"ideal"``, ``"digital:int8"``,
 ``"analog"``, ``"analog+cddm"``, ...). Nothing here re-implements the PHY: the payload
@@ -35,14 +33,12 @@ only adds the bookkeeping the MoE system needs (rows, losses, airtime, expectati
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 import phy
@@ -69,8 +65,8 @@ _F64 = torch.float64
 #: resolution of unit-power symbols).
 _PHY_SNR_MIN_DB = -60.0
 _PHY_SNR_MAX_DB = 100.0
-#: Information bits per LDPC code block (the block size of the shipped BLER table).
-DEFAULT_BLOCK_BITS = 1024
+#: Information bits per LDPC code block.
+DEFAULT_BLOCK_BITS = phy.DEFAULT_BLOCK_BITS
 
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -271,36 +267,8 @@ class IdealTransport(Transport):
 # digital
 
 
-@dataclass(frozen=True)
-class LinkPlan:
-    """Link adaptation of a digital transport at one SNR.
-
-    Attributes:
-        snr_db: the SNR (dB, Es/N0).
-        mcs: the MCS :func:`phy.select_mcs` picks (the most robust one if none meets the target).
-        meets_target: the BLER of ``mcs`` at ``snr_db`` is <= the target (False: fallback).
-        bler: BLER of one transmission of a code block.
-        expected_transmissions: expected transmissions per code block (Chase combining model).
-        residual_bler: probability that a block is still lost after every transmission.
-        channel_uses_per_block: complex channel uses of one transmission of one block.
-    """
-
-    snr_db: float
-    mcs: phy.MCS
-    meets_target: bool
-    bler: float
-    expected_transmissions: float
-    residual_bler: float
-    channel_uses_per_block: int
-
-
-@functools.lru_cache(maxsize=1)
-def _shipped_bler_table() -> phy.BlerTable:
-    return phy.load_bler_table()
-
-
-#: SNR grid (dB) of the vectorized expected airtime: -40 ... 80 dB in 0.01 dB steps.
-_GRID_LO_DB, _GRID_HI_DB, _GRID_STEP_DB = -40.0, 80.0, 0.01
+#: The expected cost of a digital payload at one SNR (:class:`phy.LinkPlan`).
+LinkPlan = phy.LinkPlan
 
 
 class DigitalTransport(Transport):
@@ -354,18 +322,15 @@ class DigitalTransport(Transport):
         self.block_bits = block_bits
         self.group_size = group_size
         self.num_iter = num_iter
-        self.bler_table = _shipped_bler_table() if bler_table is None else bler_table
-        if table not in self.bler_table.channels:
-            raise ValueError(f"table must be a channel of the BLER table "
-                             f"{self.bler_table.channels}, got {table!r}")
-        # MCSs that have a BLER curve: the candidates of select_mcs.
-        self._candidates = [m for m in phy.mcs_table(mcs_table)
-                            if self.bler_table.find(m, table, block_bits) is not None]
-        if not self._candidates:
-            raise ValueError(f"no BLER curve for mcs_table={mcs_table!r}, table={table!r}, "
-                             f"block_bits={block_bits} in {self.bler_table!r}")
+        bt = phy.load_bler_table() if bler_table is None else bler_table
+        if table not in bt.channels:
+            raise ValueError(f"table must be a channel of the BLER table {bt.channels}, got "
+                             f"{table!r}")
+        #: MCS choice and expected cost (phy's link adaptation on the BLER table).
+        self.adaptation = phy.LinkAdaptation(table, mcs_table, self.target_bler, block_bits,
+                                             max_transmissions, bler_table=bt)
+        self.bler_table = self.adaptation.bler_table
         self._links: dict[tuple[str, int | None, float], phy.DigitalLink] = {}
-        self._grid: dict[str, torch.Tensor] | None = None
         opts = []
         if self.target_bler != 0.1:
             opts.append(f"target_bler={self.target_bler:g}")
@@ -397,46 +362,21 @@ class DigitalTransport(Transport):
     def select(self, snr_db: float) -> tuple[phy.MCS, bool]:
         """``(mcs, meets_target)``: :func:`phy.select_mcs` at ``snr_db``, or the most robust
         MCS (``meets_target`` False) when no MCS meets the target."""
-        s = _phy_snr(_check_snr(snr_db))
-        mcs = phy.select_mcs(s, self.target_bler, self.table, self.mcs_table, self.block_bits,
-                             bler_table=self.bler_table)
-        if mcs is not None:
-            return mcs, True
-        mcs = phy.select_mcs(s, self.target_bler, self.table, self.mcs_table, self.block_bits,
-                             fallback="lowest", bler_table=self.bler_table)
-        assert mcs is not None
-        return mcs, False
-
-    def _bler(self, mcs: phy.MCS, snr_db: np.ndarray | float) -> np.ndarray | float:
-        return phy.bler_at(mcs, snr_db, self.table, block_bits=self.block_bits,
-                           bler_table=self.bler_table)
-
-    def _transmissions(self, mcs: phy.MCS, snr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Expected transmissions per block and residual BLER (Chase model, module doc)."""
-        snr_db = np.asarray(snr_db, dtype=np.float64)
-        expected = np.ones_like(snr_db)
-        for t in range(1, self.max_transmissions):
-            expected = expected + np.asarray(self._bler(mcs, snr_db + 10.0 * math.log10(t)))
-        residual = np.asarray(self._bler(mcs, snr_db + 10.0 * math.log10(self.max_transmissions)))
-        return expected, residual
+        return self.adaptation.select(_phy_snr(_check_snr(snr_db)))
 
     def plan(self, snr_db: float) -> LinkPlan:
         """Link adaptation and its expected cost at ``snr_db`` (dB)."""
-        s = _phy_snr(_check_snr(snr_db))
-        mcs, meets = self.select(s)
-        expected, residual = self._transmissions(mcs, np.array(s))
-        return LinkPlan(snr_db=s, mcs=mcs, meets_target=meets, bler=float(self._bler(mcs, s)),
-                        expected_transmissions=float(expected), residual_bler=float(residual),
-                        channel_uses_per_block=self.link(mcs).channel_uses_per_block())
+        return self.adaptation.plan(_phy_snr(_check_snr(snr_db)))
+
+    def _group(self, num_elements: int | None = None) -> int | None:
+        if self.dtype in ("bf16", "fp16"):
+            return None
+        return self.group_size or self.row_size or max(num_elements or 1, 1)
 
     def payload_bits(self, num_elements: int) -> int:
         """Bits of the serialized payload of ``num_elements`` elements (scales included)."""
         n = _check_num_elements(num_elements)
-        if self.dtype in ("bf16", "fp16"):
-            return 16 * n
-        bits = 8 if self.dtype == "int8" else 4
-        g = self.group_size or self.row_size or max(n, 1)
-        return bits * n + 16 * math.ceil(n / g)
+        return int(phy.payload_bits(n, self.dtype, self._group(n)))
 
     def num_blocks(self, num_elements: int) -> int:
         """Code blocks of a payload of ``num_elements`` elements."""
@@ -458,62 +398,10 @@ class DigitalTransport(Transport):
         uses = self.num_blocks(n) * p.channel_uses_per_block * p.expected_transmissions
         return uses / bandwidth_hz
 
-    def _lookup_grid(self) -> dict[str, torch.Tensor]:
-        """Expected channel uses per code block on the SNR grid (built once).
-
-        :func:`phy.select_mcs` takes one scalar SNR per call (milliseconds each), too slow for
-        the bandwidth searches of the policies, which evaluate the airtime at thousands of
-        SNRs. Its choice is a non-decreasing step function of the SNR, so the grid is filled by
-        calling it only at the ends of intervals and bisecting where the choice changes.
-        """
-        if self._grid is not None:
-            return self._grid
-        snr = torch.arange(round((_GRID_HI_DB - _GRID_LO_DB) / _GRID_STEP_DB) + 1,
-                           dtype=_F64) * _GRID_STEP_DB + _GRID_LO_DB
-        n = snr.numel()
-        choice = torch.full((n,), -1, dtype=torch.long)
-        mcs_at: dict[int, phy.MCS] = {}
-
-        def at(i: int) -> int:
-            if int(choice[i]) < 0:
-                mcs, _ = self.select(float(snr[i]))
-                j = self._candidates.index(mcs)
-                mcs_at[j] = mcs
-                choice[i] = j
-            return int(choice[i])
-
-        stack = [(0, n - 1)]
-        while stack:
-            lo, hi = stack.pop()
-            a, b = at(lo), at(hi)
-            if a == b:
-                choice[lo:hi + 1] = a
-            elif hi - lo > 1:
-                mid = (lo + hi) // 2
-                stack.extend([(lo, mid), (mid, hi)])
-        uses = torch.empty(n, dtype=_F64)
-        meets = torch.zeros(n, dtype=torch.bool)
-        for j, mcs in mcs_at.items():
-            sel = choice == j
-            expected, _ = self._transmissions(mcs, snr[sel].numpy())
-            uses[sel] = torch.from_numpy(expected) * self.link(mcs).channel_uses_per_block()
-            bler = np.asarray(self._bler(mcs, snr[sel].numpy()), dtype=np.float64)
-            meets[sel] = torch.from_numpy(bler <= self.target_bler)
-        self._grid = {"snr_db": snr, "uses_per_block": uses, "meets_target": meets}
-        return self._grid
-
-    def _grid_index(self, snr_db: torch.Tensor) -> torch.Tensor:
-        """Index of the grid point at or below each SNR (clamped to the grid)."""
-        n = self._lookup_grid()["snr_db"].numel()
-        s = torch.nan_to_num(torch.as_tensor(snr_db, dtype=_F64), nan=_GRID_LO_DB,
-                             posinf=_GRID_HI_DB, neginf=_GRID_LO_DB)
-        return torch.floor((s - _GRID_LO_DB) / _GRID_STEP_DB + 1e-6).long().clamp(0, n - 1)
-
     def meets_target(self, snr_db: float | torch.Tensor) -> bool | torch.Tensor:
         """Whether link adaptation finds an MCS meeting the BLER target at ``snr_db`` (on the
         0.01 dB grid, SNR rounded down; a bool for a float, else a bool tensor)."""
-        out = self._lookup_grid()["meets_target"][self._grid_index(snr_db)]
-        return bool(out) if not isinstance(snr_db, torch.Tensor) else out
+        return self.adaptation.meets_target(snr_db)
 
     def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
@@ -522,23 +410,12 @@ class DigitalTransport(Transport):
         The SNR is rounded *down* to a 0.01 dB grid (so the estimate errs on the slow side);
         between -40 and 80 dB it matches :meth:`expected_airtime_s` at grid points.
         """
-        grid = self._lookup_grid()
-        n, s, b = torch.broadcast_tensors(torch.as_tensor(num_elements, dtype=_F64),
-                                          torch.as_tensor(snr_db, dtype=_F64),
-                                          torch.as_tensor(bandwidth_hz, dtype=_F64))
-        idx = self._grid_index(s)
-        if self.dtype in ("bf16", "fp16"):
-            bits = 16.0 * n
+        n = torch.as_tensor(num_elements, dtype=_F64)
+        if self.dtype not in ("bf16", "fp16") and not (self.group_size or self.row_size):
+            bits = phy.payload_bits(n, self.dtype, None)  # one vector per payload
         else:
-            g = self.group_size or self.row_size
-            per = 8.0 if self.dtype == "int8" else 4.0
-            vectors = torch.ceil(n / g) if g else torch.ones_like(n)
-            bits = per * n + 16.0 * vectors
-        blocks = torch.ceil(bits / self.block_bits)
-        uses = blocks * grid["uses_per_block"][idx]
-        t = uses / b.clamp_min(1e-300)
-        t = torch.where(b > 0, t, torch.full_like(t, math.inf))
-        return torch.where(n > 0, t, torch.zeros_like(t))
+            bits = phy.payload_bits(n, self.dtype, self._group())
+        return self.adaptation.expected_airtime_s(bits, snr_db, bandwidth_hz)
 
     # ---- sending ---------------------------------------------------------------------------
 

@@ -38,7 +38,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from phy import MCS, Channel, DigitalLink, capacity_bits_per_use
+from phy import DEFAULT_BLOCK_BITS, MCS, Channel, DigitalLink, capacity_bits_per_use
+from phy.payload import bits_to_bytes, bytes_to_bits
 
 from .jpeg2000 import J2KDecodeError, decode, encode_to_budget
 
@@ -62,10 +63,6 @@ _STREAM_CACHE_SIZE = 4096
 #: Values of :attr:`BaselineResult.reason`.
 REASONS: tuple[str, ...] = ("ok", "lost", "budget_too_small", "undecodable")
 
-#: CRC bits per code block of :class:`phy.DigitalLink` (CRC24B).
-CRC_BITS = 24
-#: Default information bits per code block (the block size of the project's BLER tables).
-DEFAULT_BLOCK_BITS = 1024
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -93,23 +90,6 @@ def image_psnr(img_hat: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
     """PSNR per image ``[B]`` in dB, ``10 log10(1 / MSE)`` for values in [0, 1]."""
     mse = (img_hat.float() - img.float()).pow(2).flatten(1).mean(dim=1)
     return 10.0 * torch.log10(1.0 / mse)
-
-
-def bytes_to_bits(data: bytes, num_bits: int) -> torch.Tensor:
-    """``data`` as float 0/1 bits, MSB first, zero-padded to ``num_bits`` (``>= 8 len(data)``)."""
-    if 8 * len(data) > num_bits:
-        raise ValueError(f"{len(data)} bytes do not fit in {num_bits} bits")
-    bits = np.zeros(num_bits, dtype=np.float32)
-    if data:
-        bits[: 8 * len(data)] = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
-    return torch.from_numpy(bits)
-
-
-def bits_to_bytes(bits: torch.Tensor) -> bytes:
-    """Inverse of :func:`bytes_to_bits`: whole bytes, MSB first (trailing < 8 bits dropped)."""
-    b = bits.detach().reshape(-1).cpu().round().to(torch.uint8).numpy()
-    n = (b.size // 8) * 8
-    return np.packbits(b[:n]).tobytes()
 
 
 def _snr_per_image(snr_db: float | torch.Tensor, batch: int) -> list[float]:
@@ -382,27 +362,14 @@ def send_streams(link: DigitalLink, plan: BitBudget, img: torch.Tensor,
                 used[i] = 8 * len(s)
     if streams:
         order = sorted(streams)
-        nb, k = plan.num_blocks, plan.block_bits
-        blocks = torch.stack([bytes_to_bits(streams[i], plan.info_bits).reshape(nb, k)
-                              for i in order]).reshape(-1, k)
-        snr_blocks = torch.tensor([snrs[i] for i in order],
-                                  dtype=torch.float32).repeat_interleave(nb)
-        bits_hat = torch.empty_like(blocks)
-        block_ok = torch.empty(blocks.shape[0], dtype=torch.bool)
-        step = link.max_batch_blocks
-        for start in range(0, blocks.shape[0], step):
-            sl = slice(start, min(start + step, blocks.shape[0]))
-            r = link.send_bits(blocks[sl], snr_blocks[sl].to(link.device))
-            bits_hat[sl] = r.bits_hat.cpu()
-            block_ok[sl] = r.ok.cpu()
-        bits_hat = bits_hat.reshape(len(order), nb * k)
-        block_ok = block_ok.reshape(len(order), nb)
+        r = link.send_bytes([streams[i] for i in order], [snrs[i] for i in order],
+                            num_blocks=plan.num_blocks, k=plan.block_bits)
         for j, i in enumerate(order):
-            if not bool(block_ok[j].all()):
+            if not r.ok[j]:
                 reasons[i] = "lost"
                 continue
             try:
-                img_hat[i] = decode_stream(bits_to_bytes(bits_hat[j]), (h, w))
+                img_hat[i] = decode_stream(r.data[j], (h, w))
             except decode_errors:
                 reasons[i] = "undecodable"
                 continue
