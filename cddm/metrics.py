@@ -17,6 +17,7 @@ import torch
 from scipy.special import exp1
 
 import phy
+from phy.channels import snr_db_to_no
 
 from .sampler import CDDMSampler
 
@@ -37,7 +38,7 @@ def theory_mse_db(channel: str, snr_db: float, equalizer: str = "mmse") -> float
         snr_db: Es/N0 (dB).
         equalizer: ``"mmse"`` or ``"raw"`` (AWGN only: no equalization).
     """
-    no = 10.0 ** (-snr_db / 10.0)
+    no = float(snr_db_to_no(snr_db))
     if channel == "awgn":
         if equalizer not in ("mmse", "raw"):
             raise ValueError(f"equalizer must be 'mmse' or 'raw', got {equalizer!r}")
@@ -62,6 +63,6 @@ def channel_mse(z: torch.Tensor, link: phy.AnalogLink, sampler: CDDMSampler,
     z_eq = r.z_hat.to(z.device) / scale
     out = {"mmse": channel_mse_db(z_eq, x)}
     if awgn:
-        out["raw"] = channel_mse_db(z_eq * (1.0 + 10.0 ** (-snr_db / 10.0)), x)
+        out["raw"] = channel_mse_db(z_eq * (1.0 + float(snr_db_to_no(snr_db))), x)
     out["cddm"] = channel_mse_db(sampler.denoise(z_eq, r.h.to(z.device), snr_db), x)
     return out

@@ -9,6 +9,7 @@ from torch import nn
 
 import phy
 from jscc.models.base import JSCCCodec
+from phy.channels import snr_db_to_no
 
 from .sampler import CDDMSampler, expand_symbols
 from .weights import equalizer_weights
@@ -95,13 +96,13 @@ class JSCCWithCDDM(JSCCCodec):
             return z_d
         snr = torch.as_tensor(snr_db, dtype=torch.float32).flatten()
         snr = snr.expand(r.h.shape[0]) if snr.numel() == 1 else snr
-        no = (10.0 ** (-snr / 10.0)).to(r.h.device)[:, None]
+        no = snr_db_to_no(snr).to(r.h.device)[:, None]
         w_true, _ = equalizer_weights(r.h, no)
         if self.sampler._is_awgn(r.h) and self.sampler.awgn_identity:
             w_out = torch.ones_like(w_true)
         else:
             s_d = snr + self.sampler.design_snr_offset_db
-            w_out, _ = equalizer_weights(r.h, (10.0 ** (-s_d / 10.0)).to(r.h.device)[:, None])
+            w_out, _ = equalizer_weights(r.h, snr_db_to_no(s_d).to(r.h.device)[:, None])
         ratio = expand_symbols(w_true / w_out, z_d.to(w_true.device))
         return z_d * ratio.to(z_d.device)
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 import phy
+from phy.channels import snr_db_to_no
 
 from .schedule import CDDMSchedule, Convention
 from .weights import equalizer_weights
@@ -147,7 +148,7 @@ class CDDMSampler:
 
     def _chain(self, z_eq: torch.Tensor, h: torch.Tensor, snr_db: float, start: int,
                awgn: bool, design_snr_db: float | None) -> torch.Tensor:
-        no = 10.0 ** (-snr_db / 10.0)
+        no = float(snr_db_to_no(snr_db))
         w_s_true, _ = equalizer_weights(h, no)
         y_unbiased = z_eq / expand_symbols(w_s_true.clamp_min(1e-12), z_eq)
         h_abs = expand_symbols(h.abs(), z_eq)
@@ -155,7 +156,7 @@ class CDDMSampler:
             y, w_n = y_unbiased, torch.ones_like(z_eq)
         else:
             s_d = snr_db + self.design_snr_offset_db if design_snr_db is None else design_snr_db
-            w_s_d, w_n_d = equalizer_weights(h, 10.0 ** (-float(s_d) / 10.0))
+            w_s_d, w_n_d = equalizer_weights(h, float(snr_db_to_no(float(s_d))))
             y = expand_symbols(w_s_d, z_eq) * y_unbiased
             w_n = expand_symbols(w_n_d, z_eq)
         ab_m = float(self.schedule.alpha_bar[start])

@@ -24,6 +24,8 @@ from typing import Literal
 
 import torch
 
+from phy.channels import snr_db_to_no
+
 __all__ = ["CDDMSchedule"]
 
 Convention = Literal["official", "consistent"]
@@ -104,7 +106,7 @@ class CDDMSchedule:
         ``sigma2 = 1 / (2 SNR_lin)`` the noise variance per real dimension.
         """
         if convention == "official":
-            sigma2 = 1.0 / (2.0 * 10 ** (snr_db / 10))
+            sigma2 = float(snr_db_to_no(snr_db)) / 2.0
             return 1.0 / math.sqrt(1.0 + sigma2)
         return math.sqrt(alpha_bar_m)
 

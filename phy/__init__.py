@@ -28,7 +28,7 @@ from .airtime import (
     channel_uses_for_bits,
     mcs_rate_bps,
 )
-from .analog import AnalogLink, AnalogResult, pack_complex, unpack_complex
+from .analog import AnalogLink, AnalogResult, analog_channel_uses, pack_complex, unpack_complex
 from .bler import BlerCurve, BlerTable, bler_at, load_bler_table
 from .channels import AWGN, Channel, ChannelOutput, RayleighFading, no_to_snr_db, snr_db_to_no
 from .codeblock import DEFAULT_BLOCK_BITS
@@ -73,6 +73,7 @@ __all__ = [
     "RayleighFading",
     "TensorResult",
     "airtime_s",
+    "analog_channel_uses",
     "bits_airtime_s",
     "bits_per_element",
     "bler_at",

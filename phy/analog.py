@@ -33,7 +33,8 @@ from ._checks import check_choice, check_real
 from .channels import Channel
 from .equalization import mmse_equalize
 
-__all__ = ["AnalogLink", "AnalogResult", "pack_complex", "unpack_complex"]
+__all__ = ["AnalogLink", "AnalogResult", "analog_channel_uses", "pack_complex",
+           "unpack_complex"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,14 @@ class AnalogResult:
     channel_uses: int
     scale: torch.Tensor
     no: torch.Tensor
+
+
+def analog_channel_uses(num_reals: int | torch.Tensor) -> int | torch.Tensor:
+    """Complex channel uses of ``num_reals`` real values sent two per use (:func:`pack_complex`):
+    ``ceil(num_reals / 2)``; an int for an int, else a tensor."""
+    if isinstance(num_reals, torch.Tensor):
+        return torch.ceil(num_reals / 2)
+    return (int(num_reals) + 1) // 2
 
 
 def pack_complex(z: torch.Tensor) -> torch.Tensor:
@@ -108,7 +117,7 @@ class AnalogLink:
         d = 1
         for s in tuple(shape)[1:]:
             d *= int(s)
-        return (d + 1) // 2
+        return analog_channel_uses(d)
 
     def send(self, z: torch.Tensor, snr_db: float | torch.Tensor) -> AnalogResult:
         """Transmit the real tensor ``z`` ``[B, ...]`` at ``snr_db`` (Es/N0, dB; scalar or [B])."""

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 import phy
 from cddm import CDDMSampler, CDDMSchedule, net_from_config
+from phy.channels import snr_db_to_no
 
 from .transports import register_denoiser
 
@@ -62,7 +63,7 @@ class HiddenStateCDDM:
         self._check(x_hat)
         if x_hat.shape[0] == 0:
             return x_hat
-        no = 10.0 ** (-float(snr_db) / 10.0)
+        no = float(snr_db_to_no(float(snr_db)))
         # AWGN + MMSE: a unit-energy symbol arrives with E|x_hat|^2 = 1 / (1 + no), i.e. a
         # mean square of scale^2 / (2 (1 + no)) per real element.
         ms = x_hat.float().square().mean(dim=1, keepdim=True)

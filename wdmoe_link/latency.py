@@ -26,6 +26,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import torch
 
+import phy
+
 from .topology import DIRECTIONS, Topology
 
 __all__ = [
@@ -42,7 +44,8 @@ _F64 = torch.float64
 
 def shannon_rate_bps(bandwidth_hz: torch.Tensor | float,
                      snr_db: torch.Tensor | float) -> torch.Tensor:
-    """Shannon rate ``B log2(1 + SNR)`` in bit/s, float64 (broadcast).
+    """Shannon rate ``B log2(1 + SNR)`` in bit/s, float64 (broadcast): :func:`phy.capacity_bps`
+    that also takes a zero bandwidth.
 
     ``bandwidth_hz`` >= 0 Hz; a zero bandwidth gives 0 bit/s even though its SNR
     (``P g / (0 * N0)``) is +inf.
@@ -51,7 +54,10 @@ def shannon_rate_bps(bandwidth_hz: torch.Tensor | float,
     s = torch.as_tensor(snr_db, dtype=_F64)
     if bool((b < 0).any()) or not bool(torch.isfinite(b).all()):
         raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {b.tolist()}")
-    rate = b * torch.log2(1.0 + torch.pow(10.0, s / 10.0))
+    b, s = torch.broadcast_tensors(b, s)
+    # phy's capacity (overflow-safe log2(1 + SNR)) where there is a band; a zero band (whose
+    # SNR may be +inf) carries nothing
+    rate = b * phy.capacity_bits_per_use(torch.where(b > 0, s, torch.zeros_like(s)))
     return torch.where(b > 0, rate, torch.zeros_like(rate))
 
 

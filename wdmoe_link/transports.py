@@ -479,8 +479,9 @@ class AnalogTransport(Transport):
 
     def _uses(self, num_elements: torch.Tensor) -> torch.Tensor:
         if self.row_size:
-            return torch.ceil(num_elements / self.row_size) * math.ceil(self.row_size / 2)
-        return torch.ceil(num_elements / 2)
+            return (torch.ceil(num_elements / self.row_size)
+                    * phy.analog_channel_uses(self.row_size))
+        return phy.analog_channel_uses(num_elements)
 
     def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
         """``n ceil(D / 2) / B`` seconds (``ceil(num_elements / 2) / B`` if ``row_size`` is
