@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     rows: list[dict] = []
     replaced: set[tuple[str, str, str, str]] = set()
-    for ch in channels:
-        for k in sizes:
+    for k in sizes:  # block size first: a run stopped early ships whole sizes
+        for ch in channels:
             for (qm, rate), members in sorted(pairs.items()):
                 curve = run_curve(ch, qm, rate, k, args=args, done=done, partial=partial)
                 if curve is None:
