@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--target-block-errors", type=int, default=100,
                     help="move to the next SNR after this many block errors")
     lc.add_argument("--max-transmissions", type=int, default=1, help="HARQ transmissions (1: off)")
+    lc.add_argument("--abstraction", action="store_true",
+                    help="draw block outcomes from the BLER table (phy.AbstractDigitalLink) "
+                         "instead of decoding: BLER only")
+    lc.add_argument("--resume", default=None,
+                    help="an earlier link-curves results folder: keep its points, simulate the "
+                         "rest")
     lc.add_argument("--seed", type=int, default=0)
     lc.add_argument("--decoder", default="auto", choices=["auto", "cpu", "sionna"],
                     help="LDPC decoder (default auto: the compiled layered decoder on CPU)")
@@ -242,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 block_bits=args.block_bits, batch_size=args.batch_size,
                 max_batches=args.max_batches, target_block_errors=args.target_block_errors,
                 max_transmissions=args.max_transmissions, seed=args.seed, out=args.out,
-                decoder=args.decoder,
+                decoder=args.decoder, abstraction=args.abstraction, resume=args.resume,
                 progress=not args.no_progress)
         elif args.command == "eval-images":
             from experiments.eval_images import DEFAULT_BASELINES, run_eval_images

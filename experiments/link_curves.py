@@ -16,10 +16,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from tqdm.auto import tqdm
 
 import phy
 from experiments.results import ResultsDir
-from phy.sweep import make_channel, simulate_link
+from phy.sweep import LinkPoint, make_channel, simulate_link
 
 __all__ = ["plot_link_curves", "read_link_curves", "run_link_curves", "snr_at_bler"]
 
@@ -72,55 +73,115 @@ def plot_link_curves(rows: Sequence[dict], title: str) -> plt.Figure:
     return fig
 
 
+_RESUME_KEY = ("mcs", "snr_db")
+
+
+def _row(channel: str, table: str, m: phy.MCS, rate: float, p: LinkPoint | None, snr: float,
+         abstraction: bool) -> dict:
+    """One CSV row; ``p=None`` is a point never simulated (missing, not error-free)."""
+    missing = p is None or p.num_blocks == 0
+    return {
+        "channel": channel, "table": table, "mcs": m.index, "label": m.name,
+        "modulation_order": m.modulation_order, "code_rate": m.code_rate,
+        "spectral_efficiency": m.spectral_efficiency, "snr_db": snr,
+        "ebno_db": snr - 10 * math.log10(m.modulation_order * rate),
+        # the abstraction draws block outcomes only: it has no bit errors to count
+        "ber": "" if missing or abstraction else p.ber,
+        "bler": "" if missing else p.bler,
+        "bit_errors": "" if abstraction else (0 if p is None else p.bit_errors),
+        "block_errors": 0 if p is None else p.block_errors,
+        "num_bits": 0 if p is None else p.num_bits,
+        "num_blocks": 0 if p is None else p.num_blocks,
+    }
+
+
+def _previous_rows(resume: str | Path | None) -> dict[tuple[int, float], dict]:
+    if resume is None:
+        return {}
+    prev = Path(resume) / "link_curves.csv"
+    if not prev.is_file():
+        raise ValueError(f"resume folder {str(resume)!r} holds no link_curves.csv")
+    import csv
+
+    with prev.open() as f:  # the cells as written (text), so that they are copied verbatim
+        return {(int(r["mcs"]), float(r["snr_db"])): r for r in csv.DictReader(f)}
+
+
 def run_link_curves(*, channel: str = "awgn", mcs: Sequence[int] = (0, 5, 10),
                     table: str = "qam64", snr_db: Sequence[float] = tuple(range(-5, 26)),
                     block_bits: int = 1024, batch_size: int = 100, max_batches: int = 20,
                     target_block_errors: int = 100, max_transmissions: int = 1, seed: int = 0,
-                    decoder: str = "auto",
+                    decoder: str = "auto", abstraction: bool = False,
                     out: str | Path = "results", name: str = "link_curves",
-                    progress: bool = True) -> ResultsDir:
-    """Simulate every MCS of ``mcs`` over ``snr_db`` and write the results folder."""
+                    resume: str | Path | None = None, progress: bool = True) -> ResultsDir:
+    """Simulate every MCS of ``mcs`` over ``snr_db`` and write the results folder.
+
+    Each (MCS, SNR) point is seeded from ``(seed, table, MCS, SNR)``
+    (:func:`phy.derived_seed`) and written to ``link_curves.csv`` as soon as it finishes. After
+    a point without any block error the curve's remaining SNRs are written as missing (empty
+    BER/BLER, ``num_blocks = 0``). ``resume`` (an earlier folder of this command) copies its
+    finished points and simulates only the rest, which gives the same numbers as one
+    uninterrupted run. ``abstraction`` draws block outcomes from the BLER table
+    (:class:`phy.AbstractDigitalLink`) instead of decoding: BLER only, no BER.
+    """
     mcs_list = [phy.MCS.from_index(int(i), table) for i in mcs]  # validates before any work
+    snrs = [float(s) for s in snr_db]
+    if not snrs:
+        raise ValueError("snr_db must contain at least one SNR")
     config = {
         "channel": channel, "mcs": [int(i) for i in mcs], "table": table,
-        "snr_db": [float(s) for s in snr_db], "block_bits": block_bits,
+        "snr_db": snrs, "block_bits": block_bits,
         "batch_size": batch_size, "max_batches": max_batches,
         "target_block_errors": target_block_errors, "max_transmissions": max_transmissions,
         "num_iter": 20, "demapping": "app", "crc": "CRC24B", "decoder": decoder,
+        "abstraction": bool(abstraction),
     }
+    link_cls = phy.AbstractDigitalLink if abstraction else phy.DigitalLink
     make_channel(channel)  # fail fast on a bad name
     phy.DigitalLink(phy.AWGN(), mcs_list[0], decoder=decoder)  # and on a bad decoder
+    links = {m.index: link_cls(make_channel(channel), m, block_bits=block_bits,
+                               max_transmissions=max_transmissions, decoder=decoder)
+             for m in mcs_list}  # and on a channel or MCS the abstraction cannot serve
+    previous = _previous_rows(resume)
     res = ResultsDir.create(name, config, seed, root=out)
     rows: list[dict] = []
-    with res:
+    bar = tqdm(total=len(mcs_list) * len(snrs), desc=f"link-curves {channel}", unit="point",
+               disable=not progress)
+    with res, bar:
         for m in mcs_list:
-            phy.set_seed(seed)
-            link = phy.DigitalLink(make_channel(channel), m, block_bits=block_bits,
-                                   max_transmissions=max_transmissions, decoder=decoder)
+            link = links[m.index]
             rate = link.info_rate() / m.modulation_order
-            points = simulate_link(link, snr_db, batch_size=batch_size, max_batches=max_batches,
-                                   target_block_errors=target_block_errors, progress=progress,
-                                   desc=f"{channel} {m.name}")
-            for p in points:
-                rows.append({
-                    "channel": channel, "table": table, "mcs": m.index, "label": m.name,
-                    "modulation_order": m.modulation_order, "code_rate": m.code_rate,
-                    "spectral_efficiency": m.spectral_efficiency,
-                    "snr_db": p.snr_db,
-                    "ebno_db": p.snr_db - 10 * math.log10(m.modulation_order * rate),
-                    # a point never simulated is missing (empty), not error-free
-                    "ber": "" if p.num_blocks == 0 else p.ber,
-                    "bler": "" if p.num_blocks == 0 else p.bler, "bit_errors": p.bit_errors,
-                    "block_errors": p.block_errors, "num_bits": p.num_bits,
-                    "num_blocks": p.num_blocks,
-                })
-        res.write_csv("link_curves.csv", rows)
-        fig = plot_link_curves(rows, f"{channel}: CRC24B + 5G LDPC, {block_bits} info bits/block")
+            stopped = False
+            for s in snrs:
+                old = previous.get((m.index, s))
+                if old is not None:
+                    row = dict(old)
+                    stopped = int(old["num_blocks"]) > 0 and int(old["block_errors"]) == 0
+                elif stopped:
+                    row = _row(channel, table, m, rate, None, s, abstraction)
+                else:
+                    phy.set_seed(phy.derived_seed(seed, table, m.index, s))
+                    bar.set_postfix(mcs=m.index, snr_db=s)
+                    p = simulate_link(link, [s], batch_size=batch_size, max_batches=max_batches,
+                                      target_block_errors=target_block_errors,
+                                      early_stop=False, progress=False)[0]
+                    row = _row(channel, table, m, rate, p, s, abstraction)
+                    stopped = p.block_errors == 0
+                rows.append(row)
+                res.write_csv("link_curves.csv", rows)  # streamed: a killed run keeps its points
+                bar.update()
+        for r in rows:  # numbers for the plot and the summary (resumed rows are text)
+            r.update(snr_db=float(r["snr_db"]), num_blocks=int(r["num_blocks"]),
+                     ber=math.nan if r["ber"] in ("", None) else float(r["ber"]),
+                     bler=math.nan if r["bler"] in ("", None) else float(r["bler"]))
+        kind = "abstraction (BLER table)" if abstraction else "decoded"
+        fig = plot_link_curves(rows, f"{channel}: CRC24B + 5G LDPC, {block_bits} info bits/block"
+                                     f", {kind}")
         res.save_figure(fig, "link_curves.png")
         plt.close(fig)
         lines = [f"# Link curves on `{channel}`", "",
-                 f"{block_bits} information bits per block, seed {seed}. SNR is Es/N0.", "",
-                 "| MCS | SE (bit/use) | SNR for BLER 10 % (dB) | Shannon limit (dB) |",
+                 f"{block_bits} information bits per block, seed {seed}, {kind}. SNR is Es/N0.",
+                 "", "| MCS | SE (bit/use) | SNR for BLER 10 % (dB) | Shannon limit (dB) |",
                  "|---|---|---|---|"]
         for m in mcs_list:
             s = snr_at_bler([r for r in rows if r["label"] == m.name])
@@ -129,5 +190,7 @@ def run_link_curves(*, channel: str = "awgn", mcs: Sequence[int] = (0, 5, 10),
                          f"{'n/a' if s is None else f'{s:.2f}'} | {shannon:.2f} |")
         lines += ["", "Points with `num_blocks = 0` were not simulated (early stop after the "
                   "first error-free point): their BER and BLER are empty in the CSV."]
+        if resume is not None:
+            lines += ["", f"Resumed from `{resume}`."]
         res.write_summary("\n".join(lines) + "\n")
     return res

@@ -30,7 +30,6 @@ import csv
 import io
 import math
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,10 +70,6 @@ def snr_walk(se: float, channel: str) -> Iterator[float]:
     start = math.floor((th - below) / step) * step
     for i in range(num):
         yield round(start + i * step, 3)
-
-
-def _point_seed(seed: int, channel: str, qm: int, rate: float, k: int, snr_db: float) -> int:
-    return zlib.crc32(f"{seed}/{channel}/{qm}/{rate:.6f}/{k}/{snr_db:.3f}".encode())
 
 
 def simulate_point(link: phy.DigitalLink, k: int, snr_db: float, *, target_errors: int,
@@ -129,7 +124,7 @@ def run_curve(channel: str, qm: int, rate: float, k: int, *, args: argparse.Name
         if p is None and args.write_only:
             return None
         if p is None:
-            phy.set_seed(_point_seed(args.seed, channel, qm, rate, k, snr))
+            phy.set_seed(phy.derived_seed(args.seed, channel, qm, rate_key, k, f"{snr:.3f}"))
             p = simulate_point(link, k, snr, target_errors=args.target_block_errors,
                                max_blocks=args.max_blocks)
             done[key] = p

@@ -44,7 +44,7 @@ from .payload import (
     encode_payload,
     payload_bits,
 )
-from .seeding import rng_state, set_rng_state, set_seed
+from .seeding import derived_seed, rng_state, set_rng_state, set_seed
 from .sweep import CHANNEL_NAMES, LinkPoint, make_channel, parse_snr_range, simulate_link
 
 __version__ = "0.1.0"
@@ -81,6 +81,7 @@ __all__ = [
     "capacity_bps",
     "channel_uses_for_bits",
     "decode_payload",
+    "derived_seed",
     "ebno_db_to_snr_db",
     "encode_payload",
     "load_bler_table",

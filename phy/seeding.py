@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import random
+import zlib
 
 import numpy as np
 import torch
 from sionna.phy import config
 
-__all__ = ["rng_state", "set_rng_state", "set_seed"]
+__all__ = ["derived_seed", "rng_state", "set_rng_state", "set_seed"]
+
+
+def derived_seed(seed: int, *keys: object) -> int:
+    """A seed for one unit of work (an SNR point, an MCS, ...) from the run's ``seed`` and the
+    unit's ``keys``: the same keys give the same seed whatever ran before, so a resumed sweep
+    draws exactly what the uninterrupted one would have (CRC32 of their text, in
+    ``[0, 2^32)``; floats are written with 6 decimals)."""
+    text = "/".join([str(seed), *(f"{k:.6f}" if isinstance(k, float) else str(k) for k in keys)])
+    return zlib.crc32(text.encode())
 
 
 def set_seed(seed: int) -> None:

@@ -55,6 +55,45 @@ def test_link_curves_run_writes_results(tmp_path: Path) -> None:
     assert blers == sorted(blers, reverse=True)
 
 
+def test_link_curves_resume_gives_the_uninterrupted_numbers(tmp_path: Path) -> None:
+    """A sweep cut after its first MCS and resumed writes the same CSV as one full run."""
+    common = ["link-curves", "--channel", "awgn", "--snr-db", "-4:2:2", "--block-bits", "256",
+              "--batch-size", "40", "--max-batches", "2", "--target-block-errors", "10",
+              "--no-progress"]
+    assert main([*common, "--mcs", "4,10", "--out", str(tmp_path / "full")]) == 0
+    assert main([*common, "--mcs", "4", "--out", str(tmp_path / "cut")]) == 0
+    cut = next((tmp_path / "cut" / "link_curves").iterdir())
+    assert main([*common, "--mcs", "4,10", "--out", str(tmp_path / "resumed"),
+                 "--resume", str(cut)]) == 0
+
+    def read(root: Path) -> list[dict]:
+        with open(next((root / "link_curves").iterdir()) / "link_curves.csv") as f:
+            return list(csv.DictReader(f))
+
+    full, resumed = read(tmp_path / "full"), read(tmp_path / "resumed")
+    assert len(full) == 8 and full == resumed
+    assert "Resumed from" in (next((tmp_path / "resumed" / "link_curves").iterdir())
+                              / "summary.md").read_text()
+    with pytest.raises(ValueError, match="holds no link_curves.csv"):
+        from experiments.link_curves import run_link_curves
+
+        run_link_curves(mcs=[4], snr_db=[0.0], resume=tmp_path, out=tmp_path, progress=False)
+
+
+def test_link_curves_abstraction_writes_bler_only(tmp_path: Path) -> None:
+    assert main(["link-curves", "--mcs", "10", "--snr-db", "0:6:2", "--abstraction",
+                 "--batch-size", "200", "--max-batches", "1", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    run = next((tmp_path / "link_curves").iterdir())
+    with open(run / "link_curves.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["ber"] == "" for r in rows)
+    blers = [float(r["bler"]) for r in rows if r["bler"]]
+    # 16QAM R = 0.33 needs about 2.5 dB (k = 1024): fails at 0 dB, passes at 6 dB
+    assert blers[0] > 0.9 and blers[-1] < 0.05
+    assert "abstraction" in (run / "summary.md").read_text()
+
+
 def test_link_curves_errors(capsys) -> None:
     assert main(["link-curves", "--mcs", "29", "--out", "/nonexistent"]) == 2
     assert "index" in capsys.readouterr().err
