@@ -287,6 +287,30 @@ class BlerTable:
         return float(out) if out.ndim == 0 else out
 
 
+    def snr_at_bler(self, mcs: MCS, target_bler: float, channel: str = "awgn",
+                    block_bits: int | None = None, *, tol_db: float = 1e-3) -> float:
+        """The lowest SNR (dB) at which the looked-up BLER is at most ``target_bler``, to
+        ``tol_db`` (bisection on the non-increasing lookup); ``inf`` if it never gets there."""
+        if not 0.0 < float(target_bler) < 1.0:
+            raise ValueError(f"target_bler must lie in (0, 1), got {target_bler!r}")
+        sizes = self._sizes_of(mcs, channel)
+        if not sizes:
+            raise ValueError(f"no BLER curve for {mcs.name} on channel {channel!r} in "
+                             f"{self._where()}")
+        curves = [self._curves[(channel, mcs.table, mcs.index, k)] for k in sizes]
+        lo = min(float(c.snr_db[0]) for c in curves) - 1.0
+        hi = max(float(c.snr_db[-1]) for c in curves) + 60.0
+        if self.bler_at(mcs, hi, channel, block_bits) > target_bler:
+            return math.inf
+        while hi - lo > tol_db:
+            mid = 0.5 * (lo + hi)
+            if self.bler_at(mcs, mid, channel, block_bits) <= target_bler:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------

@@ -330,3 +330,14 @@ def test_block_sizes_are_interpolated_in_log_k(tmp_path):
     for k in (300, 700, 1500, 3000):
         b = t.bler_at(m, snr, block_bits=k)
         assert np.all(np.diff(b) <= 1e-15)  # still non-increasing in SNR
+
+
+def test_snr_at_bler_inverts_the_lookup():
+    t = load_bler_table()
+    for m in (MCS.from_index(0), MCS.from_index(15), MCS.from_index(27, "qam256")):
+        for target in (0.3, 0.1, 0.01):
+            s = t.snr_at_bler(m, target)
+            assert t.bler_at(m, s) <= target < t.bler_at(m, s - 2e-3)
+    assert t.snr_at_bler(MCS.from_index(5), 0.1) < t.snr_at_bler(MCS.from_index(6), 0.1)
+    with pytest.raises(ValueError, match="target_bler"):
+        t.snr_at_bler(MCS.from_index(5), 1.0)
