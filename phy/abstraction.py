@@ -45,9 +45,8 @@ class AbstractDigitalLink(DigitalLink):
         channel, mcs, table, block_bits, max_transmissions, harq, ...: as
             :class:`DigitalLink` (decoder options are accepted and unused).
         bler_table: the curves (default: the shipped table, :func:`phy.load_bler_table`).
-            The curve of the link's MCS and channel model must exist; with several block
-            sizes per MCS in the table, the one closest to the information bits per block
-            is used.
+            The curve of the link's MCS and channel model must exist; between the table's
+            block sizes the BLER is interpolated in ``log k`` (:meth:`phy.BlerTable.bler_at`).
     """
 
     def __init__(self, channel: Channel, mcs: Any = 0, *, bler_table: BlerTable | None = None,
@@ -58,12 +57,10 @@ class AbstractDigitalLink(DigitalLink):
                              "decoded DigitalLink")
         self.bler_table = load_bler_table() if bler_table is None else bler_table
         self._curve_channel, self._block_fading = self._fading_model(channel)
-        sizes = self.bler_table.block_sizes(self._curve_channel, self.mcs.table, self.mcs.index)
-        if not sizes:
+        if not self.bler_table.block_sizes(self._curve_channel, self.mcs.table, self.mcs.index):
             raise ValueError(f"the BLER table has no curve for {self.mcs.name} on "
                              f"{self._curve_channel!r}; regenerate it with "
                              "python -m experiments.make_bler_table")
-        self._curve_sizes = sizes
 
     def _fading_model(self, channel: Channel) -> tuple[str, bool]:
         """(curve channel, block fading?) for ``channel``."""
@@ -85,9 +82,8 @@ class AbstractDigitalLink(DigitalLink):
         return "Abstract" + super().__repr__()
 
     def _bler(self, snr_db: torch.Tensor, k: int) -> torch.Tensor:
-        size = min(self._curve_sizes, key=lambda s: abs(s - k))
         b = self.bler_table.bler_at(self.mcs, snr_db.detach().cpu().double().numpy(),
-                                    self._curve_channel, block_bits=size)
+                                    self._curve_channel, block_bits=k)
         return torch.as_tensor(np.asarray(b), dtype=torch.float64)
 
     @torch.no_grad()
