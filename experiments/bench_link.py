@@ -12,6 +12,10 @@ Usage::
 
 What is measured (wall-clock, :func:`time.perf_counter`, under :func:`torch.no_grad`):
 
+0b. **Demappers** -- :class:`phy.demapping.QAMDemapper` (``DigitalLink``'s) against Sionna's
+   ``Demapper("app")`` on the same symbols for QPSK ... 256QAM: symbols/s, the speed-up and
+   the largest LLR difference relative to the largest LLR (float32 rounding).
+
 0. **LDPC decoders** -- :class:`phy.CPULDPC5GDecoder` (``DigitalLink(decoder="cpu")``: the
    compiled layered kernel of :mod:`phy.ldpc`) against Sionna's ``LDPC5GDecoder``
    (``decoder="sionna"``) on the same channel LLRs (the link's mapper, channel and APP
@@ -290,6 +294,41 @@ def bench_decoders(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list
     return rows, lines
 
 
+def bench_demappers(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """:class:`phy.demapping.QAMDemapper` against Sionna's ``Demapper`` (APP) on the same
+    noisy symbols (``--batch`` blocks' worth at ``--block-bits``, per-symbol N0), every QAM
+    order, alternating calls: symbols/s, the speed-up and the largest LLR difference."""
+    from phy.demapping import QAMDemapper
+
+    rows, lines = [], ["demapper (APP, per-symbol N0): QAMDemapper vs sionna Demapper"]
+    gen = torch.Generator().manual_seed(args.seed)
+    for qm in (2, 4, 6, 8):
+        num = max(1, args.batch * args.block_bits // qm)
+        bits = torch.randint(0, 2, (1, num * qm), generator=gen).to(torch.float32)
+        x = Mapper("qam", qm)(bits)
+        no = torch.rand(x.shape, generator=gen) * 0.2 + 0.01
+        y = x + torch.complex(torch.randn(x.shape, generator=gen),
+                              torch.randn(x.shape, generator=gen)) * (no / 2).sqrt()
+        ours, ref = QAMDemapper("app", qm), Demapper("app", "qam", qm)
+        err = float((ours(y, no) - ref(y, no)).abs().max() / ref(y, no).abs().max())
+        t_ours, t_ref = [], []
+        for _ in range(args.repeats):
+            t_ours.append(_time_one(lambda o=ours, y=y, no=no: o(y, no)))
+            t_ref.append(_time_one(lambda r=ref, y=y, no=no: r(y, no)))
+        s_ours, s_ref = _stats(t_ours, num), _stats(t_ref, num)
+        speedup = s_ref["median_s"] / s_ours["median_s"]
+        common = {"section": "demapper", "channel": "awgn", "mcs": f"{2 ** qm}-QAM",
+                  "shape": f"{num} symbols", "coded_bits": "", "unit": "symbols/s",
+                  "repeats": args.repeats}
+        rows += [{**common, "impl": "ours: QAMDemapper", **s_ours, "speedup": speedup,
+                  "max_rel_llr_diff": err},
+                 {**common, "impl": "sionna Demapper", **s_ref}]
+        lines.append(f"  {2 ** qm:4d}-QAM: ours {_fmt_rate(s_ours['rate_median'])} symbols/s, "
+                     f"sionna {_fmt_rate(s_ref['rate_median'])}, {speedup:.1f}x, max "
+                     f"|dLLR| / max |LLR| = {err:.1e}")
+    return rows, lines
+
+
 def bench_analog(args: argparse.Namespace) -> list[dict[str, Any]]:
     """AnalogLink.send on AWGN and Rayleigh, and bare Sionna channels, in channel uses/s."""
     rows: list[dict[str, Any]] = []
@@ -454,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoder-snr-db", type=float, default=None,
                     help="Es/N0 (dB) of the decoder comparison (default: --snr-db)")
     ap.add_argument("--skip-decoders", action="store_true", help="no cpu-vs-sionna section")
+    ap.add_argument("--skip-demappers", action="store_true", help="no demapper section")
     ap.add_argument("--skip-digital", action="store_true", help="no send_bits comparison")
     ap.add_argument("--skip-analog", action="store_true", help="no AnalogLink section")
     ap.add_argument("--skip-tensor", action="store_true", help="no send_tensor section")
@@ -478,6 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_decoders:
             rows, dec_lines = bench_decoders(args)
             print("\n".join(dec_lines), flush=True)
+        if not args.skip_demappers:
+            dm_rows, dm_lines = bench_demappers(args)
+            rows += dm_rows
+            dec_lines += dm_lines
+            print("\n".join(dm_lines), flush=True)
         if not args.skip_digital:
             dig_rows, dig = bench_digital(args)
             rows += dig_rows
