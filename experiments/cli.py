@@ -94,9 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="centre crop size in pixels (>= 1)")
     ev.add_argument("--channel", default="awgn", help="awgn | rayleigh | rayleigh-block | tdl-a …")
     ev.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
-    ev.add_argument("--baselines", default="all",
-                    help="all (the JPEG2000 ones) | none | comma list of jpeg2000+ldpc, "
-                         "jpeg2000+capacity, learned+ldpc, learned+capacity")
+    ev.add_argument("--baselines", default="jpeg2000+ldpc,jpeg2000+capacity",
+                    help="comma list of <codec>+ldpc / <codec>+capacity with codec jpeg2000, "
+                         "hevc (BPG-class), avif or learned (needs --ladder); all (every "
+                         "codec but learned) | none. Default: the JPEG2000 ones")
     ev.add_argument("--ladder", default=None,
                     help="hyperprior ladder for the learned baselines "
                          "(python -m experiments.train_hyperprior)")
@@ -131,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     ec.add_argument("--crop", type=_positive_int, default=64,
                     help="centre crop size in pixels (>= 1)")
     ec.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
-    ec.add_argument("--baselines", default="all",
-                    help="all | none | comma list of jpeg2000+ldpc, jpeg2000+capacity")
+    ec.add_argument("--baselines", default="jpeg2000+ldpc,jpeg2000+capacity",
+                    help="as for eval-images: <codec>+ldpc / <codec>+capacity, all, none")
     ec.add_argument("--mcs", type=_int_list, default=[0, 5, 9, 13, 17, 22])
     ec.add_argument("--convention", default=None, choices=["official", "consistent"],
                     help="sampler convention (default: the checkpoint's)")
@@ -251,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                 decoder=args.decoder, abstraction=args.abstraction, resume=args.resume,
                 progress=not args.no_progress)
         elif args.command == "eval-images":
-            from experiments.eval_images import DEFAULT_BASELINES, run_eval_images
+            from experiments.eval_images import CODEC_BASELINES, run_eval_images
 
-            bl = {"all": list(DEFAULT_BASELINES), "none": []}.get(
+            bl = {"all": list(CODEC_BASELINES), "none": []}.get(
                 args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
             res = run_eval_images(
                 checkpoint=args.checkpoint, data=args.data, crop=args.crop, channel=args.channel,
@@ -262,9 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress)
         elif args.command == "eval-cddm":
             from experiments.eval_cddm import run_eval_cddm
-            from experiments.eval_images import DEFAULT_BASELINES
+            from experiments.eval_images import CODEC_BASELINES
 
-            bl = {"all": list(DEFAULT_BASELINES), "none": []}.get(
+            bl = {"all": list(CODEC_BASELINES), "none": []}.get(
                 args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
             res = run_eval_cddm(
                 cddm_checkpoint=args.cddm, jscc_checkpoint=args.jscc,

@@ -22,20 +22,25 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.results import ResultsDir
-from jscc.baselines import JPEG2000LDPC, JPEG2000Capacity
+from jscc.baselines import SOURCE_CODECS, SeparateCapacity, SeparateLDPC
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.metrics import ms_ssim, psnr
 from jscc.pretrained import codec_from_ref
 from phy.sweep import make_channel
 
-__all__ = ["load_images", "run_eval_images"]
+__all__ = ["BASELINES", "CODEC_BASELINES", "DEFAULT_BASELINES", "load_images", "run_eval_images"]
 
 #: An image transmission system: ``fn(images, link, snr_db) -> received images``.
 SystemFn = Callable[[torch.Tensor, phy.AnalogLink, float], torch.Tensor]
 
-BASELINES = ("jpeg2000+ldpc", "jpeg2000+capacity", "learned+ldpc", "learned+capacity")
+#: ``<source codec>+<channel code>``: every source codec of jscc.baselines.source (jpeg2000,
+#: hevc, avif) and the learned ladder, over 5G LDPC at each MCS or an ideal capacity code.
+BASELINES = tuple(f"{src}+{code}" for src in (*SOURCE_CODECS, "learned")
+                  for code in ("ldpc", "capacity"))
 #: Baselines run by ``--baselines all`` (the learned ones need a trained ladder, ``ladder=``).
 DEFAULT_BASELINES = ("jpeg2000+ldpc", "jpeg2000+capacity")
+#: ``--baselines all``: every baseline that needs no trained model.
+CODEC_BASELINES = tuple(b for b in BASELINES if not b.startswith("learned+"))
 
 
 def load_images(data: str, crop: int | None, max_images: int | None) -> torch.Tensor:
@@ -108,17 +113,18 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     with res:
         phy.set_seed(seed)
         link = phy.AnalogLink(make_channel(channel))
-        digital = {m.index: JPEG2000LDPC(make_channel(channel), m, cbr) for m in mcs_list} \
-            if "jpeg2000+ldpc" in baselines else {}
-        capacity = JPEG2000Capacity(cbr) if "jpeg2000+capacity" in baselines else None
+        digital = {(src, m.index): SeparateLDPC(make_channel(channel), m, cbr, source=src)
+                   for src in SOURCE_CODECS if f"{src}+ldpc" in baselines for m in mcs_list}
+        capacity = {src: SeparateCapacity(cbr, source=src) for src in SOURCE_CODECS
+                    if f"{src}+capacity" in baselines}
         if models is not None:
             from jscc.baselines.learned import LearnedCapacity, LearnedLDPC
 
-            learned_digital = {m.index: LearnedLDPC(make_channel(channel), m, cbr, models)
-                               for m in mcs_list} if "learned+ldpc" in baselines else {}
-            learned_cap = LearnedCapacity(cbr, models) if "learned+capacity" in baselines else None
-        else:
-            learned_digital, learned_cap = {}, None
+            if "learned+ldpc" in baselines:
+                digital.update({("learned", m.index): LearnedLDPC(make_channel(channel), m, cbr,
+                                                                  models) for m in mcs_list})
+            if "learned+capacity" in baselines:
+                capacity["learned"] = LearnedCapacity(cbr, models)
         for s in tqdm(list(snr_db), desc="SNR", disable=not progress):
             s = float(s)
             if codec is not None:
@@ -131,18 +137,12 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                     outs = [fn(images[i:i + batch_size], link, s)
                             for i in range(0, images.shape[0], batch_size)]
                 add(sys_name, s, *_metrics(torch.cat(outs).clamp(0, 1), images))
-            for idx, bl in digital.items():
+            for (src, idx), bl in digital.items():
                 r = bl.transmit(images, s)
-                add(f"jpeg2000+ldpc/MCS{idx}", s, *_metrics(r.img_hat, images), r.reason)
-            if capacity is not None:
-                r = capacity.transmit(images, s)
-                add("jpeg2000+capacity", s, *_metrics(r.img_hat, images), r.reason)
-            for idx, bl in learned_digital.items():
+                add(f"{src}+ldpc/MCS{idx}", s, *_metrics(r.img_hat, images), r.reason)
+            for src, bl in capacity.items():
                 r = bl.transmit(images, s)
-                add(f"learned+ldpc/MCS{idx}", s, *_metrics(r.img_hat, images), r.reason)
-            if learned_cap is not None:
-                r = learned_cap.transmit(images, s)
-                add("learned+capacity", s, *_metrics(r.img_hat, images), r.reason)
+                add(f"{src}+capacity", s, *_metrics(r.img_hat, images), r.reason)
         res.write_csv("per_image.csv", rows)
         mean_rows = _means(rows)
         res.write_csv("mean.csv", mean_rows)
@@ -167,8 +167,8 @@ def _means(rows: list[dict]) -> list[dict]:
                     "psnr": sum(r["psnr"] for r in g) / len(g),
                     "msssim": sum(r["msssim"] for r in g) / len(g),
                     "delivered": sum(r["status"] == "ok" for r in g) / len(g)})
-    # envelope over MCSs: best mean PSNR per SNR
-    for family in ("jpeg2000+ldpc", "learned+ldpc"):
+    # envelope over MCSs: best mean PSNR per SNR, per source codec
+    for family in sorted({r["method"].split("/")[0] for r in out if "+ldpc/" in r["method"]}):
         for s in sorted({r["snr_db"] for r in out}):
             cands = [r for r in out if r["snr_db"] == s and r["method"].startswith(family + "/")
                      and r["method"] != family + "/best-mcs"]
@@ -178,6 +178,13 @@ def _means(rows: list[dict]) -> list[dict]:
                             "msssim": best["msssim"], "delivered": best["delivered"],
                             "best": best["method"].split("/")[1]})
     return out
+
+
+#: Colour and marker of each source codec's curves, and its name in legends.
+_SOURCE_STYLE = {"jpeg2000": ("k", "s"), "hevc": ("C0", "o"), "avif": ("C1", "D"),
+                 "learned": ("C2", "^")}
+_SOURCE_LABEL = {"jpeg2000": "JPEG2000", "hevc": "HEVC (BPG-class)", "avif": "AVIF",
+                 "learned": "hyperprior"}
 
 
 def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
@@ -192,16 +199,17 @@ def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
         elif m.startswith("jscc+"):
             label = m.replace("jscc+", "JSCC + ").replace("cddm", "CDDM")
             ax.plot(x, y, "D-", lw=1.8, label=label.replace("+redecoder", ", re-trained decoder"))
-        elif m == "jpeg2000+ldpc/best-mcs":
-            ax.plot(x, y, "s-", lw=2, color="k", label="JPEG2000+LDPC, best MCS")
-        elif m == "jpeg2000+capacity":
-            ax.plot(x, y, "k:", lw=1.5, label="JPEG2000 + capacity")
-        elif m == "learned+ldpc/best-mcs":
-            ax.plot(x, y, "^-", lw=2, color="C2", label="hyperprior+LDPC, best MCS")
-        elif m == "learned+capacity":
-            ax.plot(x, y, ":", lw=1.5, color="C2", label="hyperprior + capacity")
+        elif m.endswith("+ldpc/best-mcs") or m.endswith("+capacity"):
+            src = m.split("+")[0]
+            color, marker = _SOURCE_STYLE.get(src, ("C4", "v"))
+            name = _SOURCE_LABEL.get(src, src)
+            if m.endswith("/best-mcs"):
+                ax.step(x, y, where="post", lw=2, color=color, label=f"{name}+LDPC, best MCS")
+                ax.plot(x, y, marker, color=color, ms=4)
+            else:
+                ax.plot(x, y, ":", lw=1.5, color=color, label=f"{name} + capacity")
         else:
-            ax.plot(x, y, "--", lw=0.9, alpha=0.7, label=m.replace("jpeg2000+ldpc/", ""))
+            ax.step(x, y, "--", where="post", lw=0.9, alpha=0.7, label=m)
     ax.set_xlabel("SNR $E_s/N_0$ (dB)")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(title, fontsize=9)
@@ -213,8 +221,9 @@ def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
 
 def _summary(mean_rows: list[dict], config: dict, extra_methods: Sequence[str] = ()) -> str:
     snrs = sorted({r["snr_db"] for r in mean_rows})
-    methods = [m for m in ("jscc", *extra_methods, "jpeg2000+ldpc/best-mcs", "jpeg2000+capacity",
-                           "learned+ldpc/best-mcs", "learned+capacity")
+    sources = [*SOURCE_CODECS, "learned"]
+    separate = [m for src in sources for m in (f"{src}+ldpc/best-mcs", f"{src}+capacity")]
+    methods = [m for m in ("jscc", *extra_methods, *separate)
                if any(r["method"] == m for r in mean_rows)]
     lines = ["# Image transmission: mean PSNR (dB)", "",
              f"channel `{config['channel']}`, CBR {config['cbr']:.4f}, "

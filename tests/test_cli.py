@@ -74,7 +74,7 @@ def test_link_curves_resume_gives_the_uninterrupted_numbers(tmp_path: Path) -> N
     assert len(full) == 8 and full == resumed
     assert "Resumed from" in (next((tmp_path / "resumed" / "link_curves").iterdir())
                               / "summary.md").read_text()
-    with pytest.raises(ValueError, match="holds no link_curves.csv"):
+    with pytest.raises(ValueError, match=r"holds no link_curves\.csv"):
         from experiments.link_curves import run_link_curves
 
         run_link_curves(mcs=[4], snr_db=[0.0], resume=tmp_path, out=tmp_path, progress=False)

@@ -53,6 +53,23 @@ def test_eval_images_writes_curves_for_every_method(tmp_path: Path, checkpoint: 
     assert cap[20.0] > cap[0.0]
 
 
+def test_eval_images_hevc_and_avif_baselines(tmp_path: Path) -> None:
+    assert main(["eval-images", "--cbr", "0.0833", "--crop", "64", "--max-images", "2",
+                 "--snr-db", "0,15", "--mcs", "13", "--baselines", "hevc+ldpc,avif+capacity",
+                 "--out", str(tmp_path), "--no-progress"]) == 0
+    run = next((tmp_path / "eval_images").iterdir())
+    with (run / "mean.csv").open() as f:
+        rows = {(r["method"], float(r["snr_db"])): r for r in csv.DictReader(f)}
+    assert {m for m, _ in rows} == {"hevc+ldpc/MCS13", "hevc+ldpc/best-mcs", "avif+capacity"}
+    # 16QAM R = 0.6 fails at 0 dB and arrives at 15 dB; the capacity budget grows with SNR
+    assert float(rows[("hevc+ldpc/MCS13", 0.0)]["delivered"]) == 0.0
+    assert float(rows[("hevc+ldpc/MCS13", 15.0)]["delivered"]) == 1.0
+    cap = [float(rows[("avif+capacity", s)]["psnr"]) for s in (0.0, 15.0)]
+    assert cap[1] > cap[0]
+    summary = (run / "summary.md").read_text()
+    assert "hevc+ldpc/best-mcs" in summary and "avif+capacity" in summary
+
+
 def test_eval_images_errors(tmp_path: Path, capsys) -> None:
     assert main(["eval-images", "--checkpoint", str(tmp_path / "none.ckpt"),
                  "--out", str(tmp_path)]) == 2

@@ -195,22 +195,23 @@ def test_ldpc_very_low_snr_loses_everything(mcs16_link: JPEG2000LDPC,
 
 
 def test_ldpc_corrupted_stream_that_passes_the_crc_is_undecodable(
-        photo64: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+        photo64: torch.Tensor) -> None:
     """A stream damaged before the link (so its CRC is right) must end in the fallback."""
-    import jscc.baselines.digital as digital_mod
+    from jscc.baselines import SeparateLDPC, SourceCodec, source_codec
 
-    bl = JPEG2000LDPC(phy.AWGN(), 16, 1 / 6)
-    real_encode = digital_mod.encode_to_budget
+    j2k = source_codec("jpeg2000")
     calls = {"n": 0}
 
-    def encode_then_damage_first(img, budget_bytes, **kw):
-        stream = real_encode(img, budget_bytes, **kw)
+    def encode_then_damage_first(img, budget_bytes):
+        stream = j2k.encode_to_budget(img, budget_bytes)
         calls["n"] += 1
         if calls["n"] == 1:  # destroy the SOC marker of image 0
             stream = bytes([stream[0] ^ 0xFF]) + stream[1:]
         return stream
 
-    monkeypatch.setattr(digital_mod, "encode_to_budget", encode_then_damage_first)
+    damaging = SourceCodec("damaging-jpeg2000", encode_then_damage_first, j2k.decode,
+                           j2k.decode_errors, "JPEG2000, first stream damaged")
+    bl = SeparateLDPC(phy.AWGN(), 16, 1 / 6, source=damaging)
     # two different images (streams are memoized per image and budget)
     r = bl.transmit(torch.stack([photo64, photo64.flip(-1)]), 40.0)  # error-free at 40 dB
     assert r.reason == ["undecodable", "ok"]

@@ -41,7 +41,7 @@ import torch
 from phy import DEFAULT_BLOCK_BITS, MCS, Channel, DigitalLink, capacity_bits_per_use
 from phy.payload import bits_to_bytes, bytes_to_bits
 
-from .jpeg2000 import J2KDecodeError, decode, encode_to_budget
+from .source import SourceCodec, source_codec
 
 __all__ = [
     "JPEG2000LDPC",
@@ -50,6 +50,8 @@ __all__ = [
     "BitBudget",
     "JPEG2000Capacity",
     "MCSChoice",
+    "SeparateCapacity",
+    "SeparateLDPC",
     "best_mcs_envelope",
     "bits_to_bytes",
     "bytes_to_bits",
@@ -246,8 +248,9 @@ def _finish(img: torch.Tensor, img_hat: torch.Tensor, ok: list[bool], budgets: l
 
 
 # ---------------------------------------------------------------------------------- LDPC
-class JPEG2000LDPC(_FallbackMixin):
-    """JPEG2000 + CRC24B + 5G LDPC + QAM at a fixed MCS and bandwidth ratio.
+class SeparateLDPC(_FallbackMixin):
+    """A source codec (JPEG2000, HEVC, AVIF) + CRC24B + 5G LDPC + QAM at a fixed MCS and
+    bandwidth ratio.
 
     Bit budget (:meth:`budget`), exactly from the :class:`phy.DigitalLink` geometry: with
     ``k = block_bits`` (default 1024, the block size of the BLER tables), an image sends
@@ -269,6 +272,8 @@ class JPEG2000LDPC(_FallbackMixin):
         block_bits: information bits per code block (``None``: 1024).
         fallback_image: colour ``[3]`` or image ``[3, H, W]`` shown for lost images
             (``None``: mid-grey 0.5); e.g. the dataset mean colour.
+        source: the source codec, a name of :data:`jscc.baselines.source.SOURCE_CODECS`
+            (``"jpeg2000"``, ``"hevc"``, ``"avif"``) or a :class:`SourceCodec`.
         table: MCS table when ``mcs`` is an int (``"qam64"`` or ``"qam256"``).
         num_iter: LDPC decoder iterations.
         **link_kwargs: further :class:`phy.DigitalLink` arguments (``demapping``, ``device``...).
@@ -277,10 +282,12 @@ class JPEG2000LDPC(_FallbackMixin):
     def __init__(self, channel: Channel, mcs: MCS | int, cbr: float | Fraction,
                  block_bits: int | None = None,
                  fallback_image: torch.Tensor | float | None = None, *,
+                 source: str | SourceCodec = "jpeg2000",
                  table: str = "qam64", num_iter: int = 20, **link_kwargs: Any) -> None:
         if "max_transmissions" in link_kwargs:
-            raise ValueError("JPEG2000LDPC sends every block once (the bandwidth is fixed); "
-                             "max_transmissions cannot be set")
+            raise ValueError(f"{type(self).__name__} sends every block once (the bandwidth is "
+                             "fixed); max_transmissions cannot be set")
+        self.source = source_codec(source)
         k = DEFAULT_BLOCK_BITS if block_bits is None else block_bits
         self.link = DigitalLink(channel, mcs, table=table, block_bits=k, num_iter=num_iter,
                                 max_transmissions=1, **link_kwargs)
@@ -291,8 +298,8 @@ class JPEG2000LDPC(_FallbackMixin):
         self._streams: dict[tuple, bytes | None] = {}
 
     def __repr__(self) -> str:
-        return (f"JPEG2000LDPC({self.link.channel!r}, mcs={self.mcs.name}, cbr={self.cbr}, "
-                f"block_bits={self.block_bits})")
+        return (f"{type(self).__name__}({self.link.channel!r}, mcs={self.mcs.name}, "
+                f"cbr={self.cbr}, block_bits={self.block_bits}, source={self.source.name!r})")
 
     def budget(self, height: int, width: int) -> BitBudget:
         """Code blocks and information bits of one ``H x W`` image (see the class docstring)."""
@@ -319,18 +326,29 @@ class JPEG2000LDPC(_FallbackMixin):
         _check_images(img)
         _snr_per_image(snr_db, img.shape[0])  # validate before any work
         return send_streams(self.link, self.budget(*img.shape[-2:]), img, snr_db,
-                            self.fallback_for(*img.shape[-2:]), self._encode, decode,
-                            J2KDecodeError)
+                            self.fallback_for(*img.shape[-2:]), self._encode,
+                            self.source.decode, self.source.decode_errors)
 
     def _encode(self, x: torch.Tensor, budget_bytes: int) -> bytes | None:
-        """:func:`encode_to_budget`, memoized: the stream depends on the image and the budget
-        only, and an SNR sweep sends the same images at every SNR (up to 20 encodes each)."""
+        """The codec's ``encode_to_budget``, memoized: the stream depends on the image and the
+        budget only, and an SNR sweep sends the same images at every SNR (up to 20 encodes
+        each)."""
         key = (hashlib.sha1(x.numpy().tobytes()).hexdigest(), tuple(x.shape), budget_bytes)
         if key not in self._streams:
             if len(self._streams) >= _STREAM_CACHE_SIZE:
                 self._streams.pop(next(iter(self._streams)))
-            self._streams[key] = encode_to_budget(x, budget_bytes)
+            self._streams[key] = self.source.encode_to_budget(x, budget_bytes)
         return self._streams[key]
+
+
+class JPEG2000LDPC(SeparateLDPC):
+    """:class:`SeparateLDPC` with JPEG2000 as the source codec."""
+
+    def __init__(self, channel: Channel, mcs: MCS | int, cbr: float | Fraction,
+                 block_bits: int | None = None,
+                 fallback_image: torch.Tensor | float | None = None, **kwargs: Any) -> None:
+        super().__init__(channel, mcs, cbr, block_bits, fallback_image, source="jpeg2000",
+                         **kwargs)
 
 
 def send_streams(link: DigitalLink, plan: BitBudget, img: torch.Tensor,
@@ -380,8 +398,8 @@ def send_streams(link: DigitalLink, plan: BitBudget, img: torch.Tensor,
 
 
 # ---------------------------------------------------------------------------------- capacity
-class JPEG2000Capacity(_FallbackMixin):
-    """JPEG2000 over an ideal capacity-achieving channel code (error free).
+class SeparateCapacity(_FallbackMixin):
+    """A source codec over an ideal capacity-achieving channel code (error free).
 
     Bit budget per image: ``floor(uses * log2(1 + SNR))`` with ``uses = floor(cbr * 3 H W)``
     and SNR = Es/N0 (:func:`phy.capacity_bits_per_use`). This is the AWGN capacity; for a
@@ -391,16 +409,19 @@ class JPEG2000Capacity(_FallbackMixin):
 
     Args:
         cbr: complex channel uses per source dimension.
-        fallback_image: as in :class:`JPEG2000LDPC`.
+        fallback_image: as in :class:`SeparateLDPC`.
+        source: the source codec (as in :class:`SeparateLDPC`).
     """
 
     def __init__(self, cbr: float | Fraction,
-                 fallback_image: torch.Tensor | float | None = None) -> None:
+                 fallback_image: torch.Tensor | float | None = None, *,
+                 source: str | SourceCodec = "jpeg2000") -> None:
         self.cbr = _as_fraction(cbr)
         self._fallback = _fallback_tensor(fallback_image)
+        self.source = source_codec(source)
 
     def __repr__(self) -> str:
-        return f"JPEG2000Capacity(cbr={self.cbr})"
+        return f"{type(self).__name__}(cbr={self.cbr}, source={self.source.name!r})"
 
     def budget_bits(self, height: int, width: int, snr_db: float) -> int:
         """``floor(uses * log2(1 + SNR))`` for one ``H x W`` image."""
@@ -412,8 +433,16 @@ class JPEG2000Capacity(_FallbackMixin):
         """Code each image to its capacity budget and decode it (no channel errors)."""
         _check_images(img)
         return send_error_free(self.cbr, self.budget_bits, img, snr_db,
-                               self.fallback_for(*img.shape[-2:]), encode_to_budget, decode,
-                               J2KDecodeError)
+                               self.fallback_for(*img.shape[-2:]), self.source.encode_to_budget,
+                               self.source.decode, self.source.decode_errors)
+
+
+class JPEG2000Capacity(SeparateCapacity):
+    """:class:`SeparateCapacity` with JPEG2000 as the source codec."""
+
+    def __init__(self, cbr: float | Fraction,
+                 fallback_image: torch.Tensor | float | None = None) -> None:
+        super().__init__(cbr, fallback_image, source="jpeg2000")
 
 
 def send_error_free(cbr: Fraction, budget_bits: Callable[[int, int, float], int],
