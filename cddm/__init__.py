@@ -20,6 +20,29 @@ from .sampler import CDDMSampler
 from .schedule import CDDMSchedule
 from .weights import equalizer_weights, latent_weights
 
+
+def _jscc_cddm_system(*, channel, cbr, codec: str = "adjscc", snr_db: float = 10.0,
+                      **kwargs):
+    """``jscc.systems.build_system("jscc+cddm", ...)``: the shipped ADJSCC + CDDM with the
+    stage-3 decoder nearest to ``snr_db`` (:meth:`JSCCWithCDDM.from_pretrained`)."""
+    from jscc.systems import JSCCSystem
+
+    from .pipeline import JSCCWithCDDM
+
+    cbr = 1 / 12 if cbr is None else cbr
+    name = channel if isinstance(channel, str) else "awgn"
+    model = JSCCWithCDDM.from_pretrained(codec, cbr=cbr, channel=name, snr_db=snr_db)
+    return JSCCSystem(model, channel, cbr, name=kwargs.pop("name", "jscc+cddm"), **kwargs)
+
+
+def _register() -> None:
+    from jscc.systems import register_system
+
+    register_system("jscc+cddm", _jscc_cddm_system)
+
+
+_register()
+
 __all__ = [
     "CDDMSampler",
     "CDDMSchedule",
