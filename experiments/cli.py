@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="centre crop size in pixels (>= 1)")
     ev.add_argument("--channel", default="awgn", help="awgn | rayleigh | rayleigh-block | tdl-a …")
     ev.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
+    ev.add_argument("--resume", default=None,
+                    help="an earlier results folder of this command: keep its (system, SNR) "
+                         "rows, evaluate the rest")
     ev.add_argument("--baselines", default="jpeg2000+ldpc,jpeg2000+capacity",
                     help="comma list of <codec>+ldpc / <codec>+capacity with codec jpeg2000, "
                          "hevc (BPG-class), avif or learned (needs --ladder); all (every "
@@ -132,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     ec.add_argument("--crop", type=_positive_int, default=64,
                     help="centre crop size in pixels (>= 1)")
     ec.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
+    ec.add_argument("--resume", default=None,
+                    help="an earlier results folder of this command: keep its (system, SNR) "
+                         "rows, evaluate the rest")
     ec.add_argument("--baselines", default="jpeg2000+ldpc,jpeg2000+capacity",
                     help="as for eval-images: <codec>+ldpc / <codec>+capacity, all, none")
     ec.add_argument("--mcs", type=_int_list, default=[0, 5, 9, 13, 17, 22])
@@ -260,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint=args.checkpoint, data=args.data, crop=args.crop, channel=args.channel,
                 snr_db=args.snr_db, baselines=bl, mcs=args.mcs, cbr=args.cbr,
                 max_images=args.max_images, ladder=args.ladder, seed=args.seed, out=args.out,
-                progress=not args.no_progress)
+                resume=args.resume, progress=not args.no_progress)
         elif args.command == "eval-cddm":
             from experiments.eval_cddm import run_eval_cddm
             from experiments.eval_images import CODEC_BASELINES
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 decoders=_decoder_map(args.decoder), data=args.data, crop=args.crop,
                 snr_db=args.snr_db, baselines=bl, mcs=args.mcs, max_images=args.max_images,
                 convention=args.convention, floor_db=_floor(args.floor_db), seed=args.seed,
-                out=args.out, progress=not args.no_progress)
+                out=args.out, resume=args.resume, progress=not args.no_progress)
         elif args.command == "wdmoe":
             from experiments.wdmoe import run_wdmoe
             from phy.sweep import parse_snr_range

@@ -45,7 +45,8 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
                   mcs: Sequence[int] = (0, 5, 9, 13, 17, 22), max_images: int | None = None,
                   batch_size: int = 16, convention: str | None = None,
                   floor_db: float | str | None = "checkpoint", seed: int = 0,
-                  out: str | Path = "results", progress: bool = True) -> ResultsDir:
+                  out: str | Path = "results", resume: str | Path | None = None,
+                  progress: bool = True) -> ResultsDir:
     """Evaluate a stage-2 CDDM checkpoint (and stage-3 decoders) against JSCC and baselines.
 
     Args:
@@ -135,6 +136,7 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
         checkpoint=jscc_checkpoint, data=data, crop=crop, channel=channel, snr_db=snr_db,
         baselines=baselines, mcs=mcs, max_images=max_images, batch_size=batch_size, seed=seed,
         out=out, progress=progress, systems=systems, name="eval_cddm", extra=mse_section,
+        resume=resume,
         config_extra={"cddm_checkpoint": cddm_checkpoint,
                       "decoders": {str(k): v for k, v in (decoders or {}).items()},
                       "sampler": repr(sampler)})

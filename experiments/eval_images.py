@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -59,6 +60,30 @@ def _metrics(img_hat: torch.Tensor, img: torch.Tensor) -> tuple[list[float], lis
     return psnr(img_hat, img).tolist(), ms_ssim(img_hat, img).tolist()
 
 
+def _previous_rows(resume: str | Path | None) -> list[dict]:
+    if resume is None:
+        return []
+    prev = Path(resume) / "per_image.csv"
+    if not prev.is_file():
+        raise ValueError(f"resume folder {str(resume)!r} holds no per_image.csv")
+    import csv
+
+    with prev.open() as f:
+        return list(csv.DictReader(f))
+
+
+def _learned_ldpc(channel: str, m: phy.MCS, cbr: float, models: Any) -> Any:
+    from jscc.baselines.learned import LearnedLDPC
+
+    return LearnedLDPC(make_channel(channel), m, cbr, models)
+
+
+def _learned_capacity(cbr: float, models: Any) -> Any:
+    from jscc.baselines.learned import LearnedCapacity
+
+    return LearnedCapacity(cbr, models)
+
+
 def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int | None = 64,
                     channel: str = "awgn", snr_db: Sequence[float] = (0, 5, 10, 15, 20),
                     baselines: Sequence[str] = DEFAULT_BASELINES,
@@ -68,13 +93,16 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                     seed: int = 0, out: str | Path = "results", progress: bool = True,
                     systems: Mapping[str, SystemFn] | None = None, name: str = "eval_images",
                     extra: Callable[[ResultsDir, torch.Tensor], str] | None = None,
-                    config_extra: Mapping[str, object] | None = None
-                    ) -> ResultsDir:
+                    config_extra: Mapping[str, object] | None = None,
+                    resume: str | Path | None = None) -> ResultsDir:
     """Evaluate and write the results folder (see the module docstring).
 
     ``systems`` adds image transmission systems evaluated like the JSCC checkpoint
     (``fn(images, link, snr_db) -> images``, one curve each); ``extra(res, images)`` runs inside
     the results folder before it is closed and returns markdown appended to the summary.
+    Rows go to ``per_image.csv`` after every (system, SNR); ``resume`` (an earlier folder of
+    this command) keeps its finished (system, SNR) rows and evaluates only the rest, each
+    seeded from ``(seed, system, SNR)`` so the numbers are those of one uninterrupted run.
     """
     for b in baselines:
         if b not in BASELINES:
@@ -102,8 +130,11 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
               "snr_db": [float(s) for s in snr_db], "baselines": list(baselines),
               "mcs": [m.index for m in mcs_list], "cbr": float(cbr),
               "num_images": int(images.shape[0]), **dict(config_extra or {})}
+    previous = _previous_rows(resume)
     res = ResultsDir.create(name, config, seed, root=out)
     rows: list[dict] = []
+    done = {(r["method"], float(r["snr_db"])) for r in previous}
+    n_img = int(images.shape[0])
 
     def add(method: str, s: float, p: list[float], m: list[float], extra: list[str] | None = None):
         for i, (pi, mi) in enumerate(zip(p, m, strict=True)):
@@ -111,38 +142,58 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                          "status": extra[i] if extra else "ok"})
 
     with res:
-        phy.set_seed(seed)
         link = phy.AnalogLink(make_channel(channel))
-        digital = {(src, m.index): SeparateLDPC(make_channel(channel), m, cbr, source=src)
-                   for src in SOURCE_CODECS if f"{src}+ldpc" in baselines for m in mcs_list}
-        capacity = {src: SeparateCapacity(cbr, source=src) for src in SOURCE_CODECS
-                    if f"{src}+capacity" in baselines}
-        if models is not None:
-            from jscc.baselines.learned import LearnedCapacity, LearnedLDPC
+        # (method, run(snr) -> (img_hat, status or None)) in the order of the curves
+        runs: list[tuple[str, Callable[[float], tuple[torch.Tensor, list[str] | None]]]] = []
 
-            if "learned+ldpc" in baselines:
-                digital.update({("learned", m.index): LearnedLDPC(make_channel(channel), m, cbr,
-                                                                  models) for m in mcs_list})
-            if "learned+capacity" in baselines:
-                capacity["learned"] = LearnedCapacity(cbr, models)
-        for s in tqdm(list(snr_db), desc="SNR", disable=not progress):
-            s = float(s)
-            if codec is not None:
-                with torch.no_grad():
-                    outs = [codec(images[i:i + batch_size], link, s)
-                            for i in range(0, images.shape[0], batch_size)]
-                add("jscc", s, *_metrics(torch.cat(outs).clamp(0, 1), images))
-            for sys_name, fn in (systems or {}).items():
+        def analog(fn: SystemFn) -> Callable[[float], tuple[torch.Tensor, None]]:
+            def run(s: float) -> tuple[torch.Tensor, None]:
                 with torch.no_grad():
                     outs = [fn(images[i:i + batch_size], link, s)
-                            for i in range(0, images.shape[0], batch_size)]
-                add(sys_name, s, *_metrics(torch.cat(outs).clamp(0, 1), images))
-            for (src, idx), bl in digital.items():
+                            for i in range(0, n_img, batch_size)]
+                return torch.cat(outs).clamp(0, 1), None
+            return run
+
+        def separate(bl: Any) -> Callable[[float], tuple[torch.Tensor, list[str]]]:
+            def run(s: float) -> tuple[torch.Tensor, list[str]]:
                 r = bl.transmit(images, s)
-                add(f"{src}+ldpc/MCS{idx}", s, *_metrics(r.img_hat, images), r.reason)
-            for src, bl in capacity.items():
-                r = bl.transmit(images, s)
-                add(f"{src}+capacity", s, *_metrics(r.img_hat, images), r.reason)
+                return r.img_hat, list(r.reason)
+            return run
+
+        if codec is not None:
+            runs.append(("jscc", analog(codec)))
+        runs += [(n, analog(fn)) for n, fn in (systems or {}).items()]
+        sources = [*SOURCE_CODECS, "learned"]
+        for src in sources:
+            if f"{src}+ldpc" in baselines and (src != "learned" or models is not None):
+                for m in mcs_list:
+                    bl = (SeparateLDPC(make_channel(channel), m, cbr, source=src)
+                          if src != "learned" else _learned_ldpc(channel, m, cbr, models))
+                    runs.append((f"{src}+ldpc/MCS{m.index}", separate(bl)))
+            if f"{src}+capacity" in baselines and (src != "learned" or models is not None):
+                bl = (SeparateCapacity(cbr, source=src) if src != "learned"
+                      else _learned_capacity(cbr, models))
+                runs.append((f"{src}+capacity", separate(bl)))
+        snrs = [float(v) for v in snr_db]
+        bar = tqdm(total=n_img * len(runs) * len(snrs), desc="eval-images", unit="image",
+                   disable=not progress)
+        with bar:
+            for s in snrs:
+                for method, run in runs:
+                    if (method, s) in done:
+                        rows += [r for r in previous
+                                 if r["method"] == method and float(r["snr_db"]) == s]
+                    else:
+                        # each (method, SNR) draws its own noise: a resumed run gives the
+                        # numbers of an uninterrupted one
+                        phy.set_seed(phy.derived_seed(seed, method, s))
+                        img_hat, status = run(s)
+                        add(method, s, *_metrics(img_hat, images), status)
+                        res.write_csv("per_image.csv", rows)  # streamed, row set by row set
+                    bar.update(n_img)
+        for r in rows:  # resumed rows are text
+            r.update(snr_db=float(r["snr_db"]), image=int(r["image"]), psnr=float(r["psnr"]),
+                     msssim=float(r["msssim"]))
         res.write_csv("per_image.csv", rows)
         mean_rows = _means(rows)
         res.write_csv("mean.csv", mean_rows)

@@ -70,6 +70,28 @@ def test_eval_images_hevc_and_avif_baselines(tmp_path: Path) -> None:
     assert "hevc+ldpc/best-mcs" in summary and "avif+capacity" in summary
 
 
+def test_eval_images_resume_gives_the_uninterrupted_rows(tmp_path: Path,
+                                                        checkpoint: Path) -> None:
+    """Rows stream per (system, SNR); a run resumed from a folder holding part of them writes
+    the same per-image table as one full run."""
+    common = ["eval-images", "--checkpoint", str(checkpoint), "--crop", "64",
+              "--max-images", "2", "--mcs", "9", "--no-progress"]
+    assert main([*common, "--snr-db", "0,10", "--out", str(tmp_path / "full")]) == 0
+    assert main([*common, "--snr-db", "0", "--out", str(tmp_path / "part")]) == 0
+    part = next((tmp_path / "part" / "eval_images").iterdir())
+    assert main([*common, "--snr-db", "0,10", "--out", str(tmp_path / "resumed"),
+                 "--resume", str(part)]) == 0
+
+    def read(root: Path) -> list[dict]:
+        with (next((root / "eval_images").iterdir()) / "per_image.csv").open() as f:
+            return list(csv.DictReader(f))
+
+    full = read(tmp_path / "full")
+    assert len(full) == 2 * 2 * 3  # SNRs x images x (jscc, MCS 9, capacity)
+    assert read(tmp_path / "resumed") == full
+    assert main([*common, "--out", str(tmp_path), "--resume", str(tmp_path)]) == 2
+
+
 def test_eval_images_errors(tmp_path: Path, capsys) -> None:
     assert main(["eval-images", "--checkpoint", str(tmp_path / "none.ckpt"),
                  "--out", str(tmp_path)]) == 2
