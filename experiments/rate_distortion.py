@@ -77,6 +77,8 @@ def run_rate_distortion(*, data: str = "builtin", crop: int | None = 256,
                 mean.append({"codec": codec.name, "bpp_budget": b,
                              "bpp": sum(r["bpp"] for r in ok) / max(len(ok), 1),
                              "psnr": sum(r["psnr"] for r in ok) / len(ok) if ok else math.nan,
+                             "fill": (sum(r["bytes"] / r["budget_bytes"] for r in ok)
+                                      / max(len(ok), 1)),
                              "fill_min": min((r["bytes"] / r["budget_bytes"] for r in ok),
                                              default=math.nan),
                              "coded": len(ok) / len(g)})
@@ -95,10 +97,14 @@ def run_rate_distortion(*, data: str = "builtin", crop: int | None = 256,
         plt.close(fig)
         head = " | ".join(f"{b:g} bpp" for b in rates)
         lines = ["# Rate-distortion of the source codecs (mean PSNR, dB)", "",
-                 f"{n} images {h}x{w} from `{data}`; the smallest budget fill in brackets.", "",
+                 f"{n} images {h}x{w} from `{data}`; in brackets the mean budget fill and, "
+                 "where some images could not be coded at that rate (the smallest stream is "
+                 "larger), the share that could.", "",
                  f"| codec | {head} |", "|---" * (len(rates) + 1) + "|"]
         for codec in chosen:
-            cells = [f"{r['psnr']:.2f} ({r['fill_min']:.2f})"
+            cells = ["n/a (none coded)" if r["coded"] == 0 else
+                     f"{r['psnr']:.2f} ({r['fill']:.2f}"
+                     + ("" if r["coded"] == 1 else f", {r['coded']:.0%} coded") + ")"
                      for r in mean if r["codec"] == codec.name]
             lines.append(f"| {codec.description} | " + " | ".join(cells) + " |")
         res.write_summary("\n".join(lines) + "\n")

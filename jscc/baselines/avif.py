@@ -5,8 +5,10 @@ Pillow writes AVIF with libavif (and its AV1 encoder) when built with it
 deflate-coded against a template (:mod:`jscc.baselines.isobmff`).
 
 **Rate control.** Pillow's ``quality`` (0..100, mapped by libavif onto the AV1 quantizer) is
-bisected for the largest stream that fits: about 7 encodes. Steps are ~3-4 % of the rate
-apart, so the stream fills ~95 % of the budget or more; it is never above it.
+bisected for the largest stream that fits: about 7 encodes. It is never above the budget; the
+quality steps are coarser than HEVC's search (on CBSD68's 256x256 crops: 96 % fill on average,
+69 % of the streams above 95 %, the worst 86 %), and the smallest AVIF stream (~1 KB at
+256x256) does not fit 0.125 bpp for some images.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ intra picture, and one QP step changes the rate by ~18 %. So :func:`encode_to_bu
 bisects the QP for the finest one that fits (``aq-strength 0``: constant QP, the MSE-optimal
 choice for one picture), then, one QP finer, bisects x265's adaptive-quantization strength
 (``aq-strength`` in [0, 3], which lowers the rate smoothly by coarsening flat areas) for the
-largest stream that still fits. The result is never above the budget and fills 95-100 % of it
-at 256x256 (about 14 encodes, ~0.1 s each).
+largest stream that still fits. The result is never above the budget; on CBSD68's 256x256
+crops at 0.125-1 bpp it fills 98.5 % of it on average (94 % of the streams above 95 %, the
+worst 87 %), as JPEG2000's rate control does (about 14 encodes, ~0.1 s each).
 
 **Decoding.** libde265 through libheif; trailing zero bytes (padding to whole code blocks) are
 ignored. A damaged stream may raise :class:`HEVCDecodeError` or decode into garbage; only a CRC
