@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="centre crop size in pixels (>= 1)")
     ev.add_argument("--channel", default="awgn", help="awgn | rayleigh | rayleigh-block | tdl-a …")
     ev.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
+    ev.add_argument("--csi-error-std", type=float, default=0.0,
+                    help="std of the receiver's channel-estimate error sigma_h (complex, "
+                         "E|e|^2 = sigma_h^2; default 0: perfect CSI)")
     ev.add_argument("--resume", default=None,
                     help="an earlier results folder of this command: keep its (system, SNR) "
                          "rows, evaluate the rest")
@@ -135,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     ec.add_argument("--crop", type=_positive_int, default=64,
                     help="centre crop size in pixels (>= 1)")
     ec.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
+    ec.add_argument("--csi-error-std", type=float, default=0.0,
+                    help="std of the receiver's channel-estimate error sigma_h (complex, "
+                         "E|e|^2 = sigma_h^2; default 0: perfect CSI)")
     ec.add_argument("--resume", default=None,
                     help="an earlier results folder of this command: keep its (system, SNR) "
                          "rows, evaluate the rest")
@@ -266,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint=args.checkpoint, data=args.data, crop=args.crop, channel=args.channel,
                 snr_db=args.snr_db, baselines=bl, mcs=args.mcs, cbr=args.cbr,
                 max_images=args.max_images, ladder=args.ladder, seed=args.seed, out=args.out,
-                resume=args.resume, progress=not args.no_progress)
+                resume=args.resume, csi_error_std=args.csi_error_std,
+                progress=not args.no_progress)
         elif args.command == "eval-cddm":
             from experiments.eval_cddm import run_eval_cddm
             from experiments.eval_images import CODEC_BASELINES
@@ -278,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                 decoders=_decoder_map(args.decoder), data=args.data, crop=args.crop,
                 snr_db=args.snr_db, baselines=bl, mcs=args.mcs, max_images=args.max_images,
                 convention=args.convention, floor_db=_floor(args.floor_db), seed=args.seed,
-                out=args.out, resume=args.resume, progress=not args.no_progress)
+                out=args.out, resume=args.resume, csi_error_std=args.csi_error_std,
+                progress=not args.no_progress)
         elif args.command == "wdmoe":
             from experiments.wdmoe import run_wdmoe
             from phy.sweep import parse_snr_range
@@ -289,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                 snr_db=[None] if args.snr_db is None else parse_snr_range(args.snr_db),
                 bandwidth_mhz=args.bandwidth_mhz, devices=args.devices, limit=args.limit,
                 compute_model=args.compute_model, digits=args.digits, seed=args.seed,
-                out=args.out, resume=args.resume, progress=not args.no_progress)
+                out=args.out, resume=args.resume, csi_error_std=args.csi_error_std,
+                progress=not args.no_progress)
         else:  # pragma: no cover - argparse rejects unknown commands
             parser.error(f"unknown command {args.command!r}")
     except (ValueError, FileNotFoundError) as err:

@@ -26,9 +26,8 @@ import phy
 from cddm.lightning import load_cddm_module, load_codec, load_stage3_module
 from cddm.metrics import channel_mse, theory_mse_db
 from cddm.pipeline import JSCCWithCDDM
-from experiments.eval_images import DEFAULT_BASELINES, run_eval_images
+from experiments.eval_images import DEFAULT_BASELINES, eval_channel, run_eval_images
 from experiments.results import ResultsDir
-from phy.sweep import make_channel
 
 __all__ = ["run_eval_cddm"]
 
@@ -46,7 +45,7 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
                   batch_size: int = 16, convention: str | None = None,
                   floor_db: float | str | None = "checkpoint", seed: int = 0,
                   out: str | Path = "results", resume: str | Path | None = None,
-                  progress: bool = True) -> ResultsDir:
+                  csi_error_std: float = 0.0, progress: bool = True) -> ResultsDir:
     """Evaluate a stage-2 CDDM checkpoint (and stage-3 decoders) against JSCC and baselines.
 
     Args:
@@ -54,6 +53,8 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
         jscc_checkpoint: the codec; default the one the CDDM was trained on.
         decoders: ``{snr_db: stage-3 checkpoint}``; each SNR uses the nearest one.
         convention, floor_db: override the sampler settings stored in the CDDM checkpoint.
+        csi_error_std: error of the receiver's channel estimate (:class:`phy.ImperfectCSI`),
+            for the imperfect-CSI study; the channel MSE table uses it too.
         Other arguments as for :func:`experiments.eval_images.run_eval_images`.
     """
     cddm = load_cddm_module(cddm_checkpoint, jscc_checkpoint=jscc_checkpoint)
@@ -91,7 +92,7 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
 
     def mse_section(res: ResultsDir, images: torch.Tensor) -> str:
         phy.set_seed(seed + 1)
-        link = phy.AnalogLink(make_channel(channel))
+        link = phy.AnalogLink(eval_channel(channel, csi_error_std))
         rows = []
         for s in tqdm(list(snr_db), desc="channel MSE", disable=not progress):
             acc: dict[str, list[float]] = {}
@@ -136,7 +137,7 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
         checkpoint=jscc_checkpoint, data=data, crop=crop, channel=channel, snr_db=snr_db,
         baselines=baselines, mcs=mcs, max_images=max_images, batch_size=batch_size, seed=seed,
         out=out, progress=progress, systems=systems, name="eval_cddm", extra=mse_section,
-        resume=resume,
+        resume=resume, csi_error_std=csi_error_std,
         config_extra={"cddm_checkpoint": cddm_checkpoint,
                       "decoders": {str(k): v for k, v in (decoders or {}).items()},
                       "sampler": repr(sampler)})

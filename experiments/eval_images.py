@@ -72,10 +72,17 @@ def _previous_rows(resume: str | Path | None) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _learned_ldpc(channel: str, m: phy.MCS, cbr: float, models: Any) -> Any:
+def eval_channel(channel: str, csi_error_std: float = 0.0) -> phy.Channel:
+    """The channel ``channel`` (a :func:`phy.make_channel` name), seen through an estimate of
+    ``h`` with error ``csi_error_std`` (:class:`phy.ImperfectCSI`) when it is > 0."""
+    ch = make_channel(channel)
+    return phy.ImperfectCSI(ch, csi_error_std) if csi_error_std else ch
+
+
+def _learned_ldpc(channel: phy.Channel, m: phy.MCS, cbr: float, models: Any) -> Any:
     from jscc.baselines.learned import LearnedLDPC
 
-    return LearnedLDPC(make_channel(channel), m, cbr, models)
+    return LearnedLDPC(channel, m, cbr, models)
 
 
 def _learned_capacity(cbr: float, models: Any) -> Any:
@@ -94,7 +101,8 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                     systems: Mapping[str, SystemFn] | None = None, name: str = "eval_images",
                     extra: Callable[[ResultsDir, torch.Tensor], str] | None = None,
                     config_extra: Mapping[str, object] | None = None,
-                    resume: str | Path | None = None) -> ResultsDir:
+                    resume: str | Path | None = None,
+                    csi_error_std: float = 0.0) -> ResultsDir:
     """Evaluate and write the results folder (see the module docstring).
 
     ``systems`` adds image transmission systems evaluated like the JSCC checkpoint
@@ -103,6 +111,8 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     Rows go to ``per_image.csv`` after every (system, SNR); ``resume`` (an earlier folder of
     this command) keeps its finished (system, SNR) rows and evaluates only the rest, each
     seeded from ``(seed, system, SNR)`` so the numbers are those of one uninterrupted run.
+    ``csi_error_std`` > 0 gives every receiver (analog and digital) an estimate of ``h`` with
+    that error (:class:`phy.ImperfectCSI`).
     """
     for b in baselines:
         if b not in BASELINES:
@@ -123,13 +133,14 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
         from jscc.baselines.learned import load_ladder
 
         models = load_ladder(ladder)
-    make_channel(channel)
+    eval_channel(channel, csi_error_std)  # fail fast on a bad name or error
     mcs_list = [phy.MCS.from_index(int(i)) for i in mcs]
     images = load_images(data, crop, max_images)
     config = {"checkpoint": checkpoint, "data": data, "crop": crop, "channel": channel,
               "snr_db": [float(s) for s in snr_db], "baselines": list(baselines),
               "mcs": [m.index for m in mcs_list], "cbr": float(cbr),
-              "num_images": int(images.shape[0]), **dict(config_extra or {})}
+              "num_images": int(images.shape[0]), "csi_error_std": float(csi_error_std),
+              **dict(config_extra or {})}
     previous = _previous_rows(resume)
     res = ResultsDir.create(name, config, seed, root=out)
     rows: list[dict] = []
@@ -142,7 +153,7 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                          "status": extra[i] if extra else "ok"})
 
     with res:
-        link = phy.AnalogLink(make_channel(channel))
+        link = phy.AnalogLink(eval_channel(channel, csi_error_std))
         # (method, run(snr) -> (img_hat, status or None)) in the order of the curves
         runs: list[tuple[str, Callable[[float], tuple[torch.Tensor, list[str] | None]]]] = []
 
@@ -167,8 +178,9 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
         for src in sources:
             if f"{src}+ldpc" in baselines and (src != "learned" or models is not None):
                 for m in mcs_list:
-                    bl = (SeparateLDPC(make_channel(channel), m, cbr, source=src)
-                          if src != "learned" else _learned_ldpc(channel, m, cbr, models))
+                    ch = eval_channel(channel, csi_error_std)
+                    bl = (SeparateLDPC(ch, m, cbr, source=src)
+                          if src != "learned" else _learned_ldpc(ch, m, cbr, models))
                     runs.append((f"{src}+ldpc/MCS{m.index}", separate(bl)))
             if f"{src}+capacity" in baselines and (src != "learned" or models is not None):
                 bl = (SeparateCapacity(cbr, source=src) if src != "learned"

@@ -30,7 +30,15 @@ from .airtime import (
 )
 from .analog import AnalogLink, AnalogResult, analog_channel_uses, pack_complex, unpack_complex
 from .bler import BlerCurve, BlerTable, bler_at, load_bler_table
-from .channels import AWGN, Channel, ChannelOutput, RayleighFading, no_to_snr_db, snr_db_to_no
+from .channels import (
+    AWGN,
+    Channel,
+    ChannelOutput,
+    ImperfectCSI,
+    RayleighFading,
+    no_to_snr_db,
+    snr_db_to_no,
+)
 from .codeblock import DEFAULT_BLOCK_BITS
 from .digital import DECODERS, DigitalLink, DigitalResult, TensorResult, ebno_db_to_snr_db
 from .equalization import mmse_equalize, zf_equalize
@@ -67,6 +75,7 @@ __all__ = [
     "ChannelOutput",
     "DigitalLink",
     "DigitalResult",
+    "ImperfectCSI",
     "LinkAdaptation",
     "LinkPlan",
     "LinkPoint",

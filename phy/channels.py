@@ -19,11 +19,13 @@ seed them with :func:`phy.set_seed` (``sionna.phy.config.seed``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from sionna.phy import Block
+from sionna.phy import config as sionna_config
 from sionna.phy.channel import AWGN as _SionnaAWGN
 from sionna.phy.channel import ApplyFlatFadingChannel, GenerateFlatFadingChannel
 
@@ -190,3 +192,46 @@ class RayleighFading(Channel):
 
     def __repr__(self) -> str:
         return f"RayleighFading(coherence={self.coherence!r})"
+
+
+class ImperfectCSI(Channel):
+    """A channel whose receiver knows ``h`` only up to an estimation error.
+
+    ``y`` comes from the inner channel with the true gains; the :class:`ChannelOutput` carries
+    the estimate :math:`\\hat h = h + e`, :math:`e \\sim \\mathcal{CN}(0, \\sigma_h^2)` drawn
+    independently per symbol (from Sionna's generator, so :func:`phy.set_seed` repeats it),
+    which is what every equalizer after it uses. ``error_std`` is :math:`\\sigma_h`, the
+    standard deviation of the complex error (:math:`E|e|^2 = \\sigma_h^2`; the gains have
+    :math:`E|h|^2 = 1`). Channels that equalize inside (OFDM) have their own estimators and
+    are refused.
+
+    Example:
+        >>> ch = ImperfectCSI(RayleighFading("symbol"), error_std=0.1)
+    """
+
+    def __init__(self, channel: Channel, error_std: float, *, precision: str | None = None,
+                 device: str | None = None) -> None:
+        if not isinstance(channel, Channel):
+            raise TypeError(f"channel must be a phy channel, got {type(channel).__name__}")
+        if getattr(channel, "equalized", False):
+            raise ValueError(f"{channel!r} equalizes inside (its own channel estimator); "
+                             "ImperfectCSI applies to flat channels (AWGN, RayleighFading)")
+        if isinstance(error_std, bool) or not isinstance(error_std, (int, float)) \
+                or not math.isfinite(error_std) or error_std < 0:
+            raise ValueError(f"error_std must be a finite number >= 0, got {error_std!r}")
+        super().__init__(precision=precision, device=device or channel.device)
+        self.channel = channel
+        self.error_std = float(error_std)
+
+    def propagate(self, x: torch.Tensor, no: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, h = self.channel.propagate(x, no)
+        if self.error_std == 0:
+            return y, h
+        h = h.expand(y.shape)
+        gen = sionna_config.torch_rng(self.device)
+        e = torch.randn(*y.shape, 2, generator=gen, device=y.device,
+                        dtype=torch.float32) * (self.error_std / math.sqrt(2.0))
+        return y, h + torch.view_as_complex(e).to(h.dtype)
+
+    def __repr__(self) -> str:
+        return f"ImperfectCSI({self.channel!r}, error_std={self.error_std:g})"

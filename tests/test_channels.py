@@ -117,3 +117,30 @@ def test_bad_coherence() -> None:
         phy.RayleighFading(coherence="slow")
     with pytest.raises(ValueError, match="coherence"):
         phy.RayleighFading(coherence=0)
+
+
+def test_imperfect_csi_adds_the_stated_estimation_error() -> None:
+    """x = 1 at 30 dB: y = h + n, so E|h_hat - y|^2 = sigma_h^2 + N0 (1e6 symbols, 2 %)."""
+    x = torch.ones(10, 100_000, dtype=torch.complex64)
+    for sd in (0.05, 0.1, 0.3):
+        phy.set_seed(4)
+        out = phy.ImperfectCSI(phy.RayleighFading("symbol"), sd)(x, 30.0)
+        err = float((out.h - out.y).abs().square().mean())
+        assert err == pytest.approx(sd**2 + 1e-3, rel=0.02)
+    phy.set_seed(4)
+    exact = phy.ImperfectCSI(phy.RayleighFading("symbol"), 0.0)(x, 30.0)
+    phy.set_seed(4)
+    inner = phy.RayleighFading("symbol")(x, 30.0)
+    assert torch.equal(exact.h, inner.h) and torch.equal(exact.y, inner.y)
+    # the equalizer trusts the estimate: the analog link's error grows with sigma_h
+    mse = []
+    for sd in (0.0, 0.1, 0.3):
+        phy.set_seed(5)
+        z = torch.randn(16, 4096)
+        r = phy.AnalogLink(phy.ImperfectCSI(phy.RayleighFading("symbol"), sd)).send(z, 15.0)
+        mse.append(float((r.z_hat - z).square().mean()))
+    assert mse[0] < mse[1] < mse[2]
+    with pytest.raises(ValueError, match="error_std"):
+        phy.ImperfectCSI(phy.AWGN(), -0.1)
+    with pytest.raises(ValueError, match="equalizes inside"):
+        phy.ImperfectCSI(phy.OFDMTDL(model="A"), 0.1)
