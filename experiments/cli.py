@@ -297,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 snr_db=[None] if args.snr_db is None else parse_snr_range(args.snr_db),
                 bandwidth_mhz=args.bandwidth_mhz, devices=args.devices, limit=args.limit,
                 compute_model=args.compute_model, digits=args.digits, seed=args.seed,
-                out=args.out, resume=args.resume, csi_error_std=args.csi_error_std,
-                progress=not args.no_progress)
+                out=args.out, resume=args.resume, progress=not args.no_progress)
         else:  # pragma: no cover - argparse rejects unknown commands
             parser.error(f"unknown command {args.command!r}")
     except (ValueError, FileNotFoundError) as err:

@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     rows: list[dict] = []
     replaced: set[tuple[str, str, str, str]] = set()
+    finished: dict[tuple[str, int], int] = {}
     for k in sizes:  # block size first: a run stopped early ships whole sizes
         for ch in channels:
             for (qm, rate), members in sorted(pairs.items()):
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 if curve is None:
                     continue
                 points, ended = curve
+                finished[(ch, k)] = finished.get((ch, k), 0) + 1
                 points = _trim(points)
                 for m in members:
                     replaced.add((ch, m.table, str(m.index), str(k)))
@@ -235,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
               f"experiments/make_bler_table.py (seed {args.seed})\n"
               f"# regenerate: python -m experiments.make_bler_table --channels "
               f"{','.join(channels)} --block-bits {','.join(map(str, sizes))}\n")
+    if old or any(n < len(pairs) for n in finished.values()) \
+            or len(finished) < len(channels) * len(sizes):
+        done_text = ", ".join(f"{c} k={k}: {finished.get((c, k), 0)} of {len(pairs)}"
+                              for k in sizes for c in channels)
+        header += f"# curves regenerated so far (per (Qm, R) pair): {done_text}\n"
     if old:
         header += (f"# {len(old)} rows kept from the previous table (curves not regenerated "
                    "yet; their num_blocks column tells their depth)\n")
