@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.results import ResultsDir
-from jscc.baselines import SOURCE_CODECS, SeparateCapacity, SeparateLDPC
+from jscc.baselines import SOURCE_CODECS, SeparateCapacity, SeparateLDPC, best_mcs_envelope
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.metrics import ms_ssim, psnr
 from jscc.pretrained import codec_from_ref
@@ -236,7 +236,8 @@ def _means(rows: list[dict]) -> list[dict]:
             cands = [r for r in out if r["snr_db"] == s and r["method"].startswith(family + "/")
                      and r["method"] != family + "/best-mcs"]
             if cands:
-                best = max(cands, key=lambda r: r["psnr"])
+                choice = best_mcs_envelope({r["method"]: r["psnr"] for r in cands})
+                best = next(r for r in cands if r["method"] == choice.key)
                 out.append({"method": f"{family}/best-mcs", "snr_db": s, "psnr": best["psnr"],
                             "msssim": best["msssim"], "delivered": best["delivered"],
                             "best": best["method"].split("/")[1]})
