@@ -25,6 +25,17 @@ def _int_list(spec: str) -> list[int]:
         ) from None
 
 
+def _add_eval_options(p: argparse.ArgumentParser) -> None:
+    """Options eval-images and eval-cddm share: SNRs, channel-estimate error, resume."""
+    p.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
+    p.add_argument("--csi-error-std", type=float, default=0.0,
+                   help="std of the receiver's channel-estimate error sigma_h (complex, "
+                        "E|e|^2 = sigma_h^2; default 0: perfect CSI)")
+    p.add_argument("--resume", default=None,
+                   help="an earlier results folder of this command: keep its (system, SNR) "
+                        "rows, evaluate the rest")
+
+
 def _positive_int(spec: str) -> int:
     try:
         v = int(spec)
@@ -93,13 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--crop", type=_positive_int, default=64,
                     help="centre crop size in pixels (>= 1)")
     ev.add_argument("--channel", default="awgn", help="awgn | rayleigh | rayleigh-block | tdl-a …")
-    ev.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
-    ev.add_argument("--csi-error-std", type=float, default=0.0,
-                    help="std of the receiver's channel-estimate error sigma_h (complex, "
-                         "E|e|^2 = sigma_h^2; default 0: perfect CSI)")
-    ev.add_argument("--resume", default=None,
-                    help="an earlier results folder of this command: keep its (system, SNR) "
-                         "rows, evaluate the rest")
+    _add_eval_options(ev)
     ev.add_argument("--baselines", default="jpeg2000+ldpc,jpeg2000+capacity",
                     help="comma list of <codec>+ldpc / <codec>+capacity with codec jpeg2000, "
                          "hevc (BPG-class), avif or learned (needs --ladder); all (every "
@@ -137,13 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     ec.add_argument("--data", default="builtin", help="'builtin' or an image folder")
     ec.add_argument("--crop", type=_positive_int, default=64,
                     help="centre crop size in pixels (>= 1)")
-    ec.add_argument("--snr-db", type=_snr_list, default=_snr_list("0:20:5"))
-    ec.add_argument("--csi-error-std", type=float, default=0.0,
-                    help="std of the receiver's channel-estimate error sigma_h (complex, "
-                         "E|e|^2 = sigma_h^2; default 0: perfect CSI)")
-    ec.add_argument("--resume", default=None,
-                    help="an earlier results folder of this command: keep its (system, SNR) "
-                         "rows, evaluate the rest")
+    _add_eval_options(ec)
     ec.add_argument("--baselines", default="jpeg2000+ldpc,jpeg2000+capacity",
                     help="as for eval-images: <codec>+ldpc / <codec>+capacity, all, none")
     ec.add_argument("--mcs", type=_int_list, default=[0, 5, 9, 13, 17, 22])
