@@ -171,7 +171,13 @@ def encode_payload(t: torch.Tensor, dtype: str = "bf16",
     qmax = 2 ** (nb - 1) - 1
     g = _groups(shape, group_size)
     vec = flat.reshape(-1, g)
-    scale = _bf16_round_up(vec.abs().amax(dim=1) / qmax)
+    amax = vec.abs().amax(dim=1)
+    scale = _bf16_round_up(amax / qmax)
+    # a vector of subnormals whose step underflows float32: the smallest bf16 step keeps the
+    # error within s / 2 instead of losing the scale
+    tiny = torch.nextafter(torch.zeros((), dtype=torch.bfloat16),
+                           torch.ones((), dtype=torch.bfloat16))
+    scale = torch.where((scale.to(torch.float32) == 0) & (amax > 0), tiny, scale)
     scale32 = scale.to(torch.float32)
     safe = torch.where(scale32 > 0, scale32, torch.ones_like(scale32))
     q = torch.round(vec / safe[:, None]).clamp(-qmax, qmax).to(torch.int64)
