@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, features
 
-from .isobmff import ContainerError, header_dictionary, pack, unpack
+from .isobmff import decode_picture, header_dictionary, pack
 from .jpeg2000 import to_uint8_hwc
 
 __all__ = ["AVIFDecodeError", "decode", "encode", "encode_to_budget"]
@@ -78,16 +78,12 @@ def encode_to_budget(img: np.ndarray | torch.Tensor, budget_bytes: int) -> bytes
     return best
 
 
+def _open_rgb(f: io.BytesIO) -> Image.Image:
+    im = Image.open(f)
+    im.load()
+    return im.convert("RGB")
+
+
 def decode(data: bytes, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
     """``[3, H, W]`` float32 in [0, 1] from a packed stream (zero padding allowed)."""
-    h, w = int(shape[-2]), int(shape[-1])
-    try:
-        raw = unpack(bytes(data), _template(h, w))
-        im = Image.open(io.BytesIO(raw))
-        im.load()
-        im = im.convert("RGB")
-    except (ContainerError, ValueError, OSError, SyntaxError) as e:
-        raise AVIFDecodeError(f"not a decodable AVIF picture: {e}") from None
-    if im.size != (w, h):
-        raise AVIFDecodeError(f"decoded picture is {im.size[0]}x{im.size[1]}, expected {w}x{h}")
-    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return decode_picture(data, shape, _template, _open_rgb, AVIFDecodeError)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .isobmff import ContainerError, header_dictionary, pack, unpack
+from .isobmff import decode_picture, header_dictionary, pack
 from .jpeg2000 import to_uint8_hwc
 
 __all__ = ["HEVCDecodeError", "decode", "encode", "encode_to_budget"]
@@ -119,14 +119,10 @@ def encode_to_budget(img: np.ndarray | torch.Tensor, budget_bytes: int) -> bytes
     return best
 
 
+def _open_rgb(f: io.BytesIO) -> Image.Image:
+    return _heif().open_heif(f).to_pillow().convert("RGB")
+
+
 def decode(data: bytes, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
     """``[3, H, W]`` float32 in [0, 1] from a packed stream (zero padding allowed)."""
-    h, w = int(shape[-2]), int(shape[-1])
-    try:
-        raw = unpack(bytes(data), _template(h, w))
-        im = _heif().open_heif(io.BytesIO(raw)).to_pillow().convert("RGB")
-    except (ContainerError, ValueError, RuntimeError, OSError) as e:
-        raise HEVCDecodeError(f"not a decodable HEVC picture: {e}") from None
-    if im.size != (w, h):
-        raise HEVCDecodeError(f"decoded picture is {im.size[0]}x{im.size[1]}, expected {w}x{h}")
-    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return decode_picture(data, shape, _template, _open_rgb, HEVCDecodeError)

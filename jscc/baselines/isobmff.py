@@ -17,9 +17,16 @@ bytes after it (padding to whole code blocks) are ignored by the decoders.
 
 from __future__ import annotations
 
+import io
 import zlib
+from collections.abc import Callable
 
-__all__ = ["ContainerError", "header_dictionary", "pack", "split_header", "unpack"]
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["ContainerError", "decode_picture", "header_dictionary", "pack", "split_header",
+           "unpack"]
 
 
 class ContainerError(ValueError):
@@ -91,3 +98,20 @@ def unpack(data: bytes, dictionary: bytes) -> bytes:
     except zlib.error as e:
         raise ContainerError(f"corrupt header: {e}") from None
     return header + data[pos + length:]
+
+
+def decode_picture(data: bytes, shape: tuple[int, ...] | torch.Size,
+                   dictionary: Callable[[int, int], bytes],
+                   open_rgb: Callable[[io.BytesIO], Image.Image],
+                   error: type[ValueError]) -> torch.Tensor:
+    """``[3, H, W]`` float32 in [0, 1] from a packed stream (zero padding allowed): unpack with
+    ``dictionary(H, W)``, decode with ``open_rgb`` (a file -> RGB picture); any failure, or a
+    picture of another size, raises ``error``."""
+    h, w = int(shape[-2]), int(shape[-1])
+    try:
+        im = open_rgb(io.BytesIO(unpack(bytes(data), dictionary(h, w))))
+    except (ContainerError, ValueError, RuntimeError, OSError, SyntaxError) as e:
+        raise error(f"not a decodable picture: {e}") from None
+    if im.size != (w, h):
+        raise error(f"decoded picture is {im.size[0]}x{im.size[1]}, expected {w}x{h}")
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
