@@ -19,7 +19,13 @@ from wdmoe_link.routing import (
     UnsupportedMoEError,
     combine,
 )
-from wdmoe_link.split import NotMoECheckpointError, SplitMoE, find_moe_blocks, load_moe
+from wdmoe_link.split import (
+    EXPERTS_IMPLEMENTATION,
+    NotMoECheckpointError,
+    SplitMoE,
+    find_moe_blocks,
+    load_moe,
+)
 from wdmoe_link.tiny import TINY_DIR, build_tiny_model
 
 ATOL = 1e-5
@@ -128,20 +134,30 @@ def test_detach_restores_original(random_mixtral: nn.Module) -> None:
     with torch.no_grad():
         ref = random_mixtral(input_ids=ids).logits
         disp = LocalDispatcher()
+        before = random_mixtral.get_experts_implementation()
         split = SplitMoE(random_mixtral, disp)  # attached on construction
-        assert split.attached and all("forward" in b.__dict__ for b in blocks)
+        assert split.attached
+        assert random_mixtral.config._experts_implementation == EXPERTS_IMPLEMENTATION
+        assert all(b.experts.config._experts_implementation == "wdmoe" for b in blocks)
         with pytest.raises(RuntimeError, match="already split"):
             SplitMoE(random_mixtral, LocalDispatcher())
         split.detach()
         assert not split.attached
-        assert all("forward" not in b.__dict__ for b in blocks)
+        assert random_mixtral.get_experts_implementation() == before
         after = random_mixtral(input_ids=ids).logits
     assert disp.layer_calls == 0
     assert torch.equal(after, ref)
     split.detach()  # idempotent
     with split:  # re-attach and restore again
-        assert all("forward" in b.__dict__ for b in blocks)
-    assert all("forward" not in b.__dict__ for b in blocks)
+        assert random_mixtral.config._experts_implementation == "wdmoe"
+    assert random_mixtral.get_experts_implementation() == before
+    # the implementation without an owner refuses to run rather than mixing silently
+    random_mixtral.set_experts_implementation("wdmoe")
+    try:
+        with pytest.raises(RuntimeError, match="no SplitMoE owns it"):
+            random_mixtral(input_ids=ids)
+    finally:
+        random_mixtral.set_experts_implementation(before)
 
 
 def test_mixtral_routing_weights(random_mixtral: nn.Module) -> None:
@@ -181,6 +197,11 @@ def test_expert_bank_matches_hf_experts(random_mixtral: nn.Module) -> None:
         assert bank(0, x[:0]).shape == (0, 64)
     with pytest.raises(IndexError, match=r"\[0, 7\]"):
         bank(8, x)
+    # all pairs in one kernel call equal the per-expert calls
+    e_of = torch.tensor([3, 0, 3, 7, 1])
+    with torch.no_grad():
+        ref = torch.stack([bank(int(e), x[i:i + 1])[0] for i, e in enumerate(e_of)])
+        torch.testing.assert_close(bank.pairs(x, e_of), ref, atol=1e-6, rtol=1e-5)
     with pytest.raises(ValueError, match="x must be"):
         bank(0, x[:, :10])
 
@@ -192,6 +213,9 @@ def test_combine_weights_and_top1(random_mixtral: nn.Module) -> None:
     w = torch.tensor([[0.7, 0.3], [1.0, 0.0], [0.5, 0.5], [0.25, 0.75]])
     with torch.no_grad():
         out = combine(x, idx, w, bank)
+        # the skip slot E drops a slot exactly as a zero weight does
+        skip = torch.where(w == 0, torch.full_like(idx, bank.num_experts), idx)
+        torch.testing.assert_close(combine(x, skip, w, bank), out, atol=0, rtol=0)
         for i in range(4):
             ref = sum(w[i, j] * bank(int(idx[i, j]), x[i:i + 1])[0] for j in range(2))
             torch.testing.assert_close(out[i], ref, atol=1e-6, rtol=1e-5)

@@ -141,11 +141,9 @@ def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    probs, top_idx, top_w = routing.probs, routing.top_idx, routing.top_w
-    if probs.dim() != 2:
-        raise ValueError(f"routing.probs must be [N, E], got shape {tuple(probs.shape)}")
-    n, e = probs.shape
+def _check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
+    top_idx, top_w = routing.top_idx, routing.top_w
+    n, e = routing.num_tokens, routing.num_experts
     if top_idx.dim() != 2 or top_idx.shape[0] != n or top_w.shape != top_idx.shape:
         raise ValueError(f"routing.top_idx and routing.top_w must be [N={n}, k], got "
                          f"{tuple(top_idx.shape)} and {tuple(top_w.shape)}")
@@ -155,7 +153,7 @@ def _check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor, torch.
     if bool((top_idx < 0).any()) or bool((top_idx >= e).any()):
         raise ValueError(f"routing.top_idx must lie in [0, {e - 1}], got values in "
                          f"[{int(top_idx.min())}, {int(top_idx.max())}]")
-    return probs, top_idx, top_w
+    return top_idx, top_w
 
 
 def _check_expert_map(expert_map: torch.Tensor, num_experts: int,
@@ -179,8 +177,12 @@ def score_weights(routing: Routing, weight: WeightMode = "renorm") -> torch.Tens
     softmax probabilities over all experts (``routing.probs``) of the top-k experts.
     """
     _check_choice("weight", weight, WEIGHT_MODES)
-    probs, top_idx, top_w = _check_routing(routing)
+    top_idx, top_w = _check_routing(routing)
     if weight == "raw":
+        if routing.probs is None:
+            raise ValueError("weight='raw' needs the router's probabilities over all experts, "
+                             "which this router does not expose; use weight='renorm'")
+        probs = routing.probs
         return probs.detach().cpu().to(_F64).gather(1, top_idx.cpu())
     w = top_w.detach().cpu().to(_F64)
     s = w.sum(-1, keepdim=True)
@@ -302,8 +304,8 @@ class Policy(ABC):
 
     def _prepare(self, routing: Routing, expert_map: torch.Tensor,
                  cost: DeviceCost) -> tuple[torch.Tensor, torch.Tensor]:
-        probs, top_idx, _ = _check_routing(routing)
-        m = _check_expert_map(expert_map, probs.shape[1], cost.num_devices)
+        top_idx, _ = _check_routing(routing)
+        m = _check_expert_map(expert_map, routing.num_experts, cost.num_devices)
         return top_idx.cpu(), m
 
 

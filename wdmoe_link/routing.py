@@ -9,11 +9,10 @@ A sparse-MoE layer split between a base station (BS) and devices is cut into thr
   combined. :class:`LocalDispatcher` is the unsplit reference: it reproduces the model's own
   top-k mixture.
 
-Recent ``transformers`` versions (5.x) store all experts of a layer as fused 3-D tensors
-(``gate_up_proj [E, 2F, D]``, ``down_proj [E, D, F]``) and run them through a selectable kernel
-(``config._experts_implementation``). None of these kernels evaluates one expert on a chosen set
-of rows, which split execution needs, so :class:`ExpertBank` evaluates the FFN of one expert
-directly from the fused tensors.
+``transformers`` 5.x stores all experts of a layer as 3-D tensors and runs them through a
+selectable kernel (``config._experts_implementation``, the experts interface). Split execution
+needs the output of one expert on the rows one device received; :class:`ExpertBank` gets it
+from the same kernels, called with one expert per row and weight 1.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -47,26 +45,31 @@ class Routing:
     """The router's decision for the ``N`` tokens of one MoE layer call.
 
     Attributes:
-        probs: ``[N, E]`` float32, softmax over all ``E`` experts' router logits.
+        probs: ``[N, E]`` float32, softmax over all ``E`` experts' router logits, or ``None``
+            when the router does not expose its logits.
         top_idx: ``[N, k]`` int64, experts picked by the model's own router (descending prob).
         top_w: ``[N, k]`` float32, the model's own combination weights for ``top_idx``
             (Mixtral: the top-k probabilities renormalised to sum 1; OLMoE / Qwen2-MoE with
             ``norm_topk_prob=False``: the raw probabilities).
     """
 
-    probs: Tensor
+    probs: Tensor | None
     top_idx: Tensor
     top_w: Tensor
+    expert_count: int | None = None
 
     def __post_init__(self) -> None:
-        if self.probs.dim() != 2:
+        if self.probs is None:
+            if self.expert_count is None:
+                raise ValueError("Routing without probs needs expert_count (the number of experts)")
+        elif self.probs.dim() != 2:
             raise ValueError(f"probs must be [N, E], got shape {tuple(self.probs.shape)}")
         if self.top_idx.dim() != 2 or self.top_idx.shape != self.top_w.shape:
             raise ValueError(
                 f"top_idx and top_w must both be [N, k], got {tuple(self.top_idx.shape)} and "
                 f"{tuple(self.top_w.shape)}"
             )
-        if self.top_idx.shape[0] != self.probs.shape[0]:
+        if self.probs is not None and self.top_idx.shape[0] != self.probs.shape[0]:
             raise ValueError(
                 f"probs has {self.probs.shape[0]} rows but top_idx has {self.top_idx.shape[0]}"
             )
@@ -74,12 +77,12 @@ class Routing:
     @property
     def num_tokens(self) -> int:
         """``N``, tokens in the layer call."""
-        return int(self.probs.shape[0])
+        return int(self.top_idx.shape[0])
 
     @property
     def num_experts(self) -> int:
         """``E``, experts of the layer."""
-        return int(self.probs.shape[1])
+        return int(self.probs.shape[1]) if self.probs is not None else int(self.expert_count)
 
     @property
     def top_k(self) -> int:
@@ -91,84 +94,124 @@ class Routing:
         return torch.bincount(self.top_idx.reshape(-1), minlength=self.num_experts)
 
 
-def _default_gate_fn() -> object | None:
-    try:
-        from transformers.integrations.moe import _default_apply_gate
-    except ImportError:  # older layouts without the experts-implementation hook
-        return None
-    return _default_apply_gate
+#: Experts implementations that can evaluate (row, expert) pairs; the first one that the
+#: model's own configuration names is used, ``"grouped_mm"`` otherwise.
+PAIR_KERNELS: tuple[str, ...] = ("grouped_mm", "batched_mm", "eager")
+
+
+def is_interface_experts(module: nn.Module) -> bool:
+    """Whether ``module`` is an experts layer of the ``transformers`` experts interface.
+
+    Such a class is decorated with ``transformers.integrations.use_experts_implementation``,
+    which wraps its ``forward`` and gives each instance the layout flags (``has_gate``,
+    ``has_bias``, ``is_transposed``, ...), and dispatches on ``config._experts_implementation``.
+    """
+    forward = getattr(type(module), "forward", None)
+    return (
+        hasattr(forward, "__wrapped__")
+        and hasattr(module, "_is_expert_parallel")
+        and hasattr(module, "has_gate")
+        and hasattr(module, "is_transposed")
+        and hasattr(module, "config")
+    )
 
 
 class ExpertBank:
-    """The routed experts of one MoE layer, callable one expert at a time.
+    """The routed experts of one MoE layer, callable one (row, expert) pair at a time.
 
-    Wraps a fused ``transformers`` experts module (Mixtral, Qwen2-MoE, OLMoE, ...) with
-    ``gate_up_proj [E, 2F, D]`` (gate rows first, then up rows), ``down_proj [E, D, F]`` and
-    ``act_fn``; expert ``e`` computes ``down_e(act(gate_e x) * up_e x)``. The weights are used
-    in place, never copied.
+    Wraps an experts module of the ``transformers`` experts interface (every sparse-MoE
+    family of ``transformers`` 5.x: Mixtral, Qwen-MoE, OLMoE, DeepSeek-V3, gpt-oss, GLM-4.5,
+    Granite-MoE, Phi-MoE, ERNIE-4.5-MoE, ...). Expert outputs come from the module's own
+    kernel, called with one expert per row and weight 1, so every layout the interface knows
+    (fused or interleaved gate/up, transposed, biased, non-gated, post-expert norm, a custom
+    ``_apply_gate``) is computed by the model's own code. The weights are used in place.
+
+    Args:
+        experts: the experts module.
+        kernel: experts implementation used for the pairs (one of :data:`PAIR_KERNELS`);
+            default: the one the model is configured with if it is in that list, else
+            ``"grouped_mm"``.
 
     Raises:
-        UnsupportedMoEError: a layout that is not the one above (transposed, interleaved,
-            biased, ungated, post-expert norm or a custom gating function); the message names
-            the class.
+        UnsupportedMoEError: ``experts`` is not an experts-interface module, or its weights
+            do not have a leading expert dimension; the message names the class.
     """
 
-    def __init__(self, experts: nn.Module) -> None:
+    def __init__(self, experts: nn.Module, kernel: str | None = None) -> None:
         name = type(experts).__name__
-        gate_up = getattr(experts, "gate_up_proj", None)
+        if not is_interface_experts(experts):
+            raise UnsupportedMoEError(
+                f"{name} does not use the transformers experts interface "
+                "(@use_experts_implementation), which split execution needs"
+            )
         down = getattr(experts, "down_proj", None)
-        if not isinstance(gate_up, Tensor) or not isinstance(down, Tensor):
-            raise UnsupportedMoEError(
-                f"{name}: expected fused expert tensors 'gate_up_proj' and 'down_proj'"
-            )
-        flags = {
-            "is_transposed": (getattr(experts, "is_transposed", False), False),
-            "is_concatenated": (getattr(experts, "is_concatenated", True), True),
-            "has_bias": (getattr(experts, "has_bias", False), False),
-            "has_gate": (getattr(experts, "has_gate", True), True),
-            "has_post_expert_norm": (getattr(experts, "has_post_expert_norm", False), False),
-        }
-        bad = [f"{k}={v!r}" for k, (v, want) in flags.items() if bool(v) != want]
-        if bad:
-            raise UnsupportedMoEError(f"{name}: unsupported expert layout ({', '.join(bad)})")
-        custom_gate = type(experts).__dict__.get("_apply_gate")
-        if custom_gate is not None and custom_gate is not _default_gate_fn():
-            raise UnsupportedMoEError(f"{name}: custom gating function '_apply_gate'")
-        if gate_up.dim() != 3 or down.dim() != 3:
-            raise UnsupportedMoEError(
-                f"{name}: gate_up_proj and down_proj must be 3-D, got "
-                f"{tuple(gate_up.shape)} and {tuple(down.shape)}"
-            )
-        e, two_f, d = gate_up.shape
-        if two_f % 2 or tuple(down.shape) != (e, d, two_f // 2):
-            raise UnsupportedMoEError(
-                f"{name}: gate_up_proj {tuple(gate_up.shape)} and down_proj {tuple(down.shape)} "
-                "are not [E, 2F, D] and [E, D, F]"
-            )
-        if not callable(getattr(experts, "act_fn", None)):
-            raise UnsupportedMoEError(f"{name}: no activation 'act_fn'")
+        up = getattr(experts, "gate_up_proj" if experts.has_gate else "up_proj", None)
+        if not isinstance(down, Tensor) or not isinstance(up, Tensor) or down.dim() != 3:
+            raise UnsupportedMoEError(f"{name}: expected 3-D expert weight tensors")
+        e = int(down.shape[0])
+        # down_proj is [E, D, F], or [E, F, D] when transposed
+        d, f = (down.shape[2], down.shape[1]) if experts.is_transposed else down.shape[1:]
+        if kernel is None:
+            configured = getattr(experts.config, "_experts_implementation", None)
+            kernel = configured if configured in PAIR_KERNELS else "grouped_mm"
+        if kernel not in PAIR_KERNELS:
+            raise ValueError(f"kernel must be one of {PAIR_KERNELS}, got {kernel!r}")
         self.module = experts
-        self.num_experts = int(e)
+        self.kernel = kernel
+        self.num_experts = e
         self.hidden_size = int(d)
-        self.intermediate_size = int(two_f // 2)
+        self.intermediate_size = int(f)
 
     @property
     def flops_per_token(self) -> float:
-        """FLOPs of one expert on one token: ``2 * 3 * D * F`` (a multiply-add counts 2)."""
-        return 6.0 * self.hidden_size * self.intermediate_size
+        """FLOPs of one expert on one token: ``2 * 3 * D * F`` for a gated FFN, ``2 * 2 * D * F``
+        without a gate (a multiply-add counts 2)."""
+        mats = 3 if self.module.has_gate else 2
+        return 2.0 * mats * self.hidden_size * self.intermediate_size
 
     def weight_bytes(self, e: int) -> int:
-        """Bytes of expert ``e``'s weights (gate, up and down) in their stored dtype."""
+        """Bytes of expert ``e``'s parameters (projections and biases) in their stored dtype."""
         self._check_index(e)
-        m = self.module
-        return int(
-            m.gate_up_proj[e].numel() * m.gate_up_proj.element_size()
-            + m.down_proj[e].numel() * m.down_proj.element_size()
-        )
+        return int(sum(p[e].numel() * p.element_size()
+                       for p in self.module.parameters(recurse=False)
+                       if p.dim() >= 1 and p.shape[0] == self.num_experts))
 
     def _check_index(self, e: int) -> None:
         if not 0 <= int(e) < self.num_experts:
             raise IndexError(f"expert index must be in [0, {self.num_experts - 1}], got {e}")
+
+    def _forward(self) -> object:
+        if self.kernel == "eager":
+            return type(self.module).forward.__wrapped__
+        from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
+
+        return ALL_EXPERTS_FUNCTIONS[self.kernel]
+
+    def pairs(self, x: Tensor, expert: Tensor) -> Tensor:
+        """Output of expert ``expert[i]`` on row ``x[i]``, for every row (no gate weight).
+
+        Args:
+            x: ``[n, D]`` post-norm expert inputs (``n`` may be 0).
+            expert: ``[n]`` integer expert indices in ``[0, E)``.
+
+        Returns:
+            ``[n, D]`` expert outputs, dtype of ``x``.
+        """
+        if x.dim() != 2 or x.shape[1] != self.hidden_size:
+            raise ValueError(f"x must be [n, {self.hidden_size}], got shape {tuple(x.shape)}")
+        expert = torch.as_tensor(expert).reshape(-1).to(device=x.device, dtype=torch.long)
+        if expert.numel() != x.shape[0]:
+            raise ValueError(f"expert must hold one index per row of x ({x.shape[0]}), got "
+                             f"{expert.numel()}")
+        if x.shape[0] == 0:
+            return x.new_zeros(0, self.hidden_size)
+        lo, hi = int(expert.min()), int(expert.max())
+        if lo < 0 or hi >= self.num_experts:
+            raise IndexError(f"expert index must be in [0, {self.num_experts - 1}], got values "
+                             f"in [{lo}, {hi}]")
+        ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+        out = self._forward()(self.module, x, expert[:, None], ones)
+        return out.to(x.dtype)
 
     def __call__(self, e: int | Tensor, x: Tensor) -> Tensor:
         """Output of expert ``e`` for the rows of ``x`` (no gate weight applied).
@@ -184,14 +227,12 @@ class ExpertBank:
         self._check_index(e)
         if x.dim() != 2 or x.shape[1] != self.hidden_size:
             raise ValueError(f"x must be [n, {self.hidden_size}], got shape {tuple(x.shape)}")
-        m = self.module
-        gate, up = F.linear(x, m.gate_up_proj[e]).chunk(2, dim=-1)
-        return F.linear(m.act_fn(gate) * up, m.down_proj[e])
+        return self.pairs(x, torch.full((x.shape[0],), e, dtype=torch.long))
 
     def __repr__(self) -> str:
         return (
             f"ExpertBank({type(self.module).__name__}, E={self.num_experts}, "
-            f"D={self.hidden_size}, F={self.intermediate_size})"
+            f"D={self.hidden_size}, F={self.intermediate_size}, kernel={self.kernel!r})"
         )
 
 
@@ -223,13 +264,14 @@ class Dispatcher(Protocol):
 
 
 def combine(x: Tensor, idx: Tensor, weights: Tensor, experts: ExpertBank) -> Tensor:
-    """``out[i] = sum_j weights[i, j] * experts(idx[i, j], x[i])``, one expert call per expert.
+    """``out[i] = sum_j weights[i, j] * experts(idx[i, j], x[i])``, in one kernel call.
 
-    Entries with weight exactly 0 are skipped (the expert does not run for them).
+    A dropped slot is the skip slot ``idx = E`` (:attr:`ExpertBank.num_experts`) or a zero
+    weight, as in ``transformers``' experts interface: the expert does not run for it.
 
     Args:
         x: ``[N, D]`` expert inputs.
-        idx: ``[N, k]`` expert indices.
+        idx: ``[N, k]`` expert indices in ``[0, E]``.
         weights: ``[N, k]`` combination weights (any float dtype).
         experts: the layer's experts.
 
@@ -237,12 +279,14 @@ def combine(x: Tensor, idx: Tensor, weights: Tensor, experts: ExpertBank) -> Ten
         ``[N, D]``, dtype of ``x``.
     """
     out = torch.zeros_like(x)
-    active = weights != 0
-    for e in torch.unique(idx[active]).tolist():
-        rows, slots = torch.nonzero((idx == e) & active, as_tuple=True)
-        y = experts(e, x[rows]) * weights[rows, slots, None]
-        out.index_add_(0, rows, y.to(out.dtype))
-    return out
+    idx = idx.to(x.device)
+    weights = weights.to(x.device)
+    active = (weights != 0) & (idx != experts.num_experts)
+    rows, slots = torch.nonzero(active, as_tuple=True)
+    if rows.numel() == 0:
+        return out
+    y = experts.pairs(x[rows], idx[rows, slots]) * weights[rows, slots, None]
+    return out.index_add_(0, rows, y.to(out.dtype))
 
 
 class LocalDispatcher:

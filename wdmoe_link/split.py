@@ -1,24 +1,23 @@
 """Split execution of Hugging Face sparse-MoE causal LMs loaded from a local directory.
 
 :func:`load_moe` loads a local checkpoint (never downloads) and checks that it is an MoE causal
-LM. :class:`SplitMoE` replaces the ``forward`` of every sparse-MoE block of the model: the
-router (and a shared expert, as in Qwen2-MoE) still runs in place, i.e. at the base station,
-while the routed experts are handed to ``dispatcher.moe_layer``, which decides where they run
-and how their outputs are combined. Embeddings, attention, norms, the residual stream, the KV
-cache and the LM head are untouched.
+LM. :class:`SplitMoE` splits it through the official extension point of ``transformers`` 5.x,
+the experts interface: every sparse-MoE family decorates its experts module with
+``use_experts_implementation`` and calls it as ``experts(hidden_states [T, D],
+top_k_index [T, k], top_k_weights [T, k])``, dispatched on ``config._experts_implementation``
+through ``ALL_EXPERTS_FUNCTIONS``. This module registers a ``"wdmoe"`` implementation that hands
+each call to ``dispatcher.moe_layer``; :class:`SplitMoE` switches the model to it with
+``model.set_experts_implementation`` and back. The router (its bias, group-limited routing and
+scaling factors), shared experts, norms, attention, the KV cache and the LM head all run as the
+model's own code, at the base station; only the routed experts are dispatched.
 
-Supported block layouts (``transformers`` 5.x, fused expert weights): a block with children
-``gate`` (a top-k router returning ``(logits, top-k weights, top-k indices)``) and ``experts``
-(see :class:`~wdmoe_link.routing.ExpertBank`), optionally ``shared_expert`` and
-``shared_expert_gate`` (sigmoid-gated). This covers ``MixtralSparseMoeBlock``,
-``Qwen2MoeSparseMoeBlock`` and ``OlmoeSparseMoeBlock``. ``transformers`` has no hook that
-exposes the routed experts of a block separately from the router, so the block forward is
-rewritten here.
+A family whose MoE layer does not go through the interface (Llama-4 text, JetMoE) raises
+:class:`UnsupportedMoEError` naming the class.
 
 Usage::
 
     model = load_moe("tiny")
-    with SplitMoE(model, LocalDispatcher()) as split:   # patched on construction
+    with SplitMoE(model, LocalDispatcher()) as split:   # switched on construction
         logits = model(ids).logits                      # same as the unsplit model
     # restored here (or call split.detach())
 """
@@ -26,20 +25,16 @@ Usage::
 from __future__ import annotations
 
 import re
-import types
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .routing import Dispatcher, ExpertBank, Routing, UnsupportedMoEError
+from .routing import Dispatcher, ExpertBank, Routing, UnsupportedMoEError, is_interface_experts
 
 __all__ = [
-    "KNOWN_MOE_BLOCKS",
+    "EXPERTS_IMPLEMENTATION",
     "NotMoECheckpointError",
     "SplitMoE",
     "UnsupportedMoEError",
@@ -47,13 +42,11 @@ __all__ = [
     "load_moe",
 ]
 
-#: Block classes whose forward :class:`SplitMoE` reproduces exactly.
-KNOWN_MOE_BLOCKS: frozenset[str] = frozenset(
-    {"MixtralSparseMoeBlock", "Qwen2MoeSparseMoeBlock", "OlmoeSparseMoeBlock"}
-)
+#: Name of the experts implementation registered in ``transformers``' ``ExpertsInterface``.
+EXPERTS_IMPLEMENTATION = "wdmoe"
 
-_ALLOWED_CHILDREN = {"gate", "experts", "shared_expert", "shared_expert_gate"}
 _MARK = "_wdmoe_split_owner"
+_ROUTER_NAMES = ("gate", "router")
 
 
 class NotMoECheckpointError(ValueError):
@@ -123,74 +116,112 @@ def load_moe(
 
 
 # --------------------------------------------------------------------------------------------
-# Block discovery
+# Discovery
 # --------------------------------------------------------------------------------------------
 
 
-def _looks_like_moe(module: nn.Module) -> bool:
+def _is_moe_candidate(module: nn.Module) -> bool:
+    """A module that looks like an MoE layer or an expert bank by its class name."""
     name = type(module).__name__.lower()
-    children = dict(module.named_children())
-    return ("moe" in name and name.endswith("block")) or "experts" in children
-
-
-def _check_block(block: nn.Module) -> ExpertBank:
-    name = type(block).__name__
-    children = dict(block.named_children())
-    missing = {"gate", "experts"} - children.keys()
-    extra = children.keys() - _ALLOWED_CHILDREN
-    if missing or extra:
-        detail = f"missing {sorted(missing)}" if missing else f"unknown children {sorted(extra)}"
-        raise UnsupportedMoEError(f"unsupported sparse-MoE block layout {name}: {detail}")
-    if ("shared_expert" in children) != ("shared_expert_gate" in children):
-        raise UnsupportedMoEError(
-            f"unsupported sparse-MoE block layout {name}: shared_expert without its gate"
-        )
-    gate = children["gate"]
-    weight = getattr(gate, "weight", None)
-    if not isinstance(weight, Tensor) or weight.dim() != 2 or not hasattr(gate, "top_k"):
-        raise UnsupportedMoEError(
-            f"unsupported sparse-MoE block layout {name}: router {type(gate).__name__} is not a "
-            "top-k router with a [E, D] weight"
-        )
-    try:
-        bank = ExpertBank(children["experts"])
-    except UnsupportedMoEError as err:
-        raise UnsupportedMoEError(f"unsupported sparse-MoE block layout {name}: {err}") from None
-    if tuple(weight.shape) != (bank.num_experts, bank.hidden_size):
-        raise UnsupportedMoEError(
-            f"unsupported sparse-MoE block layout {name}: router weight {tuple(weight.shape)} "
-            f"does not match {bank.num_experts} experts of width {bank.hidden_size}"
-        )
-    if name not in KNOWN_MOE_BLOCKS:
-        warnings.warn(
-            f"{name} is not a known sparse-MoE block; split by its layout "
-            "(router + fused experts), check the logits against the unsplit model",
-            stacklevel=3,
-        )
-    return bank
+    return "experts" in name or ("moe" in name and name.endswith(("block", "moe"))) or (
+        "experts" in dict(module.named_children())
+    )
 
 
 def find_moe_blocks(model: nn.Module, where: str | None = None) -> list[tuple[str, nn.Module]]:
     """``(qualified name, module)`` of every sparse-MoE block, in model order.
 
+    A block is the parent of an experts module of the ``transformers`` experts interface.
+
     Raises:
         NotMoECheckpointError: none found.
-        UnsupportedMoEError: a block whose layout is not supported (the class is named).
+        UnsupportedMoEError: an MoE layer that does not use the experts interface (the class
+            is named).
     """
-    blocks: list[tuple[str, nn.Module]] = []
-    for name, module in model.named_modules():
-        if any(name.startswith(prefix + ".") for prefix, _ in blocks):
+    named = dict(model.named_modules())
+    experts = [n for n, m in named.items() if is_interface_experts(m)]
+    for name, module in named.items():
+        if not _is_moe_candidate(module) or is_interface_experts(module):
             continue
-        if _looks_like_moe(module):
-            _check_block(module)
-            blocks.append((name, module))
-    if not blocks:
+        inside = name == "" or any(e == name or e.startswith(name + ".") for e in experts)
+        below = any(name.startswith(e + ".") for e in experts)
+        if not inside and not below and not (name == "" and experts):
+            raise UnsupportedMoEError(
+                f"{type(module).__name__} ({name or 'the model'}) is a sparse-MoE layer that "
+                "does not use the transformers experts interface (@use_experts_implementation); "
+                "split execution supports the families that do (Mixtral, Qwen-MoE, OLMoE, "
+                "DeepSeek-V3, gpt-oss, GLM-4.5, Granite-MoE, Phi-MoE, ERNIE-4.5-MoE, ...)"
+            )
+    if not experts:
         what = f"checkpoint {where!r}" if where else f"model {type(model).__name__}"
         raise NotMoECheckpointError(
             f"{what} is not an MoE checkpoint: no sparse-MoE block found in "
             f"{type(model).__name__}"
         )
+    blocks = []
+    for name in experts:
+        parent = name.rpartition(".")[0]
+        blocks.append((parent, named[parent]))
     return blocks
+
+
+def _router_of(block: nn.Module, experts: nn.Module) -> nn.Module | None:
+    for name in _ROUTER_NAMES:
+        child = getattr(block, name, None)
+        if isinstance(child, nn.Module) and child is not experts:
+            return child
+    return None
+
+
+def _top_k_of(block: nn.Module, router: nn.Module | None, config: Any) -> int:
+    for obj in (router, block):
+        k = getattr(obj, "top_k", None)
+        if isinstance(k, int) and not isinstance(k, bool) and k >= 1:
+            return k
+    for key in ("num_experts_per_tok", "moe_k", "top_k"):
+        k = getattr(config, key, None)
+        if isinstance(k, int) and not isinstance(k, bool) and k >= 1:
+            return k
+    raise UnsupportedMoEError(f"{type(block).__name__}: cannot tell the router's top-k")
+
+
+# --------------------------------------------------------------------------------------------
+# The "wdmoe" experts implementation
+# --------------------------------------------------------------------------------------------
+
+
+def wdmoe_experts_forward(self: nn.Module, hidden_states: Tensor, top_k_index: Tensor,
+                          top_k_weights: Tensor) -> Tensor:
+    """The ``"wdmoe"`` experts implementation: hands the call to the owning :class:`SplitMoE`.
+
+    Args:
+        self: the experts module.
+        hidden_states: ``[T, D]`` post-norm expert inputs.
+        top_k_index: ``[T, k]`` experts the model's router picked.
+        top_k_weights: ``[T, k]`` the model's combination weights (after its own
+            normalization and scaling).
+
+    Returns:
+        ``[T, D]`` routed-expert mixture, dtype of ``hidden_states``.
+    """
+    owner = getattr(self, _MARK, None)
+    if owner is None:
+        raise RuntimeError(
+            f"{type(self).__name__} is configured with experts implementation "
+            f"{EXPERTS_IMPLEMENTATION!r} but no SplitMoE owns it; build a SplitMoE (or "
+            "WDMoESystem) on the model, or call model.set_experts_implementation('grouped_mm')"
+        )
+    split, layer = owner
+    return split._layer_call(layer, hidden_states, top_k_index, top_k_weights)
+
+
+def _register() -> None:
+    from transformers.integrations.moe import ExpertsInterface
+
+    ExpertsInterface.register(EXPERTS_IMPLEMENTATION, wdmoe_experts_forward)
+
+
+_register()
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,50 +229,25 @@ def find_moe_blocks(model: nn.Module, where: str | None = None) -> list[tuple[st
 # --------------------------------------------------------------------------------------------
 
 
-def _make_forward(split: SplitMoE, layer: int, bank: ExpertBank) -> Callable[..., Tensor]:
-    def forward(self: nn.Module, hidden_states: Tensor) -> Tensor:
-        shape = hidden_states.shape
-        jitter = float(getattr(self, "jitter_noise", 0.0) or 0.0)
-        if self.training and jitter > 0:  # Mixtral's training-time input jitter
-            hidden_states = hidden_states * torch.empty_like(hidden_states).uniform_(
-                1.0 - jitter, 1.0 + jitter
-            )
-        x = hidden_states.reshape(-1, shape[-1])
-        logits, top_w, top_idx = self.gate(x)
-        routing = Routing(
-            probs=torch.softmax(logits.float(), dim=-1),
-            top_idx=top_idx.long(),
-            top_w=top_w.float(),
-        )
-        out = split.dispatcher.moe_layer(layer, x, routing, bank)
-        if out.shape != x.shape:
-            raise RuntimeError(
-                f"dispatcher.moe_layer returned shape {tuple(out.shape)} for layer {layer}, "
-                f"expected {tuple(x.shape)}"
-            )
-        out = out.to(x.dtype)
-        if hasattr(self, "shared_expert"):
-            out = out + F.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
-        return out.reshape(shape)
-
-    return forward
-
-
 class SplitMoE:
-    """Routes the experts of every sparse-MoE block of ``model`` through ``dispatcher``.
+    """Routes the experts of every sparse-MoE layer of ``model`` through ``dispatcher``.
 
-    The blocks are patched on construction (:meth:`attach`); :meth:`detach` (or leaving the
-    ``with`` block) restores the original forwards. In each patched block the router runs as
-    before, a :class:`~wdmoe_link.routing.Routing` is built from its outputs, and
-    ``dispatcher.moe_layer(layer, x, routing, experts)`` returns the routed-expert mixture; a
-    Qwen2-MoE shared expert is added afterwards at the BS.
+    On construction (:meth:`attach`) the model is switched to the ``"wdmoe"`` experts
+    implementation; :meth:`detach` (or leaving the ``with`` block) restores the one it had. In
+    each layer call the model's own router has already run; a
+    :class:`~wdmoe_link.routing.Routing` is built from its top-k indices and weights (and the
+    softmax of its logits, read by a forward hook on the router), and
+    ``dispatcher.moe_layer(layer, x, routing, experts)`` returns the routed-expert mixture. Shared
+    experts and everything else stay the model's own code.
 
     Args:
-        model: a model containing sparse-MoE blocks (e.g. from :func:`load_moe`).
+        model: a ``transformers`` model containing sparse-MoE layers (e.g. from
+            :func:`load_moe`).
         dispatcher: implements :class:`~wdmoe_link.routing.Dispatcher`.
 
     Attributes:
-        blocks: the patched modules, in order (MoE layer ``i`` is ``blocks[i]``).
+        blocks: the MoE blocks (parents of the experts modules), in order (MoE layer ``i`` is
+            ``blocks[i]``).
         block_names: their qualified names (e.g. ``"model.layers.3.mlp"``).
         experts: one :class:`ExpertBank` per MoE layer.
         decoder_layers: decoder-layer index of each MoE layer (``None`` if not parsable).
@@ -255,11 +261,20 @@ class SplitMoE:
                     "(see wdmoe_link.routing.Dispatcher)"
                 )
         found = find_moe_blocks(model)
+        if not callable(getattr(model, "set_experts_implementation", None)):
+            raise UnsupportedMoEError(
+                f"{type(model).__name__} is not a transformers PreTrainedModel with "
+                "set_experts_implementation (transformers >= 5)"
+            )
         self.model = model
         self.dispatcher = dispatcher
         self.block_names = [name for name, _ in found]
         self.blocks = [block for _, block in found]
-        self.experts = [ExpertBank(block.experts) for block in self.blocks]
+        modules = [block.experts if isinstance(getattr(block, "experts", None), nn.Module)
+                   else next(m for m in block.children() if is_interface_experts(m))
+                   for block in self.blocks]
+        self.experts = [ExpertBank(m) for m in modules]
+        self._routers = [_router_of(b, m) for b, m in zip(self.blocks, modules, strict=True)]
         self.decoder_layers: list[int | None] = []
         for name in self.block_names:
             m = re.search(r"(?:^|\.)(\d+)(?:\.|$)", name)
@@ -271,9 +286,11 @@ class SplitMoE:
                     f"MoE layer {i} has {bank.num_experts} experts of width {bank.hidden_size}, "
                     f"layer 0 has {first.num_experts} of width {first.hidden_size}"
                 )
-        self._top_k = int(self.blocks[0].gate.top_k)
+        self._top_k = _top_k_of(self.blocks[0], self._routers[0], modules[0].config)
+        self._logits: list[Tensor | None] = [None] * len(self.blocks)
+        self._hooks: list[Any] = []
+        self._saved_impl: dict[str, str | None] | None = None
         self._attached = False
-        self._saved: list[tuple[bool, Any]] = []
         self.attach()
 
     # -- shape ---------------------------------------------------------------------------
@@ -305,39 +322,82 @@ class SplitMoE:
 
     @property
     def attached(self) -> bool:
-        """Whether the blocks are currently patched."""
+        """Whether the model currently runs its experts through the dispatcher."""
         return self._attached
 
-    # -- patching ------------------------------------------------------------------------
+    # -- the layer call --------------------------------------------------------------------
+
+    def _layer_call(self, layer: int, x: Tensor, top_k_index: Tensor,
+                    top_k_weights: Tensor) -> Tensor:
+        bank = self.experts[layer]
+        logits, self._logits[layer] = self._logits[layer], None
+        probs = None
+        if logits is not None:
+            logits = logits.reshape(-1, logits.shape[-1])
+            if tuple(logits.shape) == (x.shape[0], bank.num_experts):
+                probs = torch.softmax(logits.float(), dim=-1)
+        routing = Routing(probs=probs, top_idx=top_k_index.long(), top_w=top_k_weights.float(),
+                          expert_count=bank.num_experts)
+        out = self.dispatcher.moe_layer(layer, x, routing, bank)
+        if out.shape != x.shape:
+            raise RuntimeError(
+                f"dispatcher.moe_layer returned shape {tuple(out.shape)} for layer {layer}, "
+                f"expected {tuple(x.shape)}"
+            )
+        return out.to(x.dtype)
+
+    def _router_hook(self, layer: int) -> Any:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            logits = output[0] if isinstance(output, tuple) else output
+            self._logits[layer] = logits.detach() if isinstance(logits, Tensor) else None
+
+        return hook
+
+    # -- switching -------------------------------------------------------------------------
 
     def attach(self) -> SplitMoE:
-        """Patch every block (no-op if already attached by this object)."""
+        """Switch the model to the dispatcher (no-op if already attached by this object)."""
         if self._attached:
             return self
-        for name, block in zip(self.block_names, self.blocks, strict=True):
-            owner = getattr(block, _MARK, None)
-            if owner is not None and owner is not self:
+        for name, bank in zip(self.block_names, self.experts, strict=True):
+            owner = getattr(bank.module, _MARK, None)
+            if owner is not None and owner[0] is not self:
                 raise RuntimeError(f"block {name} is already split by another SplitMoE")
-        self._saved = []
-        for layer, (block, bank) in enumerate(zip(self.blocks, self.experts, strict=True)):
-            had_own = "forward" in block.__dict__
-            self._saved.append((had_own, block.__dict__.get("forward")))
-            block.forward = types.MethodType(_make_forward(self, layer, bank), block)
-            setattr(block, _MARK, self)
+        self._saved_impl = self.model.get_experts_implementation()
+        for layer, bank in enumerate(self.experts):
+            setattr(bank.module, _MARK, (self, layer))
+        for layer, router in enumerate(self._routers):
+            if router is not None:
+                self._hooks.append(router.register_forward_hook(self._router_hook(layer)))
         self._attached = True
+        try:
+            self.model.set_experts_implementation(EXPERTS_IMPLEMENTATION)
+            stray = [name for name, bank in zip(self.block_names, self.experts, strict=True)
+                     if getattr(bank.module.config, "_experts_implementation", None)
+                     != EXPERTS_IMPLEMENTATION]
+            if stray:
+                raise UnsupportedMoEError(
+                    f"{type(self.model).__name__}: set_experts_implementation did not reach the "
+                    f"experts of {stray[0]} (their config is not the model's)"
+                )
+        except Exception:
+            self.detach()
+            raise
         return self
 
     def detach(self) -> None:
-        """Restore the original block forwards (no-op if not attached)."""
+        """Restore the model's own experts implementation (no-op if not attached)."""
         if not self._attached:
             return
-        for block, (had_own, fwd) in zip(self.blocks, self._saved, strict=True):
-            if had_own:
-                block.forward = fwd
-            else:
-                del block.forward
-            delattr(block, _MARK)
-        self._saved = []
+        if self._saved_impl is not None:
+            self.model.set_experts_implementation(self._saved_impl)
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        for bank in self.experts:
+            if getattr(bank.module, _MARK, None) is not None:
+                delattr(bank.module, _MARK)
+        self._logits = [None] * len(self.blocks)
         self._attached = False
 
     def __enter__(self) -> SplitMoE:
