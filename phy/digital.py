@@ -29,6 +29,7 @@ import torch
 from sionna.phy import config as sionna_config
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.fec.scrambling import TB5GScrambler
 from sionna.phy.mapping import Mapper
 from sionna.phy.utils import ebnodb2no
 
@@ -172,6 +173,8 @@ class _BlockCodec:
     n_ldpc: int
     #: position in the LDPC codeword of every transmitted bit (``None``: no repetition).
     rep_index: torch.Tensor | None
+    #: TS 38.211 7.3.1.1 bit scrambling of the ``n`` transmitted bits.
+    scrambler: TB5GScrambler
 
     def decode(self, llr: torch.Tensor, **kwargs: object) -> torch.Tensor:
         """LDPC decoding on the decoder's device (the CPU decoder serves GPU links too)."""
@@ -179,11 +182,16 @@ class _BlockCodec:
             return self.dec(llr.cpu(), **kwargs).to(llr.device)
         return self.dec(llr, **kwargs)
 
-    def repeat(self, cw: torch.Tensor) -> torch.Tensor:
-        return cw if self.rep_index is None else cw[..., self.rep_index]
+    def transmitted(self, cw: torch.Tensor) -> torch.Tensor:
+        """The ``n`` bits on air of a codeword: repeated below the mother code, scrambled."""
+        bits = cw if self.rep_index is None else cw[..., self.rep_index]
+        return self.scrambler(bits)
 
-    def combine(self, llr: torch.Tensor) -> torch.Tensor:
-        """Add the LLRs of repeated bits (maximum-ratio combining of the repetitions)."""
+    def combine(self, llr: torch.Tensor, descramble: bool = True) -> torch.Tensor:
+        """Descramble the ``n`` LLRs on air and add those of repeated bits (maximum-ratio
+        combining of the repetitions)."""
+        if descramble:
+            llr = self.scrambler(llr, binary=False)
         if self.rep_index is None:
             return llr
         out = torch.zeros(*llr.shape[:-1], self.n_ldpc, dtype=llr.dtype, device=llr.device)
@@ -311,8 +319,12 @@ class DigitalLink:
             dec = LDPC5GDecoder(enc, cn_update=self.cn_update, num_iter=self.num_iter,
                                 hard_out=True, return_infobits=True,
                                 harq_mode=self.harq == "ir", device=self.device)
+        # Data are scrambled before the mapper as in 5G, so that the symbols are uniform over
+        # the constellation whatever the payload (a bf16 tensor's exponent bits are far from
+        # uniform, and Gray-mapped QAM protects its bit positions unequally).
+        scrambler = TB5GScrambler(channel_type="PDSCH", binary=True, device=self.device)
         codec = _BlockCodec(k=k, n=n, crc_enc=crc_enc, crc_dec=crc_dec, enc=enc, dec=dec,
-                            n_ldpc=n_ldpc, rep_index=rep_index)
+                            n_ldpc=n_ldpc, rep_index=rep_index, scrambler=scrambler)
         self._codecs[k] = codec
         return codec
 
@@ -350,7 +362,7 @@ class DigitalLink:
         pending = torch.arange(num_blocks, device=self.device)
         for t in range(self.max_transmissions):
             cw = c[pending, t] if self.harq == "ir" else c[pending]
-            x = self._mapper(codec.repeat(cw))
+            x = self._mapper(codec.transmitted(cw))
             snr_t = snr[pending] if snr.dim() == 1 else snr
             out = self.channel(x, snr_t)
             x_eq, no_eff = zf_equalize(out.y, out.h, out.no)
@@ -466,7 +478,9 @@ class DigitalLink:
                                  dtype=torch.float32)
         out = self.channel(self._mapper(scramble), snr)
         x_eq, no_eff = zf_equalize(out.y, out.h, out.no)
-        llr = codec.combine(self._demapper(x_eq, no_eff) * (1.0 - 2.0 * scramble))
+        # the random sequence stands in for the data scrambling of send_bits
+        llr = codec.combine(self._demapper(x_eq, no_eff) * (1.0 - 2.0 * scramble),
+                            descramble=False)
         kwargs = {"rv": [_RV_SEQUENCE[0]]} if self.harq == "ir" else {}
         return (codec.decode(llr, **kwargs).reshape(num_blocks, -1) != 0).any(dim=1)
 

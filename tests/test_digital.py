@@ -146,6 +146,24 @@ def test_block_errors_estimates_the_bler_of_send_bits(channel: str, mcs: phy.MCS
     assert abs(p_zero - p_data) <= 3 * math.sqrt(2 * p * (1 - p) / n)
 
 
+def test_structured_data_fails_as_often_as_random_data() -> None:
+    """Data are scrambled before the mapper (TS 38.211 7.3.1.1): all-zero information bits
+    and a bf16 tensor (non-uniform exponent bits) fail as often as random bits at a 64QAM
+    waterfall point (|z| <= 3, 2000 blocks each, fixed seed). Without scrambling the bf16
+    payload fails markedly less often here (about 0.11 against 0.17 at MCS 26, 17.5 dB)."""
+    phy.set_seed(5)
+    link = phy.DigitalLink(phy.AWGN(), phy.MCS.from_index(26), block_bits=1024)
+    n, snr_db = 2000, 17.5
+    p_rand = link.send_bits(torch.randint(0, 2, (n, 1024)).float(), snr_db).bler
+    p_zero = link.send_bits(torch.zeros(n, 1024), snr_db).bler
+    r = link.send_tensor(torch.randn(n, 64), snr_db, dtype="bf16")  # one block per row
+    p_bf16 = float((~r.block_ok).float().mean())
+    assert 0.05 < p_rand < 0.95
+    for p_other in (p_zero, p_bf16):
+        p = (p_rand + p_other) / 2
+        assert abs(p_rand - p_other) <= 3 * math.sqrt(2 * p * (1 - p) / n)
+
+
 def test_block_errors_are_none_at_high_snr_and_all_below_capacity() -> None:
     link = phy.DigitalLink(phy.AWGN(), phy.MCS.from_index(10), block_bits=256)
     assert not link.block_errors(50, 30.0).any()

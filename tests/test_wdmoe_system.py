@@ -316,3 +316,30 @@ def test_shipped_model_digital_accuracy_equals_ideal() -> None:
         assert rep.experts_lost == 0
         acc[spec] = rep.accuracy
     assert acc["digital:bf16"] == acc["ideal"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_abstracted_digital_agrees_with_decoded_on_the_shipped_model() -> None:
+    """``digital:bf16`` (CRC outcomes from the BLER table) against ``digital:bf16:decoded``
+    (QAM + 5G LDPC decoding) at a link where about 11 % of the expert payload rows are lost:
+    the lost fraction agrees within 4 binomial sigmas over the rows, and the accuracy over
+    20 problems within 0.15 (a few problems)."""
+    from wdmoe_link.split import load_moe
+    from wdmoe_link.tiny import tiny_task
+
+    tiny = load_moe("tiny")
+    topo = homogeneous_topology(8, distance_m=300.0, fading="none")   # UL ~17.6 dB
+    task = tiny_task("test", size=20)
+    reps = {}
+    for decoded in (False, True):
+        t = DigitalTransport("bf16", max_transmissions=1, target_bler=0.3, decoded=decoded)
+        assert t.name == "digital:bf16" + (":decoded" if decoded else "") + \
+            ":target_bler=0.3:max_transmissions=1"
+        with WDMoESystem(tiny, topo, t, "topk", seed=1) as s:
+            reps[decoded] = s.evaluate(task)
+    a, b = reps[False], reps[True]
+    p = (a.experts_lost_fraction + b.experts_lost_fraction) / 2
+    assert 0.03 < p < 0.3
+    sigma = math.sqrt(p * (1 - p) * (1 / a.rows_total + 1 / b.rows_total))
+    assert abs(a.experts_lost_fraction - b.experts_lost_fraction) <= 4 * sigma
+    assert abs(a.accuracy - b.accuracy) <= 0.15

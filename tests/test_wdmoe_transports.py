@@ -169,7 +169,14 @@ def test_parse_transport_specs_and_round_trip() -> None:
     assert (t.dtype, t.target_bler, t.max_transmissions) == ("int8", 0.01, 2)
     assert parse_transport("digital").dtype == "bf16"
     assert isinstance(parse_transport("analog"), AnalogTransport)
-    for spec in ("ideal", "digital:fp16", "digital:int4:target_bler=0.01", "analog"):
+    # CRC outcomes from the BLER table by default, full decoding on request
+    assert isinstance(parse_transport("digital").link(phy.MCS.from_index(5)),
+                      phy.AbstractDigitalLink)
+    decoded = parse_transport("digital:bf16:decoded:max_transmissions=2")
+    assert decoded.decoded and decoded.max_transmissions == 2
+    assert type(decoded.link(phy.MCS.from_index(5))) is phy.DigitalLink
+    for spec in ("ideal", "digital:fp16", "digital:int4:target_bler=0.01", "analog",
+                 "digital:bf16:decoded"):
         assert parse_transport(spec).name == spec
         assert parse_transport(parse_transport(spec).name).name == spec
     same = IdealTransport()

@@ -281,6 +281,12 @@ class DigitalTransport(Transport):
     Chase-HARQ transmissions per code block. A row with any lost element is not ``ok`` and is
     zeroed.
 
+    By default the link is :class:`phy.AbstractDigitalLink`: each code block's CRC outcome is
+    drawn from the BLER curve of its MCS at its SNR (what system-level simulators do), so a
+    2048-wide hidden state costs a table lookup instead of LDPC decoding. ``decoded=True``
+    (spec ``"digital:<dtype>:decoded"``) runs the full chain (:class:`phy.DigitalLink`: QAM,
+    5G LDPC decoding, CRC) for validation.
+
     Args:
         dtype: payload format, ``"bf16"``, ``"fp16"``, ``"int8"`` or ``"int4"``
             (:mod:`phy.payload`; integer formats carry one bf16 scale per row by default).
@@ -291,13 +297,18 @@ class DigitalTransport(Transport):
         block_bits: information bits per LDPC code block (the BLER table's 1024).
         group_size: elements per quantization vector for int formats (``None``: one row).
         bler_table: BLER curves (default: the table shipped with :mod:`phy`).
-        num_iter: LDPC decoder iterations.
+        num_iter: LDPC decoder iterations (decoded links).
+        decoded: decode every block (``True``) or draw CRC outcomes from the BLER curves
+            (``False``, default).
     """
 
     def __init__(self, dtype: str = "bf16", target_bler: float = 0.1,
                  max_transmissions: int = 4, table: str = "awgn", mcs_table: str = "qam64",
                  block_bits: int = DEFAULT_BLOCK_BITS, group_size: int | None = None,
-                 bler_table: phy.BlerTable | None = None, num_iter: int = 20) -> None:
+                 bler_table: phy.BlerTable | None = None, num_iter: int = 20,
+                 decoded: bool = False) -> None:
+        if not isinstance(decoded, bool):
+            raise TypeError(f"decoded must be a bool, got {decoded!r}")
         if dtype not in phy.PAYLOAD_DTYPES:
             raise ValueError(f"dtype must be one of {list(phy.PAYLOAD_DTYPES)}, got {dtype!r}")
         if (isinstance(target_bler, bool) or not isinstance(target_bler, (int, float))
@@ -322,6 +333,7 @@ class DigitalTransport(Transport):
         self.block_bits = block_bits
         self.group_size = group_size
         self.num_iter = num_iter
+        self.decoded = decoded
         bt = phy.load_bler_table() if bler_table is None else bler_table
         if table not in bt.channels:
             raise ValueError(f"table must be a channel of the BLER table {bt.channels}, got "
@@ -344,18 +356,24 @@ class DigitalTransport(Transport):
             opts.append(f"block_bits={block_bits}")
         if group_size is not None:
             opts.append(f"group_size={group_size}")
-        self.name = ":".join(["digital", dtype, *opts])
+        self.name = ":".join(["digital", dtype, *(["decoded"] if decoded else []), *opts])
 
     # ---- links and link adaptation ---------------------------------------------------------
 
     def link(self, mcs: phy.MCS) -> phy.DigitalLink:
-        """The :class:`phy.DigitalLink` of ``mcs`` (built once, then cached)."""
+        """The link of ``mcs`` (built once, then cached): :class:`phy.AbstractDigitalLink`, or
+        :class:`phy.DigitalLink` when :attr:`decoded`."""
         key = (mcs.table, mcs.index, mcs.code_rate)
         link = self._links.get(key)
         if link is None:
-            link = phy.DigitalLink(phy.AWGN(), mcs, block_bits=self.block_bits,
-                                   num_iter=self.num_iter,
-                                   max_transmissions=self.max_transmissions)
+            if self.decoded:
+                link = phy.DigitalLink(phy.AWGN(), mcs, block_bits=self.block_bits,
+                                       num_iter=self.num_iter,
+                                       max_transmissions=self.max_transmissions)
+            else:
+                link = phy.AbstractDigitalLink(phy.AWGN(), mcs, block_bits=self.block_bits,
+                                               max_transmissions=self.max_transmissions,
+                                               bler_table=self.bler_table)
             self._links[key] = link
         return link
 
@@ -557,7 +575,8 @@ def parse_transport(spec: str | Transport, *, denoiser: Denoiser | None = None) 
     * ``"ideal"``, ``"ideal:8"`` (bits per element);
     * ``"digital"`` (bf16), ``"digital:int8"``, ``"digital:bf16:target_bler=0.01"``, options
       ``target_bler``, ``max_transmissions``, ``table``, ``mcs_table``, ``block_bits``,
-      ``group_size``;
+      ``group_size``; CRC outcomes from the BLER curves, or ``"digital:bf16:decoded"`` for
+      full LDPC decoding;
     * ``"analog"``, ``"analog:power_norm=batch"``;
     * ``"analog+<name>"`` (e.g. ``"analog+cddm"``): analog followed by ``denoiser`` if given,
       else by the denoiser registered under ``name`` (:func:`register_denoiser`; its options
@@ -607,6 +626,9 @@ def parse_transport(spec: str | Transport, *, denoiser: Denoiser | None = None) 
         if args and args[0] not in phy.PAYLOAD_DTYPES:
             raise ValueError(f"unknown digital payload format {args[0]!r} in transport spec "
                              f"{spec!r}; allowed: {list(phy.PAYLOAD_DTYPES)}")
+        if len(args) >= 2 and args[1] == "decoded":
+            del args[1]
+            kwargs["decoded"] = True
         return build(DigitalTransport, 1)
     if kind == "analog":
         if args:
