@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
+import phy
 from experiments.results import ResultsDir
 
 __all__ = ["run_wdmoe"]
@@ -58,6 +59,11 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
         raise ValueError(f"devices must be an int >= 1, got {devices!r}")
     if limit < 1:
         raise ValueError(f"limit must be >= 1 example, got {limit}")
+    for s in snr_db:
+        if s is not None and not (math.isfinite(float(s))
+                                  and phy.SNR_DB_MIN <= float(s) <= phy.SNR_DB_MAX):
+            raise ValueError(f"snr_db must lie in [{phy.SNR_DB_MIN:g}, {phy.SNR_DB_MAX:g}] dB "
+                             f"(phy's range), got {s!r}")
     for p in policies:
         parse_policy(p)  # fail before loading anything
     for t in transports:

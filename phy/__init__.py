@@ -18,6 +18,7 @@ Public API::
 
 from __future__ import annotations
 
+from ._checks import SNR_DB_MAX, SNR_DB_MIN
 from .abstraction import AbstractDigitalLink
 from .adaptation import LinkAdaptation, LinkPlan, select_mcs
 from .airtime import (
@@ -65,6 +66,8 @@ __all__ = [
     "MCS",
     "OFDMTDL",
     "PAYLOAD_DTYPES",
+    "SNR_DB_MAX",
+    "SNR_DB_MIN",
     "AbstractDigitalLink",
     "AnalogLink",
     "AnalogResult",

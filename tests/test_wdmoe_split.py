@@ -267,3 +267,21 @@ def test_unsupported_block_layout_names_class() -> None:
 def test_shipped_model_is_small() -> None:
     names = ("config.json", "model.safetensors", "training.json")
     assert sum((TINY_DIR / n).stat().st_size for n in names) < 4 * 2**20
+
+
+def test_load_moe_refuses_garbage_checkpoints(tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config\.json.*not a readable transformers config"):
+        load_moe(bad)
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(b"\0" * 10)
+    with pytest.raises(NotADirectoryError, match="is not a directory"):
+        load_moe(f)
+    trunc = tmp_path / "trunc"
+    build_tiny_model(num_hidden_layers=1).save_pretrained(trunc)
+    weights = trunc / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="cannot load the weights of checkpoint"):
+        load_moe(trunc)

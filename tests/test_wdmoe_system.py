@@ -343,3 +343,17 @@ def test_abstracted_digital_agrees_with_decoded_on_the_shipped_model() -> None:
     sigma = math.sqrt(p * (1 - p) * (1 / a.rows_total + 1 / b.rows_total))
     assert abs(a.experts_lost_fraction - b.experts_lost_fraction) <= 4 * sigma
     assert abs(a.accuracy - b.accuracy) <= 0.15
+
+
+def test_bad_snr_and_limit_are_refused_at_once(model: nn.Module) -> None:
+    from experiments.wdmoe import run_wdmoe
+    from wdmoe_link.topology import default_topology
+
+    for snr in (-200.0, 1e6, math.nan):
+        with pytest.raises(ValueError, match="snr_db must lie in"):
+            run_wdmoe(snr_db=[snr], out="/nonexistent")
+    with pytest.raises(ValueError, match="link_snr_db must lie in"):
+        default_topology(4, link_snr_db=-200.0)
+    with WDMoESystem(model, homogeneous_topology(4), "ideal", "topk") as s, \
+            pytest.raises(ValueError, match="limit must be None or an int >= 1"):
+        s.evaluate(ArithmeticTask("test", size=3), limit=0)

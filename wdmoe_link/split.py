@@ -103,13 +103,27 @@ def load_moe(
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     path = _resolve_dir(path_or_name)
-    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise ValueError(
+            f"{str(path / 'config.json')!r} is not a readable transformers config "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise ValueError(
             f"checkpoint {str(path)!r} (model_type={config.model_type!r}) is not a causal "
             "language model"
         )
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype,
+                                                     local_files_only=True)
+    except Exception as exc:  # truncated or foreign weight files raise many kinds of errors
+        raise ValueError(
+            f"cannot load the weights of checkpoint {str(path)!r} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); expected model.safetensors "
+            "(or shards with an index) written by save_pretrained"
+        ) from None
     model = model.to(device).eval()
     find_moe_blocks(model, where=str(path))  # raises if not an MoE model
     return model

@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import torch
 
+import phy
+
 __all__ = [
     "COMPUTE_MODELS",
     "DIRECTIONS",
@@ -250,7 +252,11 @@ class Topology:
         set_(self, "bs_time_s", _non_negative("bs_time_s", self.bs_time_s, "(seconds)"))
         set_(self, "compute_model", _choice("compute_model", self.compute_model, COMPUTE_MODELS))
         if self.link_snr_db is not None:
-            set_(self, "link_snr_db", _finite("link_snr_db", self.link_snr_db, "an SNR in dB"))
+            snr = _finite("link_snr_db", self.link_snr_db, "an SNR in dB")
+            if not phy.SNR_DB_MIN <= snr <= phy.SNR_DB_MAX:
+                raise ValueError(f"link_snr_db must lie in [{phy.SNR_DB_MIN:g}, "
+                                 f"{phy.SNR_DB_MAX:g}] dB (phy's range), got {snr:g} dB")
+            set_(self, "link_snr_db", snr)
 
     # ---- per-device vectors ----------------------------------------------------------------
 
