@@ -67,6 +67,10 @@ def _best(candidates: list[MCS], bt: BlerTable, snr_db: float, target_bler: floa
     return best
 
 
+#: Bisection tolerance of the per-MCS SNR thresholds of :meth:`LinkAdaptation.select` (dB).
+_THRESHOLD_TOL_DB = 1e-3
+
+
 def _most_robust(candidates: list[MCS]) -> MCS:
     return min(candidates, key=lambda m: (m.spectral_efficiency, m.index))
 
@@ -165,6 +169,7 @@ class LinkAdaptation:
                              f"step > 0 dB, got {snr_grid_db!r}")
         self._grid_spec = (lo, hi, step)
         self._grid: dict[str, torch.Tensor] | None = None
+        self._threshold_db: list[float] | None = None
 
     def __repr__(self) -> str:
         return (f"LinkAdaptation(channel={self.channel!r}, table={self.table!r}, target_bler="
@@ -180,9 +185,28 @@ class LinkAdaptation:
         """``(mcs, meets_target)``: :func:`select_mcs` at ``snr_db``, or the most robust MCS
         (``meets_target`` False) when no MCS meets the target."""
         s = float(_check_snr("snr_db", snr_db).reshape(()))
-        best = _best(self.candidates, self.bler_table, s, self.target_bler, self.channel,
-                     self.block_bits)
+        best: MCS | None = None
+        for m, th in zip(self.candidates, self._thresholds(), strict=True):
+            # the lookup never increases with SNR, so each MCS meets the target above its
+            # threshold; only SNRs within the bisection tolerance are looked up
+            if s >= th:
+                ok = True
+            elif s <= th - _THRESHOLD_TOL_DB:
+                ok = False
+            else:
+                ok = self.bler(m, s) <= self.target_bler
+            if ok and (best is None or m.spectral_efficiency > best.spectral_efficiency):
+                best = m
         return (best, True) if best is not None else (_most_robust(self.candidates), False)
+
+    def _thresholds(self) -> list[float]:
+        """Per candidate, the SNR (dB) from which it meets the target (``inf``: never)."""
+        if self._threshold_db is None:
+            self._threshold_db = [
+                self.bler_table.snr_at_bler(m, self.target_bler, self.channel,
+                                            self.block_bits, tol_db=_THRESHOLD_TOL_DB)
+                for m in self.candidates]
+        return self._threshold_db
 
     def expected_transmissions(self, mcs: MCS, snr_db: float | np.ndarray
                                ) -> tuple[np.ndarray, np.ndarray]:

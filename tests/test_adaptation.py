@@ -71,3 +71,20 @@ def test_bad_configuration_is_refused() -> None:
         LinkAdaptation(block_bits=9000)
     with pytest.raises(ValueError, match="snr_grid_db"):
         LinkAdaptation(snr_grid_db=(10.0, 0.0, 0.1))
+
+
+@pytest.mark.parametrize("channel,table", [("awgn", "qam64"), ("rayleigh", "qam256")])
+def test_threshold_selection_equals_select_mcs(channel: str, table: str) -> None:
+    """LinkAdaptation.select (per-MCS SNR thresholds) picks what select_mcs (a BLER lookup of
+    every MCS) picks: at random SNRs and right at every threshold, within and outside the
+    bisection tolerance."""
+    la = LinkAdaptation(channel, table, 0.1, 1024, 2)
+    th = [t for t in la._thresholds() if math.isfinite(t)]
+    assert len(th) >= 10
+    snrs = np.concatenate([np.random.default_rng(1).uniform(-12, 40, 400),
+                           [t + d for t in th for d in (-2e-3, -5e-4, 0.0, 5e-4, 2e-3)]])
+    for s in snrs:
+        want = phy.select_mcs(float(s), 0.1, channel, table, 1024, fallback="lowest")
+        mcs, meets = la.select(float(s))
+        assert mcs == want, s
+        assert meets == (phy.select_mcs(float(s), 0.1, channel, table, 1024) is not None)

@@ -4,17 +4,19 @@
 :class:`~wdmoe_link.split.SplitMoE` model. Per forward pass (one prefill, or one generated
 token) it draws one block of fading; per MoE layer call it
 
-1. computes every device's channel gain and builds a
-   :class:`~wdmoe_link.latency.DeviceCost` whose airtime models are the devices' transports;
-2. asks the policy for a :class:`~wdmoe_link.policies.Decision` (kept experts, weights and the
-   bandwidth split ``beta``; a policy may also choose each device's transport through
+1. plans: every device's channel gain, a :class:`~wdmoe_link.latency.DeviceCost` whose airtime
+   models are the devices' transports, and the policy's
+   :class:`~wdmoe_link.policies.Decision` (kept experts, weights and the bandwidth split
+   ``beta``; a policy may also choose each device's transport through
    ``Decision.info["transport"]``);
-3. sends, for every used device ``k``, one downlink payload holding all its kept
-   (token, expert) rows at ``SNR_dl,k(beta_k)`` over ``beta_k B`` Hz, runs the device's experts
-   on the rows that arrived, and sends their outputs back in one uplink payload;
-4. combines the outputs that arrived with the decision's weights. A row lost on either link
-   is a dropped expert: the token's surviving weights are rescaled to the decision's total
-   (a token that loses every expert gets an MoE output of 0, only the residual passes);
+2. downlink: for every used device ``k``, one payload holding all its kept (token, expert)
+   rows at ``SNR_dl,k(beta_k)`` over ``beta_k B`` Hz;
+3. execute: the experts on the rows that arrived (one call of the model's expert kernel for
+   all devices; the compute time is modelled per device);
+4. uplink and combine: the outputs go back in one payload per device and are combined with
+   the decision's weights. A row lost on either link is a dropped expert: the token's surviving
+   weights are rescaled to the decision's total (a token that loses every expert gets an MoE
+   output of 0, only the residual passes);
 5. accounts the layer latency ``t_BS + max_k (A_dl,k + t_cmp,k + A_ul,k)`` with the airtime
    actually spent (retransmissions included) and the compute of the rows actually computed.
 
@@ -267,6 +269,50 @@ def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
 
+@dataclass
+class _Plan:
+    """What the policy decided for one layer call, and the links it implies."""
+
+    decision: Decision
+    cost: DeviceCost
+    pairs: list[TransportPair]
+    beta: Tensor
+    bw: Tensor
+    snr_dl: Tensor
+    snr_ul: Tensor
+    gain: Tensor
+    top_idx: Tensor
+    keep: Tensor
+    used: list[int]
+    rows: dict[int, tuple[Tensor, Tensor]]
+
+
+@dataclass
+class _Ledger:
+    """Airtime, bits, losses and loads of one layer call as they happen."""
+
+    air_dl: Tensor
+    air_ul: Tensor
+    loads: Tensor
+    active: Tensor
+    delivered: Tensor
+    bits_dl: int = 0
+    bits_ul: int = 0
+    uses_dl: int = 0
+    uses_ul: int = 0
+    lost_dl: int = 0
+    lost_ul: int = 0
+    nan_guard: int = 0
+    names: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, num_devices: int, slots: torch.Size) -> _Ledger:
+        """A ledger of ``num_devices`` devices for ``slots`` = ``[N, k]`` (token, slot) rows."""
+        z = torch.zeros(num_devices, dtype=_F64)
+        return cls(air_dl=z.clone(), air_ul=z.clone(), loads=z.clone(), active=z.clone(),
+                   delivered=torch.zeros(slots, dtype=torch.bool))
+
+
 # --------------------------------------------------------------------------------------------
 # the system
 
@@ -442,19 +488,31 @@ class WDMoESystem:
 
     @torch.no_grad()
     def moe_layer(self, layer: int, x: Tensor, routing: Routing, experts: ExpertBank) -> Tensor:
-        """MoE output ``[N, D]`` of layer ``layer`` for the post-norm inputs ``x`` ``[N, D]``."""
-        n_tok, d = x.shape
-        step = self._current_step(layer, n_tok)
+        """MoE output ``[N, D]`` of layer ``layer`` for the post-norm inputs ``x`` ``[N, D]``.
+
+        plan (policy, bandwidth, SNRs) -> downlink -> execute (one expert-kernel call for
+        every device's rows) -> uplink -> combine -> ledger (the :class:`LayerRecord`).
+        """
+        step = self._current_step(layer, x.shape[0])
+        plan = self._plan(step, routing, experts)
+        ledger = _Ledger.empty(self.topology.num_devices, plan.keep.shape)
+        x32, bad_in = _guard(x.detach().float())
+        ledger.nan_guard += int(bad_in.sum())
+        received = self._downlink(plan, x32, ledger)
+        computed = self._execute(plan, received, bad_in, x, experts, ledger)
+        arrived = self._uplink(plan, computed, ledger)
+        out = self._combine(plan, arrived, x, ledger)
+        step.layers.append(self._record(layer, x.shape[0], plan, ledger))
+        return out.to(x.dtype)
+
+    # ---- the stages of one layer call ---------------------------------------------------
+
+    def _plan(self, step: StepRecord, routing: Routing, experts: ExpertBank) -> _Plan:
         topo = self.topology
-        k_dev = topo.num_devices
-        gain = step.gain
-        cost = self.device_cost(gain, experts)
+        cost = self.device_cost(step.gain, experts)
         decision = self.policy.decide(routing, self.expert_map, cost)
         pairs = self._decision_transports(decision)
-
         beta = decision.beta.to(_F64).cpu()
-        snr_dl = topo.snr_db("dl", beta, gain)
-        snr_ul = topo.snr_db("ul", beta, gain)
         bw = beta * topo.bandwidth_hz
         top_idx = routing.top_idx.cpu()
         keep = decision.keep.cpu()
@@ -464,120 +522,134 @@ class WDMoESystem:
             if float(bw[k]) <= 0.0:
                 raise RuntimeError(f"policy {self.policy.name!r} gave device {k} no bandwidth "
                                    f"(beta={float(beta[k])}) but kept experts on it")
-
         # rows of every used device: (token, slot) pairs, all travelling in one payload
-        rows: dict[int, tuple[Tensor, Tensor]] = {}
-        for k in used:
-            tok, slot = torch.nonzero(keep & (dev_of == k), as_tuple=True)
-            rows[k] = (tok, slot)
+        rows = {k: torch.nonzero(keep & (dev_of == k), as_tuple=True) for k in used}
+        return _Plan(decision=decision, cost=cost, pairs=pairs, beta=beta, bw=bw,
+                     snr_dl=topo.snr_db("dl", beta, step.gain),
+                     snr_ul=topo.snr_db("ul", beta, step.gain), gain=step.gain,
+                     top_idx=top_idx, keep=keep, used=used, rows=rows)
 
-        x32, bad_in = _guard(x.detach().float())
-        nan_guard = int(bad_in.sum())
-        air_dl = torch.zeros(k_dev, dtype=_F64)
-        air_ul = torch.zeros(k_dev, dtype=_F64)
-        bits_dl = bits_ul = uses_dl = uses_ul = 0
-        lost_dl = lost_ul = 0
-        names: dict[int, str] = {}
-
-        # ---- downlink
-        received: dict[int, tuple[Tensor, Tensor]] = {}         # device -> (x_hat rows, ok)
-        if self.downlink_multicast and used:
-            share = float(beta[used].sum())
-            snr_mc = topo.snr_db("dl", torch.full((k_dev,), share, dtype=_F64), gain)
-            worst = min(used, key=lambda k: float(snr_mc[k]))
-            tokens = torch.unique(torch.cat([rows[k][0] for k in used]))
-            payload = x32[tokens]
-            dlv = pairs[worst][0].send(payload, float(snr_mc[worst]),
-                                       share * topo.bandwidth_hz)
-            bits_dl, uses_dl = dlv.bits, dlv.channel_uses
-            where = torch.full((n_tok,), -1, dtype=torch.long)
+    def _downlink(self, plan: _Plan, x32: Tensor, ledger: _Ledger
+                  ) -> dict[int, tuple[Tensor, Tensor]]:
+        """``device -> (x_hat rows, ok)``: each used device's rows over its downlink."""
+        topo, k_dev = self.topology, self.topology.num_devices
+        received: dict[int, tuple[Tensor, Tensor]] = {}
+        if self.downlink_multicast and plan.used:
+            share = float(plan.beta[plan.used].sum())
+            snr_mc = topo.snr_db("dl", torch.full((k_dev,), share, dtype=_F64), plan.gain)
+            worst = min(plan.used, key=lambda k: float(snr_mc[k]))
+            tokens = torch.unique(torch.cat([plan.rows[k][0] for k in plan.used]))
+            dlv = plan.pairs[worst][0].send(x32[tokens], float(snr_mc[worst]),
+                                            share * topo.bandwidth_hz)
+            ledger.bits_dl, ledger.uses_dl = dlv.bits, dlv.channel_uses
+            where = torch.full((x32.shape[0],), -1, dtype=torch.long)
             where[tokens] = torch.arange(tokens.numel())
-            for k in used:
-                pos = where[rows[k][0]]
+            for k in plan.used:
+                pos = where[plan.rows[k][0]]
                 received[k] = (dlv.x_hat[pos], dlv.ok[pos].cpu())
-                air_dl[k] = dlv.airtime_s
-        else:
-            for k in used:
-                dlv = pairs[k][0].send(x32[rows[k][0]], float(snr_dl[k]), float(bw[k]))
-                received[k] = (dlv.x_hat, dlv.ok.cpu())
-                air_dl[k] = dlv.airtime_s
-                bits_dl += dlv.bits
-                uses_dl += dlv.channel_uses
+                ledger.air_dl[k] = dlv.airtime_s
+            return received
+        for k in plan.used:
+            dlv = plan.pairs[k][0].send(x32[plan.rows[k][0]], float(plan.snr_dl[k]),
+                                        float(plan.bw[k]))
+            received[k] = (dlv.x_hat, dlv.ok.cpu())
+            ledger.air_dl[k] = dlv.airtime_s
+            ledger.bits_dl += dlv.bits
+            ledger.uses_dl += dlv.channel_uses
+        return received
 
-        # ---- experts on the devices, uplink
-        loads = torch.zeros(k_dev, dtype=_F64)
-        active = torch.zeros(k_dev, dtype=_F64)
-        delivered = torch.zeros(keep.shape, dtype=torch.bool)
-        y_tok: list[Tensor] = []
-        y_slot: list[Tensor] = []
-        y_val: list[Tensor] = []
-        for k in used:
-            tok, slot = rows[k]
+    def _execute(self, plan: _Plan, received: dict[int, tuple[Tensor, Tensor]],
+                 bad_in: Tensor, x: Tensor, experts: ExpertBank, ledger: _Ledger
+                 ) -> dict[int, tuple[Tensor, Tensor]]:
+        """``device -> (row positions, outputs)``: the experts on the rows that arrived.
+
+        Every device's rows go through one call of the model's expert kernel (the devices
+        are simulated in one process; the compute time is modelled per device)."""
+        parts: list[tuple[int, Tensor, Tensor, Tensor]] = []
+        for k in plan.used:
+            tok, slot = plan.rows[k]
             x_hat, ok = received[k]
             x_hat, bad = _guard(x_hat)
-            nan_guard += int((bad & ok).sum())
+            ledger.nan_guard += int((bad & ok).sum())
             ok = ok & ~bad & ~bad_in[tok]
-            lost_dl += int((~ok).sum())
-            names[k] = f"{pairs[k][0].name}/{pairs[k][1].name}"
+            ledger.lost_dl += int((~ok).sum())
+            ledger.names[k] = f"{plan.pairs[k][0].name}/{plan.pairs[k][1].name}"
             if not bool(ok.any()):
                 continue
             sel = torch.nonzero(ok, as_tuple=True)[0]
-            e_of = top_idx[tok[sel], slot[sel]]
-            inp = x_hat[sel].to(device=x.device, dtype=x.dtype)
-            y = experts.pairs(inp, e_of).float()              # one kernel call per device
-            loads[k] = sel.numel()
-            active[k] = torch.unique(e_of).numel()
+            e_of = plan.top_idx[tok[sel], slot[sel]]
+            ledger.loads[k] = sel.numel()
+            ledger.active[k] = torch.unique(e_of).numel()
+            parts.append((k, sel, e_of, x_hat[sel]))
+        if not parts:
+            return {}
+        inp = torch.cat([p[3] for p in parts]).to(device=x.device, dtype=x.dtype)
+        y_all = experts.pairs(inp, torch.cat([p[2] for p in parts])).float()
+        computed: dict[int, tuple[Tensor, Tensor]] = {}
+        for (k, sel, _, _), y in zip(parts, y_all.split([p[1].numel() for p in parts]),
+                                     strict=True):
             y, bad_y = _guard(y)
-            nan_guard += int(bad_y.sum())
+            ledger.nan_guard += int(bad_y.sum())
+            ledger.lost_ul += int(bad_y.sum())
             keep_y = ~bad_y.cpu()
-            lost_ul += int(bad_y.sum())
-            sel, y = sel[keep_y], y[keep_y.to(y.device)]
-            if sel.numel() == 0:
-                continue
-            ulv = pairs[k][1].send(y, float(snr_ul[k]), float(bw[k]))
-            air_ul[k] = ulv.airtime_s
-            bits_ul += ulv.bits
-            uses_ul += ulv.channel_uses
+            if bool(keep_y.any()):
+                computed[k] = (sel[keep_y], y[keep_y.to(y.device)])
+        return computed
+
+    def _uplink(self, plan: _Plan, computed: dict[int, tuple[Tensor, Tensor]],
+                ledger: _Ledger) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """``(token, slot, output)`` of every row whose output arrived at the BS."""
+        arrived = []
+        for k, (sel, y) in computed.items():
+            tok, slot = plan.rows[k]
+            ulv = plan.pairs[k][1].send(y, float(plan.snr_ul[k]), float(plan.bw[k]))
+            ledger.air_ul[k] = ulv.airtime_s
+            ledger.bits_ul += ulv.bits
+            ledger.uses_ul += ulv.channel_uses
             y_hat, bad_u = _guard(ulv.x_hat)
             ok_u = ulv.ok.cpu() & ~bad_u.cpu()
-            nan_guard += int((bad_u.cpu() & ulv.ok.cpu()).sum())
-            lost_ul += int((~ok_u).sum())
+            ledger.nan_guard += int((bad_u.cpu() & ulv.ok.cpu()).sum())
+            ledger.lost_ul += int((~ok_u).sum())
             good = sel[ok_u]
-            delivered[tok[good], slot[good]] = True
-            y_tok.append(tok[good])
-            y_slot.append(slot[good])
-            y_val.append(y_hat[ok_u.to(y_hat.device)])
+            ledger.delivered[tok[good], slot[good]] = True
+            arrived.append((tok[good], slot[good], y_hat[ok_u.to(y_hat.device)]))
+        return arrived
 
-        # ---- combine at the BS
-        weights = decision.weights.detach().to(torch.float32).cpu()
+    def _combine(self, plan: _Plan, arrived: list[tuple[Tensor, Tensor, Tensor]], x: Tensor,
+                 ledger: _Ledger) -> Tensor:
+        """The weighted mixture at the BS; lost rows are dropped experts."""
+        keep, delivered = plan.keep, ledger.delivered
+        weights = plan.decision.weights.detach().to(torch.float32).cpu()
         weights = torch.where(keep, weights, torch.zeros_like(weights))
         if bool((keep & ~delivered).any()):
             weights = combine_weights(weights, delivered, renormalize=self.renormalize_losses)
-        out = torch.zeros(n_tok, d, dtype=torch.float32, device=x.device)
-        for tok, slot, y in zip(y_tok, y_slot, y_val, strict=True):
+        out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+        for tok, slot, y in arrived:
             w = weights[tok, slot].to(y.device)
             out.index_add_(0, tok.to(out.device), (y * w[:, None]).to(out.device))
         out, bad_out = _guard(out)
-        nan_guard += int(bad_out.sum())
-        self.last_decision = decision
+        ledger.nan_guard += int(bad_out.sum())
+        self.last_decision = plan.decision
         self.last_weights = torch.where(delivered, weights, torch.zeros_like(weights))
+        return out
 
-        # ---- latency actually spent
-        t_cmp = cost.compute_time_s(loads, active)
+    def _record(self, layer: int, n_tok: int, plan: _Plan, ledger: _Ledger) -> LayerRecord:
+        """The latency actually spent and the accounting of this layer call."""
+        k_dev = self.topology.num_devices
+        t_cmp = plan.cost.compute_time_s(ledger.loads, ledger.active)
         dev_t = torch.zeros(k_dev, dtype=_F64)
-        for k in used:
-            dev_t[k] = air_dl[k] + t_cmp[k] + air_ul[k]
-        latency = topo.bs_time_s + (float(dev_t.max()) if used else 0.0)
-        had = keep.any(-1)
-        step.layers.append(LayerRecord(
+        for k in plan.used:
+            dev_t[k] = ledger.air_dl[k] + t_cmp[k] + ledger.air_ul[k]
+        latency = self.topology.bs_time_s + (float(dev_t.max()) if plan.used else 0.0)
+        keep, delivered = plan.keep, ledger.delivered
+        return LayerRecord(
             layer=layer, num_tokens=n_tok, latency_s=latency,
-            estimated_latency_s=float(decision.info.get("layer_latency_s", math.nan)),
-            device_latency_s=dev_t.tolist(), bits_dl=bits_dl, bits_ul=bits_ul,
-            uses_dl=uses_dl, uses_ul=uses_ul, rows=int(keep.sum()),
-            dropped=int((~keep).sum()), lost_dl=lost_dl, lost_ul=lost_ul,
-            tokens_without_expert=int((had & ~delivered.any(-1)).sum()),
-            nan_guard=nan_guard, transports=names))
-        return out.to(x.dtype)
+            estimated_latency_s=float(plan.decision.info.get("layer_latency_s", math.nan)),
+            device_latency_s=dev_t.tolist(), bits_dl=ledger.bits_dl, bits_ul=ledger.bits_ul,
+            uses_dl=ledger.uses_dl, uses_ul=ledger.uses_ul, rows=int(keep.sum()),
+            dropped=int((~keep).sum()), lost_dl=ledger.lost_dl, lost_ul=ledger.lost_ul,
+            tokens_without_expert=int((keep.any(-1) & ~delivered.any(-1)).sum()),
+            nan_guard=ledger.nan_guard, transports=ledger.names)
 
     # ---- evaluation ------------------------------------------------------------------------
 

@@ -1,0 +1,196 @@
+"""Benchmark: wall time per generated token and memory of the split MoE at realistic width.
+
+    python -m experiments.bench_wdmoe [--hidden 1024 --layers 8 --experts 64 --top-k 8]
+                                      [--new-tokens 16 --reps 3 --out results]
+
+A random-init ``qwen3_moe`` causal LM (bf16 by default; hidden 1024, 8 layers, 64 experts,
+top-8, expert FFN 512) on the default heterogeneous 8-device cell. Three systems run side by
+side in one process, alternating ``reps`` times so that machine load hits them alike:
+
+* ``unsplit``: the model's own forward (``grouped_mm`` experts);
+* ``split/ideal``: :class:`wdmoe_link.WDMoESystem` with ideal links (Shannon latency model);
+* ``split/digital:bf16``: every expert input and output as a bf16 payload over 5G NR link
+  adaptation, CRC outcomes from the BLER curves (:class:`phy.AbstractDigitalLink`).
+
+The figure is the decode time per generated token (greedy, one request, a KV cache; the
+prompt's prefill is not timed), its ratio to ``unsplit`` (goal <= 1.2x, bar <= 1.5x), the
+process's peak resident memory after the unsplit runs and after the split runs, and the bits
+on air per token. The check of the payload model: one (token, expert, direction) of a model of
+hidden width ``D`` in bf16 is ``16 D`` bits, 65,536 for Mixtral-8x7B (``D = 4096``). Writes
+``bench_wdmoe.csv`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from experiments.results import ResultsDir
+
+__all__ = ["main"]
+
+SYSTEMS = ("unsplit", "split/ideal", "split/digital:bf16")
+
+
+def build_model(args: argparse.Namespace) -> Any:
+    """The random-init ``Qwen3MoeForCausalLM`` of the benchmark (eval mode, ``args.dtype``)."""
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    cfg = Qwen3MoeConfig(vocab_size=args.vocab, hidden_size=args.hidden,
+                         num_hidden_layers=args.layers, num_attention_heads=16,
+                         num_key_value_heads=4, head_dim=args.hidden // 16,
+                         intermediate_size=4 * args.hidden,
+                         moe_intermediate_size=args.expert_ffn, num_experts=args.experts,
+                         num_experts_per_tok=args.top_k, norm_topk_prob=True,
+                         max_position_embeddings=4 * (args.prompt + args.new_tokens))
+    torch.manual_seed(args.seed)
+    dtype = getattr(torch, args.dtype)
+    with torch.device("cpu"):
+        model = Qwen3MoeForCausalLM(cfg).to(dtype)
+    return model.eval()
+
+
+class _NoSteps:
+    def begin_step(self, phase: str, num_tokens: int) -> None: ...
+
+    def end_step(self) -> None: ...
+
+
+@torch.no_grad()
+def decode_seconds_per_token(model: Any, ids: torch.Tensor, new_tokens: int,
+                             steps: Any = None) -> float:
+    """Greedy decoding of ``new_tokens`` after a prefill of ``ids``: mean s per decode step.
+
+    ``steps``: a dispatcher whose ``begin_step``/``end_step`` bracket each forward (a
+    :class:`wdmoe_link.WDMoESystem`), so that its report counts decode steps."""
+    steps = steps or _NoSteps()
+    steps.begin_step("prefill", ids.numel())
+    out = model(input_ids=ids, use_cache=True)
+    steps.end_step()
+    cache = out.past_key_values
+    nxt = out.logits[:, -1:].argmax(-1)
+    t0 = time.perf_counter()
+    for _ in range(new_tokens):
+        steps.begin_step("decode", nxt.numel())
+        out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+        steps.end_step()
+        cache = out.past_key_values
+        nxt = out.logits[:, -1:].argmax(-1)
+    return (time.perf_counter() - t0) / new_tokens
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from wdmoe_link import DigitalTransport, WDMoESystem, default_topology
+
+    torch.set_num_threads(args.threads)
+    model = build_model(args)
+    n_params = sum(p.numel() for p in model.parameters())
+    ids = torch.randint(0, args.vocab, (1, args.prompt),
+                        generator=torch.Generator().manual_seed(args.seed))
+    topo = default_topology(args.devices, seed=args.seed)
+    times: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+    bits: dict[str, float] = {}
+    decode_seconds_per_token(model, ids, 2)  # warm-up of the unsplit kernels
+    rss_unsplit = 0.0
+    for _ in range(args.reps):
+        times["unsplit"].append(decode_seconds_per_token(model, ids, args.new_tokens))
+        rss_unsplit = max(rss_unsplit, _peak_rss_mb())
+        for name, transport in (("split/ideal", "ideal"),
+                                ("split/digital:bf16", DigitalTransport("bf16"))):
+            with WDMoESystem(model, topo, transport, "topk", seed=args.seed) as system:
+                times[name].append(decode_seconds_per_token(model, ids, args.new_tokens,
+                                                            system))
+                rep = system.report()
+                bits[name] = rep.bits_dl_per_token + rep.bits_ul_per_token
+    rss_split = _peak_rss_mb()
+    base = statistics.median(times["unsplit"])
+    rows = []
+    for name in SYSTEMS:
+        med = statistics.median(times[name])
+        rows.append({"system": name, "s_per_token_median": med,
+                     "s_per_token_min": min(times[name]), "ratio_to_unsplit": med / base,
+                     "bits_on_air_per_token": bits.get(name, 0.0), "reps": args.reps})
+    info = {"parameters": n_params, "peak_rss_mb_unsplit": rss_unsplit,
+            "peak_rss_mb_split": rss_split, "memory_ratio": rss_split / rss_unsplit,
+            "bits_per_token_expert_direction": DigitalTransport("bf16").payload_bits(args.hidden),
+            "mixtral_bits_per_token_expert_direction": DigitalTransport("bf16").payload_bits(4096)}
+    return rows, info
+
+
+def _summary(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        "# bench_wdmoe",
+        "",
+        f"Random-init qwen3_moe, {info['parameters'] / 1e6:.0f} M parameters ({args.dtype}): "
+        f"hidden {args.hidden}, {args.layers} layers, {args.experts} experts, top-{args.top_k}, "
+        f"expert FFN {args.expert_ffn}; {args.devices} devices; prompt {args.prompt} tokens, "
+        f"{args.new_tokens} decoded per run, {args.reps} alternating runs, "
+        f"{args.threads} thread(s).",
+        "",
+        "| system | s / token (median) | vs unsplit | bits on air / token |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['system']} | {r['s_per_token_median']:.4f} | "
+                     f"{r['ratio_to_unsplit']:.2f}x | {r['bits_on_air_per_token']:.0f} |")
+    lines += [
+        "",
+        f"Peak resident memory: {info['peak_rss_mb_unsplit']:.0f} MB after the unsplit runs, "
+        f"{info['peak_rss_mb_split']:.0f} MB after the split runs "
+        f"({info['memory_ratio']:.2f}x). Goal: time <= 1.2x (bar 1.5x), memory <= 1.2x.",
+        "",
+        f"Payload per (token, expert, direction) in bf16: "
+        f"{info['bits_per_token_expert_direction']} bits here, "
+        f"{info['mixtral_bits_per_token_expert_direction']} for Mixtral's hidden 4096 "
+        "(the papers' 65,536).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hidden", type=int, default=1024, help="hidden width D (default 1024)")
+    ap.add_argument("--layers", type=int, default=8, help="decoder layers (default 8)")
+    ap.add_argument("--experts", type=int, default=64, help="experts per layer (default 64)")
+    ap.add_argument("--top-k", type=int, default=8, help="experts per token (default 8)")
+    ap.add_argument("--expert-ffn", type=int, default=512, help="expert FFN width (default 512)")
+    ap.add_argument("--vocab", type=int, default=8192, help="vocabulary size (default 8192)")
+    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    ap.add_argument("--devices", type=int, default=8, help="devices in the cell (default 8)")
+    ap.add_argument("--prompt", type=int, default=16, help="prompt tokens (default 16)")
+    ap.add_argument("--new-tokens", type=int, default=16, help="decoded tokens per run")
+    ap.add_argument("--reps", type=int, default=3, help="alternating runs (default 3)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="results", help="root of the results folders")
+    args = ap.parse_args(argv)
+    for name in ("hidden", "layers", "experts", "top_k", "expert_ffn", "vocab", "devices",
+                 "prompt", "new_tokens", "reps", "threads"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.top_k > args.experts:
+        ap.error("--top-k must be <= --experts")
+    if args.hidden % 16:
+        ap.error("--hidden must be a multiple of 16 (16 attention heads)")
+    res = ResultsDir.create("bench_wdmoe", vars(args), args.seed, root=args.out)
+    with res:
+        rows, info = run(args)
+        res.write_csv("bench_wdmoe.csv", rows)
+        text = _summary(rows, info, args)
+        res.write_summary(text)
+    print(text)
+    print(f"results: {res.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
