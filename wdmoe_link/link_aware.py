@@ -18,7 +18,7 @@ at the most robust MCS and may lose rows), else the first option. Expert selecti
 bandwidth (``base``: WLR, joint or plain top-k) then run on a
 :class:`~wdmoe_link.latency.DeviceCost` built from the chosen transports.
 
-``Decision.info["transport"]`` lists the chosen ``(downlink, uplink)`` transports per device,
+``Decision.transports`` lists the chosen ``(downlink, uplink)`` transports per device,
 ``info["transport_names"]`` their names; :class:`~wdmoe_link.system.WDMoESystem` uses them.
 Registered with :func:`~wdmoe_link.policies.register_policy` as ``"link-aware"``:
 ``"link-aware"``, ``"link-aware:0.2"``, ``"link-aware:0.2:base=joint"``,
@@ -249,7 +249,7 @@ class LinkAware(Policy):
                               hidden_size=cost.hidden_size, flops_per_token=cost.flops_per_token,
                               weight_bytes=cost.weight_bytes)
         decision = self._base.decide(routing, expert_map, new_cost)
-        decision.info["transport"] = chosen
+        decision.transports = chosen
         decision.info["transport_names"] = [f"{dl.name}/{ul.name}" for dl, ul in chosen]
         decision.info["transport_options"] = table
         return decision

@@ -89,12 +89,15 @@ class Decision:
             weights unchanged.
         beta: float64 ``[K]`` bandwidth fractions (>= 0, sum <= 1).
         info: extra numbers (loads, estimated layer latency in s, optimisation history, ...).
+        transports: ``(downlink, uplink)`` transport per device chosen by the policy
+            (``None``: the system's own), e.g. by ``"link-aware"``.
     """
 
     keep: torch.Tensor
     weights: torch.Tensor
     beta: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    transports: list[tuple[Any, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.keep.dtype != torch.bool or self.keep.dim() != 2:

@@ -8,7 +8,7 @@ token) it draws one block of fading; per MoE layer call it
    models are the devices' transports, and the policy's
    :class:`~wdmoe_link.policies.Decision` (kept experts, weights and the bandwidth split
    ``beta``; a policy may also choose each device's transport through
-   ``Decision.info["transport"]``);
+   ``Decision.transports``);
 2. downlink: for every used device ``k``, one payload holding all its kept (token, expert)
    rows at ``SNR_dl,k(beta_k)`` over ``beta_k B`` Hz;
 3. execute: the experts on the rows that arrived (one call of the model's expert kernel for
@@ -340,7 +340,7 @@ class WDMoESystem:
         renormalize_losses: rescale the surviving weights of a token that lost an expert on the
             link (default) or just zero the lost one.
 
-    A policy that chooses transports (``Decision.info["transport"]``, e.g. ``"link-aware"``)
+    A policy that chooses transports (``Decision.transports``, e.g. ``"link-aware"``)
     overrides ``transports`` for that layer call.
     """
 
@@ -470,10 +470,10 @@ class WDMoESystem:
         return step
 
     def _decision_transports(self, decision: Decision) -> list[TransportPair]:
-        chosen = decision.info.get("transport")
+        chosen = decision.transports
         if chosen is None:
             return self.transports
-        pairs = _transport_list(chosen, self.topology.num_devices, 'Decision.info["transport"]')
+        pairs = _transport_list(chosen, self.topology.num_devices, 'Decision.transports')
         return [(self._bind(dl), self._bind(ul)) for dl, ul in pairs]
 
     def device_cost(self, gain: Tensor, experts: ExpertBank,
