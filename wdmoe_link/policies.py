@@ -159,17 +159,20 @@ def _check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
     return top_idx, top_w
 
 
-def _check_expert_map(expert_map: torch.Tensor, num_experts: int,
-                      num_devices: int) -> torch.Tensor:
+def check_expert_map(expert_map: Any, num_experts: int, num_devices: int) -> torch.Tensor:
+    """``expert_map`` (device index of each of ``num_experts`` experts, in ``[0, K)``) as
+    int64 on the CPU; a clear error otherwise."""
     m = torch.as_tensor(expert_map)
     if m.dim() != 1 or m.shape[0] != num_experts:
-        raise ValueError(f"expert_map must have one device index per expert ({num_experts}), "
-                         f"got shape {tuple(m.shape)}")
+        raise ValueError(f"expert_map must give a device for each of the {num_experts} experts "
+                         f"(shape [{num_experts}]), got shape {tuple(m.shape)}")
     if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
         raise ValueError(f"expert_map must hold integer device indices, got dtype {m.dtype}")
-    if bool((m < 0).any()) or bool((m >= num_devices).any()):
-        raise ValueError(f"expert_map must hold device indices in [0, {num_devices - 1}], got "
-                         f"values in [{int(m.min())}, {int(m.max())}]")
+    bad = (m < 0) | (m >= num_devices)
+    if bool(bad.any()):
+        e = int(torch.nonzero(bad)[0])
+        raise ValueError(f"expert_map must hold device indices in [0, {num_devices - 1}] "
+                         f"(K={num_devices} devices), got expert_map[{e}]={int(m[e])}")
     return m.to(torch.long).cpu()
 
 
@@ -308,7 +311,7 @@ class Policy(ABC):
     def _prepare(self, routing: Routing, expert_map: torch.Tensor,
                  cost: DeviceCost) -> tuple[torch.Tensor, torch.Tensor]:
         top_idx, _ = _check_routing(routing)
-        m = _check_expert_map(expert_map, routing.num_experts, cost.num_devices)
+        m = check_expert_map(expert_map, routing.num_experts, cost.num_devices)
         return top_idx.cpu(), m
 
 

@@ -46,7 +46,7 @@ import phy
 
 from . import link_aware  # noqa: F401  (registers the "link-aware" policy)
 from .latency import DeviceCost
-from .policies import Decision, Policy, combine_weights, parse_policy
+from .policies import Decision, Policy, check_expert_map, combine_weights, parse_policy
 from .routing import ExpertBank, Routing
 from .split import SplitMoE
 from .topology import Topology
@@ -236,21 +236,6 @@ def _transport_list(transports: Any, k: int, where: str) -> list[TransportPair]:
                     f"{type(transports).__name__}")
 
 
-def _check_expert_map(expert_map: Any, num_experts: int, num_devices: int) -> Tensor:
-    m = torch.as_tensor(expert_map)
-    if m.dim() != 1 or m.shape[0] != num_experts:
-        raise ValueError(f"expert_map must give a device for each of the {num_experts} experts "
-                         f"(shape [{num_experts}]), got shape {tuple(m.shape)}")
-    if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
-        raise ValueError(f"expert_map must hold integer device indices, got dtype {m.dtype}")
-    bad = (m < 0) | (m >= num_devices)
-    if bool(bad.any()):
-        e = int(torch.nonzero(bad)[0])
-        raise ValueError(f"expert_map must hold device indices in [0, {num_devices - 1}] "
-                         f"(K={num_devices} devices), got expert_map[{e}]={int(m[e])}")
-    return m.to(torch.long).cpu()
-
-
 def _guard(x: Tensor) -> tuple[Tensor, Tensor]:
     """``(x with non-finite rows zeroed, bool [n] rows that were non-finite)``."""
     bad = ~torch.isfinite(x).all(dim=-1)
@@ -373,7 +358,7 @@ class WDMoESystem:
             self.hidden_size = self.split.hidden_size
             self.num_experts = self.split.num_experts
             m = (torch.arange(self.num_experts) % k) if expert_map is None else expert_map
-            self.expert_map = _check_expert_map(m, self.num_experts, k)
+            self.expert_map = check_expert_map(m, self.num_experts, k)
             self._bound: dict[int, Transport] = {}
             self.transports: list[TransportPair] = [(self._bind(dl), self._bind(ul))
                                                     for dl, ul in pairs]
