@@ -59,10 +59,10 @@ class NotMoECheckpointError(ValueError):
 
 
 def _resolve_dir(path_or_name: str | Path) -> Path:
-    if isinstance(path_or_name, str) and path_or_name == "tiny":
-        from .tiny import TINY_DIR
+    if isinstance(path_or_name, str) and path_or_name in ("tiny", "text"):
+        from .tiny import TEXT_DIR, TINY_DIR
 
-        path = TINY_DIR
+        path = TINY_DIR if path_or_name == "tiny" else TEXT_DIR
     else:
         path = Path(path_or_name).expanduser()
     if not path.exists():
@@ -85,7 +85,8 @@ def load_moe(
     """Load a local sparse-MoE causal LM in eval mode.
 
     Args:
-        path_or_name: ``"tiny"`` (the shipped model, :data:`wdmoe_link.tiny.TINY_DIR`) or a local
+        path_or_name: ``"tiny"`` (the shipped arithmetic model, :data:`wdmoe_link.tiny.TINY_DIR`),
+            ``"text"`` (the shipped text model, :data:`wdmoe_link.tiny.TEXT_DIR`) or a local
             checkpoint directory (``config.json`` + weights). Nothing is downloaded.
         dtype: parameter dtype (e.g. ``torch.float32``, ``torch.bfloat16``).
         device: where to put the model.

@@ -23,8 +23,8 @@ import torch
 
 from .tasks import ArithmeticTask, ByteTokenizer, Split
 
-__all__ = ["TINY_CONFIG", "TINY_DIR", "TINY_TASK", "build_tiny_model", "tiny_config",
-           "tiny_task", "tiny_training_record"]
+__all__ = ["TEXT_CONFIG", "TEXT_DIR", "TINY_CONFIG", "TINY_DIR", "TINY_TASK",
+           "build_tiny_model", "tiny_config", "tiny_task", "tiny_training_record"]
 
 #: Folder of the shipped checkpoint (``config.json``, ``model.safetensors``, ``training.json``).
 TINY_DIR: Path = Path(__file__).resolve().parent / "data" / "tiny_moe"
@@ -51,6 +51,25 @@ TINY_CONFIG: dict[str, Any] = {
     "pad_token_id": ByteTokenizer.pad_id,
     "router_aux_loss_coef": 0.02,
     "output_router_logits": False,
+}
+
+
+#: Folder of the shipped text model (a Mixtral on the standard library's source, byte ids;
+#: ``experiments/train_text_moe.py``).
+TEXT_DIR: Path = Path(__file__).resolve().parent / "data" / "text_moe"
+
+#: MixtralConfig arguments of the text model (7.6 M parameters): :data:`TINY_CONFIG` with
+#: these overrides.
+TEXT_CONFIG: dict[str, Any] = {
+    "hidden_size": 128,
+    "intermediate_size": 384,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "num_local_experts": 8,
+    "num_experts_per_tok": 2,
+    "max_position_embeddings": 512,
+    "router_aux_loss_coef": 0.02,
 }
 
 

@@ -1,0 +1,56 @@
+"""The standard-library text corpus, its scores and the text model's resumable training."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from wdmoe_link.text import TextCorpus, evaluate_text, stdlib_files
+from wdmoe_link.tiny import build_tiny_model
+
+
+def test_splits_are_disjoint_by_module_and_stable() -> None:
+    split = {s: {p.as_posix() for p in stdlib_files(s)} for s in ("train", "val", "test")}
+    assert split["train"] and split["val"] and split["test"]
+    assert not (split["train"] & split["test"]) and not (split["train"] & split["val"])
+    assert not (split["val"] & split["test"])
+    assert all("/test/" not in p and "/idlelib/" not in p for p in split["train"])
+    assert {p.as_posix() for p in stdlib_files("test")} == split["test"]
+    n = sum(len(v) for v in split.values())
+    assert 0.02 < len(split["test"]) / n < 0.10  # about 5 % of the modules
+
+
+def test_corpus_windows_and_untrained_model_scores() -> None:
+    corpus = TextCorpus("test", max_bytes=20_000)
+    assert len(corpus) == 20_000 and int(corpus.ids.max()) <= 257
+    g = torch.Generator().manual_seed(0)
+    batch = corpus.sample(3, 32, g)
+    assert batch.shape == (3, 33) and bool((batch[:, 0] == 256).all())
+    w = corpus.windows(64, max_windows=5)
+    assert torch.equal(w[1, 1:], corpus.ids[64:128].long())
+    # an untrained model predicts close to uniformly over 259 ids: about log2(259) bits
+    score = evaluate_text(build_tiny_model(seed=1, num_hidden_layers=1), corpus, length=64,
+                          max_windows=4)
+    assert score.num_bytes == 4 * 64
+    assert abs(score.bits_per_byte - math.log2(259)) < 1.0
+    assert 0.0 <= score.accuracy < 0.1
+
+
+def test_text_training_resumes_on_the_same_trajectory(tmp_path: Path) -> None:
+    from experiments.train_text_moe import main
+
+    common = ["--batch-size", "2", "--length", "32", "--eval-every", "2", "--eval-windows",
+              "1", "--test-windows", "1", "--threads", "1"]
+    main(["--steps", "4", "--out", str(tmp_path / "a"), "--results", str(tmp_path / "ra"),
+          *common])
+    main(["--steps", "2", "--out", str(tmp_path / "b"), "--results", str(tmp_path / "rb"),
+          *common])
+    run_b = next((tmp_path / "rb" / "train_text_moe").iterdir())
+    # continue the 2-step run to 4 steps (the schedule is that of a 4-step run from here on)
+    main(["--steps", "4", "--out", str(tmp_path / "b"), "--resume", str(run_b), *common])
+    a = json.loads((tmp_path / "a" / "training.json").read_text())
+    b = json.loads((tmp_path / "b" / "training.json").read_text())
+    assert a["test"] == b["test"] and a["parameters"] == b["parameters"] < 10_000_000
