@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     wd = sub.add_parser("wdmoe", help="split MoE LM over the PHY: accuracy and latency per "
                                       "policy, transport and SNR")
     wd.add_argument("--model", default="tiny",
-                    help="'tiny' (shipped) or a local Hugging Face MoE checkpoint folder")
+                    help="'tiny' (shipped, arithmetic), 'text' (shipped, held-out standard-library "
+                         "source in bits per byte) or a local Hugging Face MoE checkpoint folder")
     wd.add_argument("--policy", default="topk,wlr:0.2,joint",
                     help="comma list: topk | wlr:<theta>[:rule] | joint[:theta] | "
                          "link-aware[:theta] (default: topk,wlr:0.2,joint)")
@@ -171,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "link budget")
     wd.add_argument("--bandwidth-mhz", type=float, default=100.0)
     wd.add_argument("--devices", type=int, default=8)
-    wd.add_argument("--limit", type=int, default=50, help="examples of the task")
+    wd.add_argument("--limit", type=int, default=50,
+                    help="examples of the task (128-byte windows for --model text)")
     wd.add_argument("--compute-model", default="flops", choices=["flops", "roofline"])
     wd.add_argument("--digits", type=int, default=None,
                     help="operand digits of the arithmetic task for non-tiny models")

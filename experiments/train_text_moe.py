@@ -60,7 +60,7 @@ def _save(path: Path, model: Any, opt: Any, step: int, gen: torch.Generator,
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=6000, help="optimiser steps (default 6000)")
+    p.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per step")
     p.add_argument("--length", type=int, default=256, help="bytes per window (default 256)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
