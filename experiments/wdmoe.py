@@ -131,21 +131,39 @@ def _f(v: Any) -> float:
         return math.nan
 
 
+def _is_text(rows: list[dict[str, Any]]) -> bool:
+    return any(r.get("bits_per_byte") not in (None, "") for r in rows)
+
+
+def _axes(rows: list[dict[str, Any]]) -> tuple[Any, str, Any, str]:
+    """(x of a row, x label, y of a row, y label) of the latency/quality plots.
+
+    Generated answers are scored per decoded token; held-out text is scored in prefill (one
+    forward pass per batch of windows, no decoding), so its latency is per forward pass and its
+    quality is bits per byte (lower is better).
+    """
+    if _is_text(rows):
+        return (lambda r: _f(r["prefill_latency_mean_s"]) * 1e3,
+                "latency per forward pass (ms)",
+                lambda r: _f(r["bits_per_byte"]), "held-out bits per byte")
+    return (lambda r: _f(r["latency_per_token_mean_s"]) * 1e3, "decode latency per token (ms)",
+            lambda r: _f(r["accuracy"]) * 100, "exact-match accuracy (%)")
+
+
 def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
+    x_of, x_label, y_of, y_label = _axes(rows)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     # label points with their link only when several links share the plot
     several = len({(r["transport_spec"], str(r["snr_db"])) for r in rows}) > 1
     for i, p in enumerate(dict.fromkeys(r["policy_spec"] for r in rows)):
         sel = [r for r in rows if r["policy_spec"] == p]
-        ax.scatter([_f(r["latency_per_token_mean_s"]) * 1e3 for r in sel],
-                   [_f(r["accuracy"]) * 100 for r in sel], label=p, color=f"C{i}")
+        ax.scatter([x_of(r) for r in sel], [y_of(r) for r in sel], label=p, color=f"C{i}")
         for r in sel if several else ():
             snr = None if r["snr_db"] in ("", None) else _f(r["snr_db"])
-            ax.annotate(f"{r['transport_spec']} {_snr_label(snr)}",
-                        (_f(r["latency_per_token_mean_s"]) * 1e3, _f(r["accuracy"]) * 100),
+            ax.annotate(f"{r['transport_spec']} {_snr_label(snr)}", (x_of(r), y_of(r)),
                         fontsize=6, alpha=0.7)
-    ax.set_xlabel("decode latency per token (ms)")
-    ax.set_ylabel("exact-match accuracy (%)")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, title="policy")
     fig.tight_layout()
@@ -159,10 +177,10 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
                 sel = sorted((r for r in swept if r["transport_spec"] == t
                               and r["policy_spec"] == p), key=lambda r: _f(r["snr_db"]))
                 if sel:
-                    ax.plot([_f(r["snr_db"]) for r in sel],
-                            [_f(r["accuracy"]) * 100 for r in sel], "o-", label=f"{t} / {p}")
+                    ax.plot([_f(r["snr_db"]) for r in sel], [y_of(r) for r in sel], "o-",
+                            label=f"{t} / {p}")
         ax.set_xlabel("link SNR (dB)")
-        ax.set_ylabel("exact-match accuracy (%)")
+        ax.set_ylabel(y_label)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -174,24 +192,40 @@ def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
     lines = ["# WDMoE over the PHY", "",
              f"model `{config['model']}`, {config['devices']} devices, "
              f"{config['bandwidth_mhz']:g} MHz, {config['limit']} examples, "
-             f"compute model {config['compute_model']}", "",
-             "| transport | SNR | policy | accuracy (%) | latency/token mean (ms) | p95 (ms) | "
-             "experts/token | dropped (%) | lost (%) | kbit DL/token |",
-             "|---" * 10 + "|"]
-    if any(r.get("bits_per_byte") not in (None, "") for r in rows):
-        lines += ["", f"Held-out text ({TEXT_WINDOW}-byte windows of standard-library modules "
-                  "never seen in training); accuracy is next-byte accuracy:", "",
+             f"compute model {config['compute_model']}", ""]
+    if _is_text(rows):
+        lines += [f"Held-out text ({TEXT_WINDOW}-byte windows of standard-library modules "
+                  "never seen in training), scored in prefill: bits per byte (lower is "
+                  "better), next-byte accuracy, simulated latency per forward pass of a batch "
+                  "of windows, and bits on the downlink per scored byte:", "",
                   "| transport | SNR | policy | bits/byte | next-byte accuracy (%) | "
-                  "experts/token | dropped (%) | lost (%) |", "|---" * 8 + "|"]
+                  "latency/forward (ms) | experts/token | dropped (%) | lost (%) | "
+                  "kbit DL/byte |", "|---" * 10 + "|"]
         for r in rows:
             snr = "budget" if r["snr_db"] in ("", None) else f"{_f(r['snr_db']):g} dB"
             lines.append(
                 f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
                 f"{_f(r['bits_per_byte']):.3f} | {_f(r['accuracy']) * 100:.1f} | "
+                f"{_f(r['prefill_latency_mean_s']) * 1e3:.1f} | "
                 f"{_f(r['experts_per_token_mean']):.2f} | "
                 f"{_f(r['experts_dropped_fraction']) * 100:.1f} | "
-                f"{_f(r['experts_lost_fraction']) * 100:.1f} |")
+                f"{_f(r['experts_lost_fraction']) * 100:.1f} | "
+                f"{_f(r['bits_dl_total']) / _f(r['num_examples']) / 1e3:.1f} |")
         return "\n".join(lines) + "\n"
+    lines += ["| transport | SNR | policy | accuracy (%) | latency/token mean (ms) | p95 (ms) | "
+              "experts/token | dropped (%) | lost (%) | kbit DL/token |",
+              "|---" * 10 + "|"]
+    for r in rows:
+        snr = "budget" if r["snr_db"] in ("", None) else f"{_f(r['snr_db']):g} dB"
+        lines.append(
+            f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
+            f"{_f(r['accuracy']) * 100:.1f} | {_f(r['latency_per_token_mean_s']) * 1e3:.3f} | "
+            f"{_f(r['latency_per_token_p95_s']) * 1e3:.3f} | "
+            f"{_f(r['experts_per_token_mean']):.2f} | "
+            f"{_f(r['experts_dropped_fraction']) * 100:.1f} | "
+            f"{_f(r['experts_lost_fraction']) * 100:.1f} | "
+            f"{_f(r['bits_dl_per_token']) / 1e3:.1f} |")
+    return "\n".join(lines) + "\n"
     for r in rows:
         snr = "budget" if r["snr_db"] in ("", None) else f"{_f(r['snr_db']):g} dB"
         lines.append(
