@@ -121,8 +121,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                      "bits_on_air_per_token": bits.get(name, 0.0), "reps": args.reps})
     info = {"parameters": n_params, "peak_rss_mb_unsplit": rss_unsplit,
             "peak_rss_mb_split": rss_split, "memory_ratio": rss_split / rss_unsplit,
-            "bits_per_token_expert_direction": DigitalTransport("bf16").payload_bits(args.hidden),
-            "mixtral_bits_per_token_expert_direction": DigitalTransport("bf16").payload_bits(4096)}
+            "bits_per_token_expert_direction":
+                DigitalTransport("bf16").payload_bits(1, args.hidden),
+            "mixtral_bits_per_token_expert_direction":
+                DigitalTransport("bf16").payload_bits(1, 4096)}
     return rows, info
 
 

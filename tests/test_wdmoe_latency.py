@@ -287,11 +287,12 @@ class _Recorder:
 
     def __init__(self, seconds_per_element: float) -> None:
         self.spe = seconds_per_element
-        self.calls: list[tuple[int, float, float]] = []
+        self.calls: list[tuple[int, int, float, float]] = []
 
-    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
-        self.calls.append((num_elements, snr_db, bandwidth_hz))
-        return num_elements * self.spe
+    def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
+                           bandwidth_hz: float) -> float:
+        self.calls.append((rows, row_size, snr_db, bandwidth_hz))
+        return rows * row_size * self.spe
 
 
 def test_prefill_sends_one_payload_of_n_rows_each_way() -> None:
@@ -302,10 +303,10 @@ def test_prefill_sends_one_payload_of_n_rows_each_way() -> None:
     loads = torch.tensor([5.0, 0.0, 2.0], dtype=F64)
     beta = torch.tensor([0.5, 0.2, 0.3], dtype=F64)
     t = cost.device_latency_s(loads, beta)
-    assert sorted(c[0] for c in dl.calls) == [2 * 64, 5 * 64]          # idle device: no call
-    assert sorted(c[2] for c in ul.calls) == pytest.approx([0.3 * 100e6, 0.5 * 100e6])
+    assert sorted(c[:2] for c in dl.calls) == [(2, 64), (5, 64)]       # idle device: no call
+    assert sorted(c[3] for c in ul.calls) == pytest.approx([0.3 * 100e6, 0.5 * 100e6])
     snr_ul = topo.snr_db("ul", beta, topo.path_gain())
-    assert sorted(c[1] for c in ul.calls) == pytest.approx(sorted([float(snr_ul[0]),
+    assert sorted(c[2] for c in ul.calls) == pytest.approx(sorted([float(snr_ul[0]),
                                                                    float(snr_ul[2])]))
     assert float(t[0]) == pytest.approx(5 * 64 * 3e-9 + 5 * 1e6 / topo.devices[0].compute_flops)
 
@@ -315,8 +316,8 @@ def test_generic_airtime_path_matches_the_shannon_fast_path() -> None:
         def __init__(self) -> None:
             self.inner = ShannonAirtime(16)
 
-        def expected_airtime_s(self, n: int, snr_db: float, bw: float) -> float:
-            return self.inner.expected_airtime_s(n, snr_db, bw)
+        def expected_airtime_s(self, n: int, d: int, snr_db: float, bw: float) -> float:
+            return self.inner.expected_airtime_s(n, d, snr_db, bw)
 
     topo = default_topology(4, seed=9)
     gain = topo.channel_gain(torch.Generator().manual_seed(0))

@@ -3,6 +3,7 @@ latency accounting, expert maps, the link-aware policy and evaluation reports.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -62,8 +63,9 @@ class LoseOddRows(Transport):
 
     name = "lose-odd"
 
-    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
-        return IdealTransport().expected_airtime_s(num_elements, snr_db, bandwidth_hz)
+    def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
+                           bandwidth_hz: float) -> float:
+        return IdealTransport().expected_airtime_s(rows, row_size, snr_db, bandwidth_hz)
 
     def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
         ok = torch.arange(x.shape[0]) % 2 == 0
@@ -284,6 +286,33 @@ def test_evaluate_report_is_flat_consistent_and_reproducible(model: nn.Module) -
     b.pop("wall_time_s")
     assert a == b  # re-seeded: the same fading and link noise
     assert not math.isnan(r1.accuracy)
+
+
+def test_report_fields_reduce_from_their_metadata(model: nn.Module) -> None:
+    given = {"policy", "transports", "accuracy", "num_examples", "wall_time_s", "extra"}
+    for f in dataclasses.fields(Report):
+        assert ("reduce" in f.metadata) != (f.name in given), f.name
+    task = ArithmeticTask(size=3, seed=2)
+    pairs = [("digital:int8", "analog"), "ideal"] * 4
+    with WDMoESystem(model, default_topology(8, seed=1), pairs, "wlr:0.3") as s:
+        rep = s.evaluate(task, limit=2, max_new_tokens=3)
+        steps = list(s.steps)
+    layers = [r for st in steps for r in st.layers]
+    decode = [st for st in steps if st.phase == "decode"]
+    assert rep.rows_total == sum(r.rows for r in layers) > 0
+    assert rep.experts_lost == sum(r.lost_dl + r.lost_ul for r in layers)
+    assert rep.bits_ul_per_token == pytest.approx(sum(st.bits_ul for st in decode) / len(decode))
+    slots = sum(r.rows + r.dropped for r in layers)
+    assert rep.experts_dropped_fraction == pytest.approx(rep.experts_dropped / slots)
+    used = sum(len(r.transports) for r in layers)
+    assert sum(int(kv.split("=")[1]) for kv in rep.transport_usage.split(",")) == used
+    again = Report.from_steps(steps, policy=rep.policy, transports=rep.transports,
+                              accuracy=rep.accuracy, num_examples=rep.num_examples,
+                              wall_time_s=rep.wall_time_s)
+    assert again.to_dict() == rep.to_dict()
+    with pytest.raises(TypeError, match="rows_total"):
+        Report.from_steps(steps, policy="p", transports="t", accuracy=0.0, num_examples=0,
+                          rows_total=1)
 
 
 def test_digital_at_high_snr_matches_the_unsplit_model_up_to_bf16(model: nn.Module) -> None:

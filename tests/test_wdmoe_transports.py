@@ -40,7 +40,7 @@ def test_ideal_is_identity_with_shannon_airtime() -> None:
         bits = x.numel() * 16
         expected = bits / (B * math.log2(1.0 + 10 ** (snr / 10)))
         assert d.airtime_s == pytest.approx(expected, rel=1e-12)
-        assert t.expected_airtime_s(x.numel(), snr, B) == pytest.approx(expected, rel=1e-12)
+        assert t.expected_airtime_s(*x.shape, snr, B) == pytest.approx(expected, rel=1e-12)
         assert d.bits == bits and d.transmissions == 1
         assert d.channel_uses == math.ceil(expected * B - 1e-9)
     assert IdealTransport(8).send(x, 10.0, B).airtime_s == pytest.approx(
@@ -78,10 +78,13 @@ def test_digital_accounting_matches_the_link() -> None:
     assert d.channel_uses == blocks * plan.channel_uses_per_block
     assert d.airtime_s == pytest.approx(d.channel_uses / B, rel=1e-12)
     assert d.bits == blocks * 1024
-    assert t.expected_airtime_s(x.numel(), 30.0, B) == pytest.approx(d.airtime_s, rel=1e-9)
+    assert t.expected_airtime_s(*x.shape, 30.0, B) == pytest.approx(d.airtime_s, rel=1e-9)
     # int8 payload: 8 bits per element plus one bf16 scale per row
-    t8 = DigitalTransport("int8").with_row_size(64)
-    assert t8.payload_bits(3 * 64) == 3 * (8 * 64 + 16)
+    t8 = DigitalTransport("int8")
+    assert t8.payload_bits(3, 64) == 3 * (8 * 64 + 16)
+    d8 = t8.send(x, 30.0, B)
+    assert d8.info["payload_bits"] == t8.payload_bits(3, 64)
+    assert t8.expected_airtime_s(3, 64, 30.0, B) == pytest.approx(d8.airtime_s, rel=1e-9)
 
 
 def test_digital_low_snr_loses_rows_and_returns_only_finite_zeros() -> None:
@@ -97,8 +100,8 @@ def test_digital_low_snr_loses_rows_and_returns_only_finite_zeros() -> None:
 
 
 def test_expected_airtime_follows_bler_table_and_grid_matches_select_mcs() -> None:
-    t = DigitalTransport("bf16").with_row_size(64)
-    n = 5 * 64
+    t = DigitalTransport("bf16")
+    n, d = 5, 64
     # at a mid SNR the chosen MCS retransmits sometimes: E[T] = 1 + sum_t BLER(snr + 10 log t)
     plan = t.plan(5.37)
     tx = 1 + sum(phy.bler_at(plan.mcs, 5.37 + 10 * math.log10(i), block_bits=1024)
@@ -107,18 +110,48 @@ def test_expected_airtime_follows_bler_table_and_grid_matches_select_mcs() -> No
     assert plan.mcs == phy.select_mcs(5.37, 0.1, block_bits=1024)
     # the vectorized path (SNR grid) agrees with select_mcs at grid SNRs
     snrs = np.round(np.random.default_rng(0).uniform(-12, 35, 25), 2)
-    fast = t.airtime_s_tensor(torch.full((25,), float(n), dtype=torch.float64),
+    fast = t.airtime_s_tensor(torch.full((25,), float(n), dtype=torch.float64), d,
                               torch.tensor(snrs, dtype=torch.float64),
                               torch.full((25,), B, dtype=torch.float64))
-    slow = [t.expected_airtime_s(n, float(s), B) for s in snrs]
+    slow = [t.expected_airtime_s(n, d, float(s), B) for s in snrs]
     assert fast.tolist() == pytest.approx(slow, rel=1e-9)
     assert [t.meets_target(float(s)) for s in snrs] == [t.plan(float(s)).meets_target
                                                          for s in snrs]
     # a faster link never takes longer; no bandwidth takes forever; nothing takes nothing
-    assert t.expected_airtime_s(n, 20.0, B) <= t.expected_airtime_s(n, 5.0, B)
-    zero = t.airtime_s_tensor(torch.tensor([0.0, 64.0]), torch.tensor([10.0, 10.0]),
+    assert t.expected_airtime_s(n, d, 20.0, B) <= t.expected_airtime_s(n, d, 5.0, B)
+    zero = t.airtime_s_tensor(torch.tensor([0.0, 1.0]), d, torch.tensor([10.0, 10.0]),
                               torch.tensor([0.0, 0.0]))
     assert zero[0] == 0 and math.isinf(float(zero[1]))
+
+
+@pytest.mark.parametrize("spec", ["ideal", "digital:bf16", "digital:int8", "digital:int4",
+                                  "analog"])
+def test_expected_airtime_takes_the_payload_shape(spec: str) -> None:
+    """Expected airtime of ``[rows, row_size]`` equals the airtime ``send`` spends on such a
+    payload (odd ``D``: per-row scales and analog packing), and bad shapes are refused."""
+    t = parse_transport(spec)
+    for n, d in ((1, 33), (3, 64), (5, 7)):
+        x = _rows(n, d)
+        sent = t.send(x, 30.0, B)
+        assert t.expected_airtime_s(n, d, 30.0, B) == pytest.approx(sent.airtime_s, rel=1e-9)
+        fast = t.airtime_s_tensor(torch.tensor([float(n), 0.0], dtype=torch.float64), d,
+                                  torch.tensor(30.0, dtype=torch.float64),
+                                  torch.tensor(B, dtype=torch.float64))
+        assert fast.tolist() == pytest.approx([sent.airtime_s, 0.0], rel=1e-9)
+    assert t.expected_airtime_s(0, 64, 10.0, B) == 0.0
+    assert math.isinf(t.expected_airtime_s(2, 64, 10.0, 0.0))
+    for rows in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=r"rows must be an int >= 0"):
+            t.expected_airtime_s(rows, 64, 10.0, B)
+    for row_size in (0, 2.0, True, None):
+        with pytest.raises(ValueError, match=r"row_size must be an int >= 1"):
+            t.expected_airtime_s(2, row_size, 10.0, B)
+        with pytest.raises(ValueError, match=r"row_size must be an int >= 1"):
+            t.airtime_s_tensor(torch.tensor([2.0]), row_size, torch.tensor([10.0]),
+                               torch.tensor([B]))
+    with pytest.raises(ValueError, match="bandwidth_hz must be finite and >= 0 Hz"):
+        t.expected_airtime_s(2, 64, 10.0, -1.0)
+    assert not hasattr(t, "with_row_size") and not hasattr(t, "row_size")
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,7 +171,7 @@ def test_analog_error_variance_matches_mmse_noise() -> None:
     assert mse == pytest.approx(float(dl.noise_var.mean()), rel=0.02)
     assert dl.channel_uses == n * d // 2
     assert dl.airtime_s == pytest.approx(n * d / 2 / B)
-    assert t.with_row_size(d).expected_airtime_s(n * d, snr, B) == pytest.approx(dl.airtime_s)
+    assert t.expected_airtime_s(n, d, snr, B) == pytest.approx(dl.airtime_s)
 
 
 def test_analog_denoiser_hook_and_nan_guard() -> None:

@@ -7,8 +7,9 @@ For device *k* serving ``n_k`` (token, expert) rows of a layer call, with bandwi
     T_layer          = t_BS + max_{k : n_k > 0} t_k
 
 ``A`` is an airtime model (:class:`ShannonAirtime`, the WDMoE assumption, or a transport that
-implements :class:`AirtimeModel`); every direction carries one payload of ``n_k D`` elements
-(all rows of the device travel together). Compute time is ``n_k C / f_k`` (``"flops"``) or
+implements :class:`AirtimeModel`); every direction carries one payload ``[n_k, D]`` (all rows
+of the device travel together), and ``A`` is given its shape (``n_k`` rows of ``D``
+elements). Compute time is ``n_k C / f_k`` (``"flops"``) or
 ``max(n_k C / f_k, a_k W / M_k)`` (``"roofline"``: the ``a_k`` experts used on the device stream
 their ``W`` bytes of weights once per layer call from memory of bandwidth ``M_k``).
 
@@ -65,19 +66,24 @@ def shannon_rate_bps(bandwidth_hz: torch.Tensor | float,
 class AirtimeModel(Protocol):
     """Expected airtime of one payload.
 
-    ``expected_airtime_s(num_elements, snr_db, bandwidth_hz)`` returns the expected seconds on
-    air of a payload of ``num_elements`` tensor elements at receive SNR ``snr_db`` dB over
-    ``bandwidth_hz`` Hz. A model may also offer ``airtime_s_tensor(num_elements, snr_db,
-    bandwidth_hz)`` on broadcast float64 tensors; :class:`DeviceCost` then skips its per-element
-    Python loop.
+    ``expected_airtime_s(rows, row_size, snr_db, bandwidth_hz)`` returns the expected seconds
+    on air of a payload of ``rows`` rows (an int >= 0) of ``row_size`` tensor elements each (an
+    int >= 1) at receive SNR ``snr_db`` dB over ``bandwidth_hz`` Hz (0 s for ``rows == 0``).
+    The shape matters, not only the element count: formats with per-row side information
+    (int8/int4 scales, odd ``row_size`` in analog packing) cost more per element. A model may
+    also offer ``airtime_s_tensor(rows, row_size, snr_db, bandwidth_hz)`` with ``rows``,
+    ``snr_db`` and ``bandwidth_hz`` broadcast float64 tensors and an int ``row_size``;
+    :class:`DeviceCost` then skips its per-element Python loop.
     """
 
-    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
+    def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
+                           bandwidth_hz: float) -> float:
         ...
 
 
 class ShannonAirtime:
-    """Error-free payload at the Shannon rate: ``n q / (B log2(1 + SNR))`` seconds.
+    """Error-free payload at the Shannon rate: ``n D q / (B log2(1 + SNR))`` seconds for ``n``
+    rows of ``D`` elements.
 
     Args:
         bits_per_element: bits per tensor element ``q`` (16 for bf16, the WDMoE assumption).
@@ -92,24 +98,45 @@ class ShannonAirtime:
     def __repr__(self) -> str:
         return f"ShannonAirtime(bits_per_element={self.bits_per_element})"
 
-    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+    def airtime_s_tensor(self, rows: torch.Tensor, row_size: int, snr_db: torch.Tensor,
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
-        """Vectorised airtime in s (float64, broadcast); 0 for an empty payload, +inf for a
+        """Vectorised airtime in s (float64; ``rows``, ``snr_db`` in dB and ``bandwidth_hz`` in
+        Hz broadcast, ``row_size`` elements per row shared); 0 for an empty payload, +inf for a
         non-empty payload over 0 Hz."""
-        n = torch.as_tensor(num_elements, dtype=_F64)
+        d = _check_row_size(row_size)
+        n = torch.as_tensor(rows, dtype=_F64)
         rate = shannon_rate_bps(bandwidth_hz, snr_db)
-        t = n * self.bits_per_element / rate
+        t = n * d * self.bits_per_element / rate
         return torch.where(n > 0, t, torch.zeros_like(t))
 
-    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
-        """Airtime in s of ``num_elements`` elements at ``snr_db`` dB over ``bandwidth_hz`` Hz."""
-        if isinstance(num_elements, bool) or int(num_elements) != num_elements or num_elements < 0:
-            raise ValueError(f"num_elements must be an int >= 0, got {num_elements!r}")
+    def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
+                           bandwidth_hz: float) -> float:
+        """Airtime in s of ``rows`` rows of ``row_size`` elements at ``snr_db`` dB over
+        ``bandwidth_hz`` Hz."""
+        n, d = _check_rows(rows), _check_row_size(row_size)
         if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
             raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
-        return float(self.airtime_s_tensor(torch.tensor(float(num_elements), dtype=_F64),
+        return float(self.airtime_s_tensor(torch.tensor(float(n), dtype=_F64), d,
                                            torch.tensor(float(snr_db), dtype=_F64),
                                            torch.tensor(float(bandwidth_hz), dtype=_F64)))
+
+
+def _check_rows(rows: int) -> int:
+    """``rows`` (payload rows ``n``) as an int >= 0 (an integral float is accepted)."""
+    try:
+        ok = not isinstance(rows, bool) and int(rows) == rows and rows >= 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"rows must be an int >= 0 (payload rows), got {rows!r}")
+    return int(rows)
+
+
+def _check_row_size(row_size: int) -> int:
+    """``row_size`` (elements ``D`` per row) as an int >= 1."""
+    if isinstance(row_size, bool) or not isinstance(row_size, int) or row_size < 1:
+        raise ValueError(f"row_size must be an int >= 1 (elements per row), got {row_size!r}")
+    return row_size
 
 
 def equal_split(num_devices: int) -> torch.Tensor:
@@ -157,8 +184,9 @@ class DeviceCost:
         flops_per_token: expert FLOPs ``C`` per (token, expert) row (``2 * 3 * D * F``).
         weight_bytes: bytes ``W`` of one expert's weights (roofline model).
 
-    Loads count (token, expert) rows: a device serving ``n`` rows receives one payload of
-    ``n D`` elements and sends one payload of ``n D`` elements back.
+    Loads count (token, expert) rows: a device serving ``n`` rows receives one payload
+    ``[n, D]`` and sends one payload ``[n, D]`` back; its airtime models are called with
+    ``rows = n`` and ``row_size = hidden_size``.
     """
 
     def __init__(self, topology: Topology, gain: torch.Tensor, airtime: object,
@@ -228,8 +256,8 @@ class DeviceCost:
 
     def airtime_s(self, direction: Literal["dl", "ul"], loads: torch.Tensor,
                   beta: torch.Tensor | float) -> torch.Tensor:
-        """Airtime in s ``[..., K]`` of one payload of ``loads * hidden_size`` elements per
-        device in ``direction`` at bandwidth shares ``beta``; 0 where the load is 0."""
+        """Airtime in s ``[..., K]`` of one payload ``[loads, hidden_size]`` per device in
+        ``direction`` at bandwidth shares ``beta``; 0 where the load is 0."""
         n = self._loads(loads)
         b = self._beta(beta)
         n, b = torch.broadcast_tensors(n, b)
@@ -241,14 +269,15 @@ class DeviceCost:
             t = elements * self._shannon_bits[direction] / rate
             return torch.where(elements > 0, t, torch.zeros_like(t))
         models = self.airtime_dl if direction == "dl" else self.airtime_ul
+        d = self.hidden_size
         out = torch.zeros_like(elements)
         for k, m in enumerate(models):
             fast = getattr(m, "airtime_s_tensor", None)
             if fast is not None:
-                t = torch.as_tensor(fast(elements[..., k], snr[..., k], bw[..., k]), dtype=_F64)
-                out[..., k] = torch.where(elements[..., k] > 0, t, torch.zeros_like(t))
+                t = torch.as_tensor(fast(n[..., k], d, snr[..., k], bw[..., k]), dtype=_F64)
+                out[..., k] = torch.where(n[..., k] > 0, t, torch.zeros_like(t))
                 continue
-            flat_n, flat_s, flat_b = (elements[..., k].reshape(-1), snr[..., k].reshape(-1),
+            flat_n, flat_s, flat_b = (n[..., k].reshape(-1), snr[..., k].reshape(-1),
                                       bw[..., k].reshape(-1))
             vals = []
             for n_i, s_i, b_i in zip(flat_n.tolist(), flat_s.tolist(), flat_b.tolist(),
@@ -258,8 +287,8 @@ class DeviceCost:
                 elif b_i <= 0:
                     vals.append(math.inf)
                 else:
-                    vals.append(float(m.expected_airtime_s(round(n_i), s_i, b_i)))
-            out[..., k] = torch.tensor(vals, dtype=_F64).reshape(elements[..., k].shape)
+                    vals.append(float(m.expected_airtime_s(round(n_i), d, s_i, b_i)))
+            out[..., k] = torch.tensor(vals, dtype=_F64).reshape(n[..., k].shape)
         return out
 
     def compute_time_s(self, loads: torch.Tensor,

@@ -158,7 +158,6 @@ class LinkAware(Policy):
             raise ValueError("link-aware needs at least one transport option (dtypes, analog "
                              "or options)")
         self.options: list[Transport] = built
-        self._bound: dict[int, list[Transport]] = {}
         if self.analog_min_snr_db != 20.0:
             opts.append(f"analog_min_snr_db={self.analog_min_snr_db:g}")
         if target_bler != 0.1:
@@ -181,13 +180,6 @@ class LinkAware(Policy):
 
     # ---- transport choice ------------------------------------------------------------------
 
-    def _options_for(self, row_size: int) -> list[Transport]:
-        bound = self._bound.get(row_size)
-        if bound is None:
-            bound = [o.with_row_size(row_size) for o in self.options]
-            self._bound[row_size] = bound
-        return bound
-
     def eligible(self, option: Transport, snr_db: float) -> bool:
         """The accuracy guard: may ``option`` carry hidden states at ``snr_db`` dB?"""
         if isinstance(option, AnalogTransport):
@@ -196,10 +188,12 @@ class LinkAware(Policy):
             return option.meets_target(snr_db)
         return True  # ideal and other transports have no reliability model: always allowed
 
-    def _fallback(self, options: list[Transport], elements: int) -> Transport:
+    def _fallback(self, options: list[Transport], rows: int, row_size: int) -> Transport:
+        """The digital option of fewest payload bits for ``[rows, row_size]`` (else the first
+        option)."""
         digital = [o for o in options if isinstance(o, DigitalTransport)]
         if digital:
-            return min(digital, key=lambda o: o.payload_bits(max(elements, 1)))
+            return min(digital, key=lambda o: o.payload_bits(max(rows, 1), row_size))
         return options[0]
 
     def choose(self, cost: DeviceCost, loads: torch.Tensor
@@ -211,14 +205,14 @@ class LinkAware(Policy):
         """
         k_dev = cost.num_devices
         d = cost.hidden_size
-        options = self._options_for(d)
+        options = self.options
         beta = equal_split(k_dev)
         bw = float(beta[0]) * cost.topology.bandwidth_hz
         snr = {dr: cost.snr_db(dr, beta) for dr in ("dl", "ul")}
         chosen: list[tuple[Transport, Transport]] = []
         table: list[dict[str, Any]] = []
         for k in range(k_dev):
-            elements = int(max(float(loads[k]), 1.0)) * d
+            rows = int(max(float(loads[k]), 1.0))
             pick: dict[str, Transport] = {}
             row: dict[str, Any] = {}
             for dr in ("dl", "ul"):
@@ -226,13 +220,12 @@ class LinkAware(Policy):
                 times = {}
                 for o in options:
                     ok = self.eligible(o, s)
-                    times[o.name] = (float(o.airtime_s_tensor(torch.tensor(float(elements)),
-                                                             torch.tensor(s, dtype=_F64),
-                                                             torch.tensor(bw)))
-                                     if ok else math.inf)
+                    times[o.name] = (float(o.airtime_s_tensor(
+                        torch.tensor(float(rows), dtype=_F64), d, torch.tensor(s, dtype=_F64),
+                        torch.tensor(bw))) if ok else math.inf)
                 best = min(options, key=lambda o: times[o.name])
                 if not math.isfinite(times[best.name]):
-                    best = self._fallback(options, elements)
+                    best = self._fallback(options, rows, d)
                 pick[dr] = best
                 row[dr] = {"snr_db": s, "expected_airtime_s": times, "choice": best.name}
             chosen.append((pick["dl"], pick["ul"]))

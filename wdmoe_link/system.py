@@ -149,6 +149,124 @@ class StepRecord:
         return self._sum("uses_ul")
 
 
+# --------------------------------------------------------------------------------------------
+# how a Report reduces the records: one reducer per field, kept in the field's metadata
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    return float(torch.quantile(torch.tensor(values, dtype=_F64), q))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+class _Records:
+    """The steps a :class:`Report` summarizes, with the views its reducers read."""
+
+    def __init__(self, steps: Sequence[StepRecord]) -> None:
+        self.steps = list(steps)
+        self.layers = [r for s in self.steps for r in s.layers]
+
+    def phase(self, phase: Phase) -> list[StepRecord]:
+        """The steps of ``phase``, in order."""
+        return [s for s in self.steps if s.phase == phase]
+
+    def total(self, attrs: tuple[str, ...], phase: Phase | None = None) -> Any:
+        """Sum over the layer calls (of ``phase``'s steps, or all) of the ``attrs`` of
+        :class:`LayerRecord` (fields or properties)."""
+        steps = self.steps if phase is None else self.phase(phase)
+        return sum(getattr(r, a) for s in steps for r in s.layers for a in attrs)
+
+    def request_latencies(self) -> list[float]:
+        """Latency in s of every request: a prefill and the decode steps that follow it."""
+        requests: list[float] = []
+        for s in self.steps:
+            if s.phase == "prefill" or not requests:
+                requests.append(0.0)
+            requests[-1] += s.latency_s
+        return requests
+
+
+@dataclass(frozen=True)
+class _Count:
+    """Number of steps of ``phase``."""
+
+    phase: Phase
+
+    def __call__(self, rec: _Records) -> int:
+        return len(rec.phase(self.phase))
+
+
+@dataclass(frozen=True)
+class _Latency:
+    """``stat`` (``"mean"`` or ``"p95"``) of the latencies in s of the ``over`` steps
+    (``"decode"``, ``"prefill"``) or of whole requests (``"request"``); nan if there are none."""
+
+    over: Literal["decode", "prefill", "request"]
+    stat: Literal["mean", "p95"] = "mean"
+
+    def __call__(self, rec: _Records) -> float:
+        values = (rec.request_latencies() if self.over == "request"
+                  else [s.latency_s for s in rec.phase(self.over)])
+        return _mean(values) if self.stat == "mean" else _percentile(values, 0.95)
+
+
+@dataclass(frozen=True)
+class _Sum:
+    """Sum over every layer call of the :class:`LayerRecord` attributes ``attrs``."""
+
+    attrs: tuple[str, ...]
+
+    def __call__(self, rec: _Records) -> int:
+        return rec.total(self.attrs)
+
+
+@dataclass(frozen=True)
+class _PerDecodeStep:
+    """Sum of ``attr`` over the layer calls of decode steps, per decode step (per generated
+    token); nan without decode steps."""
+
+    attr: str
+
+    def __call__(self, rec: _Records) -> float:
+        n = len(rec.phase("decode"))
+        return rec.total((self.attr,), "decode") / n if n else math.nan
+
+
+@dataclass(frozen=True)
+class _Ratio:
+    """``sum(num) / sum(den)`` over every layer call (each a sum of :class:`LayerRecord`
+    attributes); nan where the denominator is 0."""
+
+    num: tuple[str, ...]
+    den: tuple[str, ...]
+
+    def __call__(self, rec: _Records) -> float:
+        den = rec.total(self.den)
+        return rec.total(self.num) / den if den else math.nan
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """``"name=count,..."`` (sorted by name): the (device, layer call) payload pairs per
+    ``"downlink/uplink"`` transport name."""
+
+    def __call__(self, rec: _Records) -> str:
+        usage: dict[str, int] = {}
+        for r in rec.layers:
+            for name in r.transports.values():
+                usage[name] = usage.get(name, 0) + 1
+        return ",".join(f"{k}={v}" for k, v in sorted(usage.items()))
+
+
+def _reduced(reducer: Any, **kwargs: Any) -> Any:
+    """A :class:`Report` field that :meth:`Report.from_steps` computes with ``reducer``."""
+    return field(metadata={"reduce": reducer}, **kwargs)
+
+
 @dataclass
 class Report:
     """Summary of an evaluation (all times in s, per-token values per decode step).
@@ -161,39 +279,58 @@ class Report:
     symbol sent. ``experts_dropped`` are (token, expert) pairs of the router's top-k that the
     policy dropped, ``experts_lost`` kept pairs lost on a link (a fraction of the kept ones).
     :meth:`to_dict` gives a flat dictionary (one CSV row).
+
+    :meth:`from_steps` builds a report from the step records: every field whose metadata holds
+    a ``"reduce"`` entry is that reducer applied to the records (a count of steps, a latency
+    statistic, a sum over layer calls, a per-decode-step sum, a ratio of sums or the transport
+    usage); the others (``policy``, ``transports``, ``accuracy``, ``num_examples``,
+    ``wall_time_s``, ``extra``) are given. A new field is one line here.
     """
 
     policy: str
     transports: str
     accuracy: float
     num_examples: int
-    num_prefill_steps: int
-    num_decode_steps: int
-    latency_per_token_mean_s: float
-    latency_per_token_p95_s: float
-    prefill_latency_mean_s: float
-    request_latency_mean_s: float
-    bits_dl_per_token: float
-    bits_ul_per_token: float
-    channel_uses_dl_per_token: float
-    channel_uses_ul_per_token: float
-    bits_dl_total: int
-    bits_ul_total: int
-    channel_uses_dl_total: int
-    channel_uses_ul_total: int
-    rows_total: int
-    experts_per_token_mean: float
-    experts_dropped: int
-    experts_dropped_fraction: float
-    experts_lost: int
-    experts_lost_fraction: float
-    experts_lost_dl: int
-    experts_lost_ul: int
-    tokens_without_expert: int
-    nan_guard: int
-    transport_usage: str = ""
+    num_prefill_steps: int = _reduced(_Count("prefill"))
+    num_decode_steps: int = _reduced(_Count("decode"))
+    latency_per_token_mean_s: float = _reduced(_Latency("decode"))
+    latency_per_token_p95_s: float = _reduced(_Latency("decode", "p95"))
+    prefill_latency_mean_s: float = _reduced(_Latency("prefill"))
+    request_latency_mean_s: float = _reduced(_Latency("request"))
+    bits_dl_per_token: float = _reduced(_PerDecodeStep("bits_dl"))
+    bits_ul_per_token: float = _reduced(_PerDecodeStep("bits_ul"))
+    channel_uses_dl_per_token: float = _reduced(_PerDecodeStep("uses_dl"))
+    channel_uses_ul_per_token: float = _reduced(_PerDecodeStep("uses_ul"))
+    bits_dl_total: int = _reduced(_Sum(("bits_dl",)))
+    bits_ul_total: int = _reduced(_Sum(("bits_ul",)))
+    channel_uses_dl_total: int = _reduced(_Sum(("uses_dl",)))
+    channel_uses_ul_total: int = _reduced(_Sum(("uses_ul",)))
+    rows_total: int = _reduced(_Sum(("rows",)))
+    experts_per_token_mean: float = _reduced(_Ratio(("rows",), ("num_tokens",)))
+    experts_dropped: int = _reduced(_Sum(("dropped",)))
+    experts_dropped_fraction: float = _reduced(_Ratio(("dropped",), ("rows", "dropped")))
+    experts_lost: int = _reduced(_Sum(("lost",)))
+    experts_lost_fraction: float = _reduced(_Ratio(("lost",), ("rows",)))
+    experts_lost_dl: int = _reduced(_Sum(("lost_dl",)))
+    experts_lost_ul: int = _reduced(_Sum(("lost_ul",)))
+    tokens_without_expert: int = _reduced(_Sum(("tokens_without_expert",)))
+    nan_guard: int = _reduced(_Sum(("nan_guard",)))
+    transport_usage: str = _reduced(_Usage(), default="")
     wall_time_s: float = math.nan
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_steps(cls, steps: Sequence[StepRecord], **given: Any) -> Report:
+        """The report of ``steps``: every reduced field from the records, the others from
+        ``given`` (``policy``, ``transports``, ``accuracy``, ``num_examples``, optionally
+        ``wall_time_s`` and ``extra``)."""
+        rec = _Records(steps)
+        reduced = {f.name: f.metadata["reduce"](rec) for f in dataclasses.fields(cls)
+                   if "reduce" in f.metadata}
+        clash = sorted(set(given) & set(reduced))
+        if clash:
+            raise TypeError(f"{clash} are computed from the steps and cannot be given")
+        return cls(**given, **reduced)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat ``{name: scalar or str}`` (``extra`` entries are prefixed ``extra_``)."""
@@ -244,16 +381,6 @@ def _guard(x: Tensor) -> tuple[Tensor, Tensor]:
     return x, bad
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    return float(torch.quantile(torch.tensor(values, dtype=_F64), q))
-
-
-def _mean(values: Sequence[float]) -> float:
-    return float(sum(values) / len(values)) if values else math.nan
-
-
 @dataclass
 class _Plan:
     """What the policy decided for one layer call, and the links it implies."""
@@ -270,6 +397,9 @@ class _Plan:
     keep: Tensor
     used: list[int]
     rows: dict[int, tuple[Tensor, Tensor]]
+
+
+_LAYER_FIELDS = frozenset(f.name for f in dataclasses.fields(LayerRecord))
 
 
 @dataclass
@@ -289,6 +419,12 @@ class _Ledger:
     lost_ul: int = 0
     nan_guard: int = 0
     names: dict[int, str] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        """The integer counters this ledger shares by name with :class:`LayerRecord` (bits,
+        channel uses, losses, ``nan_guard``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name in _LAYER_FIELDS}
 
     @classmethod
     def empty(cls, num_devices: int, slots: torch.Size) -> _Ledger:
@@ -359,9 +495,7 @@ class WDMoESystem:
             self.num_experts = self.split.num_experts
             m = (torch.arange(self.num_experts) % k) if expert_map is None else expert_map
             self.expert_map = check_expert_map(m, self.num_experts, k)
-            self._bound: dict[int, Transport] = {}
-            self.transports: list[TransportPair] = [(self._bind(dl), self._bind(ul))
-                                                    for dl, ul in pairs]
+            self.transports: list[TransportPair] = pairs
         except Exception:
             self.split.detach()
             raise
@@ -376,15 +510,6 @@ class WDMoESystem:
         self.reset()
 
     # ---- set-up ----------------------------------------------------------------------------
-
-    def _bind(self, t: Transport) -> Transport:
-        """``t`` with its row size set to the hidden size (copies cached per object)."""
-        bound = self._bound.get(id(t))
-        if bound is None:
-            bound = t.with_row_size(self.hidden_size)
-            self._bound[id(t)] = bound
-            self._bound[id(bound)] = bound
-        return bound
 
     def reset(self, seed: int | None = None) -> None:
         """Clear the records and re-seed the fading generator and :func:`phy.set_seed`."""
@@ -458,8 +583,7 @@ class WDMoESystem:
         chosen = decision.transports
         if chosen is None:
             return self.transports
-        pairs = _transport_list(chosen, self.topology.num_devices, 'Decision.transports')
-        return [(self._bind(dl), self._bind(ul)) for dl, ul in pairs]
+        return _transport_list(chosen, self.topology.num_devices, "Decision.transports")
 
     def device_cost(self, gain: Tensor, experts: ExpertBank,
                     transports: list[TransportPair] | None = None) -> DeviceCost:
@@ -630,11 +754,10 @@ class WDMoESystem:
         return LayerRecord(
             layer=layer, num_tokens=n_tok, latency_s=latency,
             estimated_latency_s=float(plan.decision.info.get("layer_latency_s", math.nan)),
-            device_latency_s=dev_t.tolist(), bits_dl=ledger.bits_dl, bits_ul=ledger.bits_ul,
-            uses_dl=ledger.uses_dl, uses_ul=ledger.uses_ul, rows=int(keep.sum()),
-            dropped=int((~keep).sum()), lost_dl=ledger.lost_dl, lost_ul=ledger.lost_ul,
+            device_latency_s=dev_t.tolist(), rows=int(keep.sum()),
+            dropped=int((~keep).sum()),
             tokens_without_expert=int((keep.any(-1) & ~delivered.any(-1)).sum()),
-            nan_guard=ledger.nan_guard, transports=ledger.names)
+            transports=ledger.names, **ledger.counters())
 
     # ---- evaluation ------------------------------------------------------------------------
 
@@ -642,59 +765,9 @@ class WDMoESystem:
                num_examples: int = 0) -> Report:
         """Summarize ``steps`` (default: every recorded step) into a :class:`Report`."""
         self._close_step()
-        steps = list(self.steps if steps is None else steps)
-        layers = [r for s in steps for r in s.layers]
-        decode = [s for s in steps if s.phase == "decode"]
-        prefill = [s for s in steps if s.phase == "prefill"]
-        requests: list[float] = []
-        for s in steps:
-            if s.phase == "prefill" or not requests:
-                requests.append(0.0)
-            requests[-1] += s.latency_s
-        rows = sum(r.rows for r in layers)
-        slots = rows + sum(r.dropped for r in layers)
-        token_layers = sum(r.num_tokens for r in layers)
-        n_dec = len(decode)
-        lost = sum(r.lost for r in layers)
-        usage: dict[str, int] = {}
-        for r in layers:
-            for name in r.transports.values():
-                usage[name] = usage.get(name, 0) + 1
-
-        def per_token(attr: str) -> float:
-            return sum(getattr(s, attr) for s in decode) / n_dec if n_dec else math.nan
-
-        return Report(
-            policy=self.policy.name,
-            transports=self.transport_names(),
-            accuracy=accuracy,
-            num_examples=num_examples,
-            num_prefill_steps=len(prefill),
-            num_decode_steps=n_dec,
-            latency_per_token_mean_s=_mean([s.latency_s for s in decode]),
-            latency_per_token_p95_s=_percentile([s.latency_s for s in decode], 0.95),
-            prefill_latency_mean_s=_mean([s.latency_s for s in prefill]),
-            request_latency_mean_s=_mean(requests),
-            bits_dl_per_token=per_token("bits_dl"),
-            bits_ul_per_token=per_token("bits_ul"),
-            channel_uses_dl_per_token=per_token("uses_dl"),
-            channel_uses_ul_per_token=per_token("uses_ul"),
-            bits_dl_total=sum(r.bits_dl for r in layers),
-            bits_ul_total=sum(r.bits_ul for r in layers),
-            channel_uses_dl_total=sum(r.uses_dl for r in layers),
-            channel_uses_ul_total=sum(r.uses_ul for r in layers),
-            rows_total=rows,
-            experts_per_token_mean=rows / token_layers if token_layers else math.nan,
-            experts_dropped=slots - rows,
-            experts_dropped_fraction=(slots - rows) / slots if slots else math.nan,
-            experts_lost=lost,
-            experts_lost_fraction=lost / rows if rows else math.nan,
-            experts_lost_dl=sum(r.lost_dl for r in layers),
-            experts_lost_ul=sum(r.lost_ul for r in layers),
-            tokens_without_expert=sum(r.tokens_without_expert for r in layers),
-            nan_guard=sum(r.nan_guard for r in layers),
-            transport_usage=",".join(f"{k}={v}" for k, v in sorted(usage.items())),
-        )
+        return Report.from_steps(self.steps if steps is None else steps,
+                                 policy=self.policy.name, transports=self.transport_names(),
+                                 accuracy=accuracy, num_examples=num_examples)
 
     def evaluate(self, task: Any, limit: int | None = None, *, progress: bool = False,
                  batch_size: int = 1, max_new_tokens: int | None = None,

@@ -19,10 +19,13 @@ links see an AWGN channel at that SNR. Airtime is always channel uses spent (all
 divided by the bandwidth: one complex channel use per second per hertz.
 
 Every transport is also an airtime model (:class:`wdmoe_link.latency.AirtimeModel`):
-``expected_airtime_s(num_elements, snr_db, bandwidth_hz)`` and its vectorized
-``airtime_s_tensor`` give the *expected* seconds on air, which policies use to plan. For the
-digital transport the expectation is :class:`phy.LinkAdaptation`'s on the shipped BLER table
-(MCS choice, Chase-HARQ expected transmissions, vectorized on a 0.01 dB grid).
+``expected_airtime_s(rows, row_size, snr_db, bandwidth_hz)`` and its vectorized
+``airtime_s_tensor(rows, row_size, snr_db, bandwidth_hz)`` give the *expected* seconds on air
+of a payload ``[rows, row_size]``, which policies use to plan. The payload's shape is an
+argument because formats with per-row side information (int8/int4 scales, odd ``D`` in
+analog packing) cost more than their element count. For the digital transport the
+expectation is :class:`phy.LinkAdaptation`'s on the shipped BLER table (MCS choice,
+Chase-HARQ expected transmissions, vectorized on a 0.01 dB grid).
 
 :func:`parse_transport` builds a transport from a string (``"ideal"``, ``"digital:int8"``,
 ``"analog"``, ``"analog+cddm"``, ...). Nothing here re-implements the PHY: the payload
@@ -32,7 +35,6 @@ only adds the bookkeeping the MoE system needs (rows, losses, airtime, expectati
 
 from __future__ import annotations
 
-import copy
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -44,7 +46,7 @@ import torch
 import phy
 
 from ._registry import Registry, parse_literal
-from .latency import ShannonAirtime
+from .latency import ShannonAirtime, _check_row_size, _check_rows
 
 __all__ = [
     "AnalogTransport",
@@ -128,10 +130,11 @@ def _check_bandwidth(bandwidth_hz: float) -> float:
     return float(bandwidth_hz)
 
 
-def _check_num_elements(num_elements: int) -> int:
-    if isinstance(num_elements, bool) or int(num_elements) != num_elements or num_elements < 0:
-        raise ValueError(f"num_elements must be an int >= 0, got {num_elements!r}")
-    return int(num_elements)
+def _check_airtime_bandwidth(bandwidth_hz: float) -> float:
+    """``bandwidth_hz`` of an airtime estimate: finite and >= 0 Hz (0 Hz: +inf seconds)."""
+    if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
+        raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
+    return float(bandwidth_hz)
 
 
 def _phy_snr(snr_db: float) -> float:
@@ -148,30 +151,12 @@ class Transport(ABC):
 
     Attributes:
         name: spec string that :func:`parse_transport` turns back into an equal transport.
-        row_size: elements ``D`` per row of the payloads this transport carries, or ``None``
-            (unknown). Only the expected airtime of formats with per-row side information
-            (int8/int4 scales, odd ``D`` in analog packing) depends on it; see
-            :meth:`with_row_size`.
     """
 
     name: str = "transport"
-    row_size: int | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
-
-    def with_row_size(self, row_size: int) -> Transport:
-        """This transport, or a shallow copy of it, with ``row_size`` set (elements per row).
-
-        The copy shares every cache (e.g. the digital links) with the original.
-        """
-        if isinstance(row_size, bool) or not isinstance(row_size, int) or row_size < 1:
-            raise ValueError(f"row_size must be an int >= 1 (elements per row), got {row_size!r}")
-        if self.row_size == row_size:
-            return self
-        other = copy.copy(self)
-        other.row_size = row_size
-        return other
 
     def airtime_model(self) -> Any:
         """The airtime model to give :class:`~wdmoe_link.latency.DeviceCost` (``self``; an
@@ -179,19 +164,28 @@ class Transport(ABC):
         return self
 
     @abstractmethod
-    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
-        """Expected seconds on air of a payload of ``num_elements`` elements at ``snr_db`` dB
-        over ``bandwidth_hz`` Hz (0 for an empty payload)."""
+    def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
+                           bandwidth_hz: float) -> float:
+        """Expected seconds on air of one payload ``[rows, row_size]``.
 
-    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+        Args:
+            rows: payload rows ``n`` (an int >= 0; 0 s for an empty payload).
+            row_size: elements ``D`` per row (an int >= 1).
+            snr_db: receive SNR in dB.
+            bandwidth_hz: bandwidth in Hz (finite, >= 0; +inf s over 0 Hz).
+        """
+
+    def airtime_s_tensor(self, rows: torch.Tensor, row_size: int, snr_db: torch.Tensor,
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
-        """Vectorized :meth:`expected_airtime_s` (float64, broadcast; +inf over 0 Hz, 0 for an
-        empty payload). This default loops over the elements."""
-        n, s, b = torch.broadcast_tensors(torch.as_tensor(num_elements, dtype=_F64),
+        """Vectorized :meth:`expected_airtime_s` in s (float64; ``rows``, ``snr_db`` in dB and
+        ``bandwidth_hz`` in Hz broadcast, ``row_size`` elements per row shared): +inf over
+        0 Hz, 0 for an empty payload. This default loops over the elements."""
+        d = _check_row_size(row_size)
+        n, s, b = torch.broadcast_tensors(torch.as_tensor(rows, dtype=_F64),
                                           torch.as_tensor(snr_db, dtype=_F64),
                                           torch.as_tensor(bandwidth_hz, dtype=_F64))
         out = [0.0 if ni <= 0 else math.inf if bi <= 0 else
-               self.expected_airtime_s(round(ni), si, bi)
+               self.expected_airtime_s(round(ni), d, si, bi)
                for ni, si, bi in zip(n.reshape(-1).tolist(), s.reshape(-1).tolist(),
                                      b.reshape(-1).tolist(), strict=True)]
         return torch.tensor(out, dtype=_F64).reshape(n.shape)
@@ -244,18 +238,20 @@ class IdealTransport(Transport):
         """The :class:`ShannonAirtime` behind it (DeviceCost has a closed form for it)."""
         return self.shannon
 
-    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
-        """``num_elements q / (B log2(1 + SNR))`` seconds."""
-        return self.shannon.expected_airtime_s(num_elements, snr_db, bandwidth_hz)
+    def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
+                           bandwidth_hz: float) -> float:
+        """``rows row_size q / (B log2(1 + SNR))`` seconds (``snr_db`` in dB, ``bandwidth_hz``
+        in Hz)."""
+        return self.shannon.expected_airtime_s(rows, row_size, snr_db, bandwidth_hz)
 
-    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+    def airtime_s_tensor(self, rows: torch.Tensor, row_size: int, snr_db: torch.Tensor,
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
-        return self.shannon.airtime_s_tensor(num_elements, snr_db, bandwidth_hz)
+        """Vectorized :meth:`expected_airtime_s` in s (float64, broadcast)."""
+        return self.shannon.airtime_s_tensor(rows, row_size, snr_db, bandwidth_hz)
 
     def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
-        n = x.numel()
-        bits = n * self.bits_per_element
-        airtime = self.shannon.expected_airtime_s(n, snr_db, bandwidth_hz)
+        bits = x.numel() * self.bits_per_element
+        airtime = self.shannon.expected_airtime_s(x.shape[0], x.shape[1], snr_db, bandwidth_hz)
         # Channel uses at the Shannon rate: airtime times the symbol rate B, whole symbols.
         uses = math.ceil(airtime * bandwidth_hz - 1e-9)
         return Delivery(x_hat=x.clone(), ok=torch.ones(x.shape[0], dtype=torch.bool,
@@ -386,53 +382,55 @@ class DigitalTransport(Transport):
         """Link adaptation and its expected cost at ``snr_db`` (dB)."""
         return self.adaptation.plan(_phy_snr(_check_snr(snr_db)))
 
-    def _group(self, num_elements: int | None = None) -> int | None:
+    def _group(self, row_size: int) -> int | None:
+        """Elements per quantization vector of a payload of ``row_size``-element rows (what
+        :meth:`phy.DigitalLink.send_tensor` uses: ``group_size``, else one vector per row)."""
         if self.dtype in ("bf16", "fp16"):
             return None
-        return self.group_size or self.row_size or max(num_elements or 1, 1)
+        return self.group_size or row_size
 
-    def payload_bits(self, num_elements: int) -> int:
-        """Bits of the serialized payload of ``num_elements`` elements (scales included)."""
-        n = _check_num_elements(num_elements)
-        return int(phy.payload_bits(n, self.dtype, self._group(n)))
+    def payload_bits(self, rows: int, row_size: int) -> int:
+        """Bits of the serialized payload ``[rows, row_size]`` (scales included)."""
+        n, d = _check_rows(rows), _check_row_size(row_size)
+        return int(phy.payload_bits(n * d, self.dtype, self._group(d)))
 
-    def num_blocks(self, num_elements: int) -> int:
-        """Code blocks of a payload of ``num_elements`` elements."""
-        return math.ceil(self.payload_bits(num_elements) / self.block_bits)
+    def num_blocks(self, rows: int, row_size: int) -> int:
+        """Code blocks of a payload ``[rows, row_size]``."""
+        return math.ceil(self.payload_bits(rows, row_size) / self.block_bits)
 
     # ---- airtime ---------------------------------------------------------------------------
 
-    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
-        """``blocks * uses_per_block(MCS) * E[transmissions] / B`` seconds, MCS by
-        :func:`phy.select_mcs` at ``snr_db``."""
-        n = _check_num_elements(num_elements)
+    def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
+                           bandwidth_hz: float) -> float:
+        """``blocks * uses_per_block(MCS) * E[transmissions] / B`` seconds of a payload
+        ``[rows, row_size]`` (elements), MCS by :func:`phy.select_mcs` at ``snr_db`` dB,
+        ``B = bandwidth_hz`` Hz."""
+        n, d = _check_rows(rows), _check_row_size(row_size)
         if n == 0:
             return 0.0
-        if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
-            raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
-        if bandwidth_hz == 0:
+        b = _check_airtime_bandwidth(bandwidth_hz)
+        if b == 0:
             return math.inf
         p = self.plan(snr_db)
-        uses = self.num_blocks(n) * p.channel_uses_per_block * p.expected_transmissions
-        return uses / bandwidth_hz
+        uses = self.num_blocks(n, d) * p.channel_uses_per_block * p.expected_transmissions
+        return uses / b
 
     def meets_target(self, snr_db: float | torch.Tensor) -> bool | torch.Tensor:
         """Whether link adaptation finds an MCS meeting the BLER target at ``snr_db`` (on the
         0.01 dB grid, SNR rounded down; a bool for a float, else a bool tensor)."""
         return self.adaptation.meets_target(snr_db)
 
-    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+    def airtime_s_tensor(self, rows: torch.Tensor, row_size: int, snr_db: torch.Tensor,
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
-        """Vectorized expected airtime in s (float64, broadcast).
+        """Vectorized expected airtime in s (float64; ``rows``, ``snr_db`` in dB and
+        ``bandwidth_hz`` in Hz broadcast, ``row_size`` elements per row shared).
 
         The SNR is rounded *down* to a 0.01 dB grid (so the estimate errs on the slow side);
         between -40 and 80 dB it matches :meth:`expected_airtime_s` at grid points.
         """
-        n = torch.as_tensor(num_elements, dtype=_F64)
-        if self.dtype not in ("bf16", "fp16") and not (self.group_size or self.row_size):
-            bits = phy.payload_bits(n, self.dtype, None)  # one vector per payload
-        else:
-            bits = phy.payload_bits(n, self.dtype, self._group())
+        d = _check_row_size(row_size)
+        n = torch.as_tensor(rows, dtype=_F64)
+        bits = phy.payload_bits(n * d, self.dtype, self._group(d))
         return self.adaptation.expected_airtime_s(bits, snr_db, bandwidth_hz)
 
     # ---- sending ---------------------------------------------------------------------------
@@ -495,27 +493,24 @@ class AnalogTransport(Transport):
             name += f":power_norm={power_norm}"
         self.name = name
 
-    def _uses(self, num_elements: torch.Tensor) -> torch.Tensor:
-        if self.row_size:
-            return (torch.ceil(num_elements / self.row_size)
-                    * phy.analog_channel_uses(self.row_size))
-        return phy.analog_channel_uses(num_elements)
+    def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
+                           bandwidth_hz: float) -> float:
+        """``rows ceil(row_size / 2) / B`` seconds (``B = bandwidth_hz`` Hz); the SNR does not
+        matter."""
+        n, d = _check_rows(rows), _check_row_size(row_size)
+        b = _check_airtime_bandwidth(bandwidth_hz)
+        return float(self.airtime_s_tensor(torch.tensor(float(n)), d, torch.tensor(0.0),
+                                           torch.tensor(b)))
 
-    def expected_airtime_s(self, num_elements: int, snr_db: float, bandwidth_hz: float) -> float:
-        """``n ceil(D / 2) / B`` seconds (``ceil(num_elements / 2) / B`` if ``row_size`` is
-        unknown); the SNR does not matter."""
-        n = _check_num_elements(num_elements)
-        if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
-            raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
-        return float(self.airtime_s_tensor(torch.tensor(float(n)), torch.tensor(0.0),
-                                           torch.tensor(float(bandwidth_hz))))
-
-    def airtime_s_tensor(self, num_elements: torch.Tensor, snr_db: torch.Tensor,
+    def airtime_s_tensor(self, rows: torch.Tensor, row_size: int, snr_db: torch.Tensor,
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
-        n, _, b = torch.broadcast_tensors(torch.as_tensor(num_elements, dtype=_F64),
+        """Vectorized :meth:`expected_airtime_s` in s (float64; ``rows``, ``snr_db`` in dB and
+        ``bandwidth_hz`` in Hz broadcast, ``row_size`` elements per row shared)."""
+        d = _check_row_size(row_size)
+        n, _, b = torch.broadcast_tensors(torch.as_tensor(rows, dtype=_F64),
                                           torch.as_tensor(snr_db, dtype=_F64),
                                           torch.as_tensor(bandwidth_hz, dtype=_F64))
-        t = self._uses(n) / b.clamp_min(1e-300)
+        t = torch.ceil(n) * phy.analog_channel_uses(d) / b.clamp_min(1e-300)
         t = torch.where(b > 0, t, torch.full_like(t, math.inf))
         return torch.where(n > 0, t, torch.zeros_like(t))
 
