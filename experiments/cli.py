@@ -181,7 +181,51 @@ def build_parser() -> argparse.ArgumentParser:
     wd.add_argument("--seed", type=int, default=0)
     wd.add_argument("--out", default="results")
     wd.add_argument("--no-progress", action="store_true")
+
+    eb = sub.add_parser("edge-batching",
+                        help="batched LLM serving at edge nodes: throughput per scheduler "
+                             "(OT-GAH, EDF, FIFO, ...) against users, nodes and bandwidth")
+    eb.add_argument("--users", default="10:200:10",
+                    help="users per instance (start:stop:step or comma list)")
+    eb.add_argument("--nodes", type=_int_list, default=[1, 3], help="edge nodes (comma list)")
+    eb.add_argument("--scheduler", default=",".join(_edge_schedulers()),
+                    help="comma list of " + ", ".join(_edge_schedulers(all_=True)))
+    eb.add_argument("--bandwidth-mhz", default="20,1,0.2",
+                    help="UL and DL bandwidth per node in MHz (comma list)")
+    eb.add_argument("--links", default="phy,shannon",
+                    help="comma list: phy (MCS, BLER curves, HARQ) | shannon (capacity)")
+    eb.add_argument("--instances", type=_positive_int, default=3,
+                    help="random instances per point")
+    eb.add_argument("--search-sizes", default="4:14:2",
+                    help="N of the OT vs brute-force search study (one node; 'none' skips)")
+    eb.add_argument("--deadline-s", default="5,30", help="low,high of the uniform deadlines")
+    eb.add_argument("--ot-max-nodes", type=_positive_int, default=100_000,
+                    help="evaluations after which OT returns its best batch so far")
+    eb.add_argument("--resume", default=None, help="an earlier edge-batching results folder")
+    eb.add_argument("--seed", type=int, default=0)
+    eb.add_argument("--out", default="results")
+    eb.add_argument("--no-progress", action="store_true")
     return p
+
+
+def _edge_schedulers(all_: bool = False) -> list[str]:
+    from experiments.edge_batching import DEFAULT_SCHEDULERS
+
+    return [*DEFAULT_SCHEDULERS, "brute-force"] if all_ else list(DEFAULT_SCHEDULERS)
+
+
+def _int_range(spec: str, name: str) -> list[int]:
+    """``"10:200:10"`` (inclusive) or ``"10,20,40"``."""
+    try:
+        if ":" in spec:
+            a, b, c = (int(x) for x in spec.split(":"))
+            if c < 1 or b < a:
+                raise ValueError
+            return list(range(a, b + 1, c))
+        return [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be start:stop:step (step >= 1) or a comma list of "
+                         f"integers, got {spec!r}") from None
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:
@@ -298,6 +342,23 @@ def main(argv: list[str] | None = None) -> int:
                 snr_db=[None] if args.snr_db is None else parse_snr_range(args.snr_db),
                 bandwidth_mhz=args.bandwidth_mhz, devices=args.devices, limit=args.limit,
                 compute_model=args.compute_model, digits=args.digits, seed=args.seed,
+                out=args.out, resume=args.resume, progress=not args.no_progress)
+        elif args.command == "edge-batching":
+            from experiments.edge_batching import run_edge_batching
+
+            try:
+                bws = [float(x) for x in _csv_list(args.bandwidth_mhz)]
+                lo, hi = (float(x) for x in args.deadline_s.split(","))
+            except ValueError:
+                raise ValueError("--bandwidth-mhz must be a comma list of numbers and "
+                                 "--deadline-s two numbers low,high") from None
+            res = run_edge_batching(
+                users=_int_range(args.users, "--users"), nodes=args.nodes,
+                schedulers=_csv_list(args.scheduler), bandwidth_mhz=bws,
+                links=_csv_list(args.links), instances=args.instances,
+                search_sizes=[] if args.search_sizes == "none"
+                else _int_range(args.search_sizes, "--search-sizes"),
+                deadline_s=(lo, hi), ot_max_nodes=args.ot_max_nodes, seed=args.seed,
                 out=args.out, resume=args.resume, progress=not args.no_progress)
         else:  # pragma: no cover - argparse rejects unknown commands
             parser.error(f"unknown command {args.command!r}")

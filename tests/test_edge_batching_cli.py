@@ -1,0 +1,64 @@
+"""``semcom edge-batching``: the results folder, resuming, and refused arguments."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_edge_batching_writes_csv_plots_and_summary(tmp_path: Path, capsys) -> None:
+    argv = ["edge-batching", "--users", "6,12", "--nodes", "1,2", "--instances", "1",
+            "--scheduler", "ot-gah,gah-sweep,edf,brute-force", "--bandwidth-mhz", "20,0.2",
+            "--search-sizes", "4,6", "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    (folder,) = (tmp_path / "edge_batching").iterdir()
+    rows = _rows(folder / "results.csv")
+    assert len(rows) == 2 * 2 * 2 * 2 * 4  # users x nodes x bandwidths x links x schedulers
+    by = {(r["users"], r["nodes"], r["bandwidth_mhz"], r["link"], r["scheduler"]): r
+          for r in rows}
+    for key, r in by.items():
+        best = float(by[(*key[:4], "brute-force")]["served"])
+        assert float(r["served"]) <= best  # nothing beats the optimum
+        if key[4] in ("ot-gah", "gah-sweep") and key[1] == "1":
+            assert float(r["served"]) == best  # one node: exact
+        if key[4] in ("ot-gah", "gah-sweep"):
+            assert float(r["served"]) >= best / 2
+    search = _rows(folder / "search.csv")
+    assert {r["n"] for r in search} == {"4", "6"}
+    for r in search:
+        assert r["ot_paper_served"] == r["brute_force_served"] == r["sweep_served"]
+        assert int(r["ot_paper_nodes"]) < int(r["brute_force_nodes"])
+    for name in ("throughput_vs_users.png", "search_nodes_vs_users.png", "summary.md",
+                 "config.yaml", "manifest.json"):
+        assert (folder / name).is_file()
+    assert "Served requests" in (folder / "summary.md").read_text()
+    # resume: every row is there already, nothing is recomputed, the rows are kept
+    capsys.readouterr()
+    assert main([*argv, "--resume", str(folder)]) == 0
+    new = Path(capsys.readouterr().out.split("results: ")[1].strip())
+    assert _rows(new / "results.csv") == rows
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--scheduler", "lifo"], "unknown scheduler 'lifo'"),
+    (["--users", "10:5:1"], "--users must be start:stop:step"),
+    (["--links", "ideal"], "links must be among"),
+    (["--bandwidth-mhz", "-1"], "bandwidth_mhz must be finite and > 0"),
+    (["--deadline-s", "5"], "--deadline-s two numbers"),
+    (["--search-sizes", "30"], "search_sizes must be <= 20"),
+])
+def test_bad_arguments_exit_2_and_leave_no_folder(tmp_path: Path, capsys, args: list[str],
+                                                  message: str) -> None:
+    assert main(["edge-batching", "--users", "5", "--out", str(tmp_path), "--no-progress",
+                 *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "edge_batching").exists()
