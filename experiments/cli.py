@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     wd.add_argument("--compute-model", default="flops", choices=["flops", "roofline"])
     wd.add_argument("--digits", type=int, default=None,
                     help="operand digits of the arithmetic task for non-tiny models")
+    wd.add_argument("--baseline", default="",
+                    help="comma list of split:<cut> (the model split at a layer boundary, the "
+                         "activation on the uplink), run beside the policies")
     wd.add_argument("--resume", default=None, help="an earlier wdmoe results folder")
     wd.add_argument("--seed", type=int, default=0)
     wd.add_argument("--out", default="results")
@@ -342,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 snr_db=[None] if args.snr_db is None else parse_snr_range(args.snr_db),
                 bandwidth_mhz=args.bandwidth_mhz, devices=args.devices, limit=args.limit,
                 compute_model=args.compute_model, digits=args.digits, seed=args.seed,
-                out=args.out, resume=args.resume, progress=not args.no_progress)
+                out=args.out, resume=args.resume, progress=not args.no_progress,
+                baselines=[b.strip() for b in args.baseline.split(",") if b.strip()])
         elif args.command == "edge-batching":
             from experiments.edge_batching import run_edge_batching
 

@@ -52,9 +52,17 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
               snr_db: Sequence[float | None] = (None,), bandwidth_mhz: float = 100.0,
               devices: int = 8, limit: int = 50, compute_model: str = "flops",
               digits: int | None = None, seed: int = 0, out: str | Path = "results",
-              resume: str | Path | None = None, progress: bool = True) -> ResultsDir:
-    """Run the sweep and write the results folder (see the module docstring)."""
+              resume: str | Path | None = None, progress: bool = True,
+              baselines: Sequence[str] = ()) -> ResultsDir:
+    """Run the sweep and write the results folder (see the module docstring).
+
+    ``baselines``: ``"split:<cut>"`` specs (:class:`wdmoe_link.split_layer.SplitAtLayer`, the
+    model cut at a layer boundary with the activation on the uplink), run over the same
+    transports and SNRs as the policies and reported in the same rows (``policy_spec`` is the
+    baseline's spec).
+    """
     from wdmoe_link import WDMoESystem, default_topology, load_moe, parse_policy, parse_transport
+    from wdmoe_link.split_layer import SplitAtLayer, parse_split_baseline
 
     if bandwidth_mhz <= 0 or not math.isfinite(bandwidth_mhz):
         raise ValueError(f"bandwidth_mhz must be > 0 (MHz), got {bandwidth_mhz}")
@@ -69,10 +77,19 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
                              f"(phy's range), got {s!r}")
     for p in policies:
         parse_policy(p)  # fail before loading anything
+    cuts = {b: parse_split_baseline(b) for b in baselines}
+    if any(t.startswith("analog+") for t in transports) and cuts:
+        raise ValueError("split baselines take ideal, digital or analog transports, not "
+                         "analog+<denoiser>")
     for t in transports:
         if not t.startswith("analog+"):
             parse_transport(t)
     lm = load_moe(model)
+    num_layers = lm.config.num_hidden_layers
+    for b, cut in cuts.items():
+        if not 1 <= cut < num_layers:
+            raise ValueError(f"baseline {b!r}: the cut must be in [1, {num_layers - 1}] for "
+                             f"this {num_layers}-layer model")
     text = model == "text"
     if text:
         from wdmoe_link.text import TextCorpus, evaluate_text
@@ -83,7 +100,7 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
     config = {"model": model, "policies": list(policies), "transports": list(transports),
               "snr_db": [None if s is None else float(s) for s in snr_db],
               "bandwidth_mhz": float(bandwidth_mhz), "devices": devices, "limit": limit,
-              "compute_model": compute_model, "digits": digits}
+              "compute_model": compute_model, "digits": digits, "baselines": list(baselines)}
     res = ResultsDir.create("wdmoe", config, seed, root=out)
     rows: list[dict[str, Any]] = []
     if resume is not None:
@@ -93,7 +110,7 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
         with prev.open() as f:
             rows = list(csv.DictReader(f))
     done = {tuple(str(r[k]) for k in _KEY) for r in rows}
-    combos = [(p, t, s) for t in transports for s in snr_db for p in policies]
+    combos = [(p, t, s) for t in transports for s in snr_db for p in [*policies, *cuts]]
     with res:
         for p, t, s in tqdm(combos, desc="wdmoe", disable=not progress):
             key = (p, t, "" if s is None else str(float(s)))
@@ -102,7 +119,11 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
             topo = default_topology(devices, seed=seed, bandwidth_hz=bandwidth_mhz * 1e6,
                                     compute_model=compute_model,
                                     link_snr_db=None if s is None else float(s))
-            with WDMoESystem(lm, topo, parse_transport(t), p, seed=seed) as system:
+            if p in cuts:
+                system_cm: Any = SplitAtLayer(lm, cuts[p], topo, t, seed=seed)
+            else:
+                system_cm = WDMoESystem(lm, topo, parse_transport(t), p, seed=seed)
+            with system_cm as system:
                 extra: dict[str, Any] = {}
                 if text:
                     system.reset()
@@ -129,6 +150,12 @@ def _f(v: Any) -> float:
         return float(v)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _experts(r: dict[str, Any]) -> str:
+    """Experts per token, or a dash for a layer-split baseline (no experts cross the air)."""
+    v = _f(r["experts_per_token_mean"])
+    return "—" if math.isnan(v) else f"{v:.2f}"
 
 
 def _is_text(rows: list[dict[str, Any]]) -> bool:
@@ -207,7 +234,7 @@ def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
                 f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
                 f"{_f(r['bits_per_byte']):.3f} | {_f(r['accuracy']) * 100:.1f} | "
                 f"{_f(r['prefill_latency_mean_s']) * 1e3:.1f} | "
-                f"{_f(r['experts_per_token_mean']):.2f} | "
+                f"{_experts(r)} | "
                 f"{_f(r['experts_dropped_fraction']) * 100:.1f} | "
                 f"{_f(r['experts_lost_fraction']) * 100:.1f} | "
                 f"{_f(r['bits_dl_total']) / _f(r['num_examples']) / 1e3:.1f} |")
@@ -221,7 +248,7 @@ def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
             f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
             f"{_f(r['accuracy']) * 100:.1f} | {_f(r['latency_per_token_mean_s']) * 1e3:.3f} | "
             f"{_f(r['latency_per_token_p95_s']) * 1e3:.3f} | "
-            f"{_f(r['experts_per_token_mean']):.2f} | "
+            f"{_experts(r)} | "
             f"{_f(r['experts_dropped_fraction']) * 100:.1f} | "
             f"{_f(r['experts_lost_fraction']) * 100:.1f} | "
             f"{_f(r['bits_dl_per_token']) / 1e3:.1f} |")
@@ -232,7 +259,7 @@ def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
             f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
             f"{_f(r['accuracy']) * 100:.1f} | {_f(r['latency_per_token_mean_s']) * 1e3:.3f} | "
             f"{_f(r['latency_per_token_p95_s']) * 1e3:.3f} | "
-            f"{_f(r['experts_per_token_mean']):.2f} | "
+            f"{_experts(r)} | "
             f"{_f(r['experts_dropped_fraction']) * 100:.1f} | "
             f"{_f(r['experts_lost_fraction']) * 100:.1f} | "
             f"{_f(r['bits_dl_per_token']) / 1e3:.1f} |")
