@@ -2,8 +2,9 @@
 as users, nodes, bandwidth and the link model vary; and the search effort of OT.
 
 For every (users, nodes, bandwidth, link model, instance) a seeded random instance
-(:func:`wdmoe_link.edge.random_instance`) is scheduled by every scheduler; one CSV row each
-(``results.csv``: served requests, fraction served, nodes visited, wall time, whether the
+(:func:`wdmoe_link.edge.random_instance`; instance i has the same nodes at every size and
+its first n users are the same for every size >= n) is scheduled by every scheduler; one CSV
+row each (``results.csv``: served requests, fraction served, nodes visited, wall time, whether the
 search finished, mean batch latency). ``search.csv``: on single-node instances of N users,
 the batches OT evaluates (the published pruning and ours), the threshold sweep's and brute
 force's, and their wall times. ``link`` is ``phy`` (MCS, BLER curves, HARQ) or ``shannon``
@@ -129,7 +130,7 @@ def run_edge_batching(*, users: Sequence[int] = tuple(range(10, 201, 10)),
                     if (str(n), str(m), str(float(b)), lk, str(i), s) not in done]
             if not todo:
                 continue
-            requests, ens = random_instance(n, m, seed=seed + 1000 * i + n,
+            requests, ens = random_instance(n, m, seed=seed + 1000 * i,
                                             deadline_s=deadline_s, bandwidth_hz=float(b) * 1e6)
             link_model = EdgeLinks(model=lk)
             problems = [NodeProblem(requests, nd, link_model) for nd in ens]

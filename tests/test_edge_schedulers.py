@@ -207,3 +207,11 @@ def test_ot_budget_returns_the_best_so_far() -> None:
     assert not cut.optimal and cut.nodes_visited <= 500
     assert NodeProblem(requests, nodes[0]).evaluate(cut.batch, cut.level).feasible
     assert len(cut.batch) <= len(sweep_schedule(requests, nodes[0]).batch)
+
+
+def test_instances_are_nested_over_users() -> None:
+    """The same seed gives the same nodes at every size, and the first n users are shared."""
+    small, nodes_a = random_instance(5, 2, seed=4)
+    big, nodes_b = random_instance(9, 2, seed=4)
+    assert big[:5] == small and nodes_a == nodes_b
+    assert random_instance(5, 2, seed=5)[0] != small

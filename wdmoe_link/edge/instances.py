@@ -62,7 +62,9 @@ def random_instance(num_users: int, num_nodes: int = 1, seed: int = 0, *,
     if not (0.0 < lo <= hi and math.isfinite(hi)):
         raise ValueError(f"deadline_s must be (low, high) with 0 < low <= high s, got "
                          f"{deadline_s!r}")
-    rng = random.Random(seed)
+    # separate streams: the nodes do not depend on num_users, and the first n users of an
+    # instance are the same for every num_users >= n (curves over users are nested)
+    node_rng, user_rng = random.Random(f"{seed}:nodes"), random.Random(f"{seed}:users")
     extra: dict[str, Any] = dict(node_overrides or {})
     if bandwidth_hz is not None:
         extra.update(ul_bandwidth_hz=bandwidth_hz, dl_bandwidth_hz=bandwidth_hz)
@@ -75,19 +77,20 @@ def random_instance(num_users: int, num_nodes: int = 1, seed: int = 0, *,
         else:
             a = 2.0 * math.pi * k / num_nodes
             pos = (NODE_RING_RADIUS_M * math.cos(a), NODE_RING_RADIUS_M * math.sin(a))
-        fields = {"memory_bytes": rng.choice(NODE_MEMORY_BYTES),
-                  "compute_flops": rng.choice(NODE_FLOPS),
-                  "memory_bandwidth_bytes_s": rng.choice(NODE_MEMORY_BANDWIDTH),
+        fields = {"memory_bytes": node_rng.choice(NODE_MEMORY_BYTES),
+                  "compute_flops": node_rng.choice(NODE_FLOPS),
+                  "memory_bandwidth_bytes_s": node_rng.choice(NODE_MEMORY_BANDWIDTH),
                   "position_m": pos, "name": f"EN{k}", **extra}
         nodes.append(EdgeNode(**fields))
     accuracies = sorted({lv.accuracy for lv in nodes[0].levels})
     requests = []
     for _ in range(num_users):
-        r = CELL_RADIUS_M * math.sqrt(rng.random())
-        a = 2.0 * math.pi * rng.random()
-        out = max(1, round(rng.choice(OUTPUT_FRACTIONS) * rng.choice(MAX_OUTPUT_TOKENS)))
-        requests.append(Request(prompt_tokens=rng.choice(PROMPT_TOKENS), output_tokens=out,
-                                deadline_s=rng.uniform(lo, hi),
-                                accuracy_floor=rng.choice(accuracies),
+        r = CELL_RADIUS_M * math.sqrt(user_rng.random())
+        a = 2.0 * math.pi * user_rng.random()
+        out = max(1, round(user_rng.choice(OUTPUT_FRACTIONS)
+                           * user_rng.choice(MAX_OUTPUT_TOKENS)))
+        requests.append(Request(prompt_tokens=user_rng.choice(PROMPT_TOKENS), output_tokens=out,
+                                deadline_s=user_rng.uniform(lo, hi),
+                                accuracy_floor=user_rng.choice(accuracies),
                                 position_m=(r * math.cos(a), r * math.sin(a))))
     return requests, nodes
