@@ -21,7 +21,10 @@ Modules: :mod:`.routing` (routing, expert banks, dispatch interface), :mod:`.spl
 execution of HF MoE models), :mod:`.tasks` and :mod:`.tiny` (offline tasks, decoding, the
 shipped tiny model), :mod:`.topology` and :mod:`.latency` (cell and latency model),
 :mod:`.policies` and :mod:`.link_aware` (expert selection and bandwidth), :mod:`.transports`
-(payloads over the links) and :mod:`.system` (the whole split system and its reports).
+(payloads over the links), :mod:`.system` (the whole split system and its reports),
+:mod:`.split_layer` (the layer-split baseline), :mod:`.text` (the text corpus and its scoring),
+:mod:`.harness` (lm-evaluation-harness) and :mod:`.edge` (batched LLM serving at edge nodes
+and its schedulers).
 """
 
 from __future__ import annotations
