@@ -369,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"semcom {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM; the manifest says "interrupted"
+        from experiments.results import Terminated
+
+        print(f"semcom {args.command}: interrupted", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
     print(f"results: {res.path}")
     return 0
 

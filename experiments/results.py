@@ -38,9 +38,11 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -189,6 +191,14 @@ def _csv_cell(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # ResultsDir
 # --------------------------------------------------------------------------------------------
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while a :class:`ResultsDir` context was open."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(f"terminated by signal {signum}")
 
 
 class ResultsDir:
@@ -370,10 +380,19 @@ class ResultsDir:
         return self._finished
 
     def __enter__(self) -> ResultsDir:
+        # SIGTERM (a scheduler's kill, ``timeout``) ends the run like Ctrl-C: the manifest
+        # records "interrupted" and its end time instead of staying "running".
+        self._old_sigterm = None
+        if threading.current_thread() is threading.main_thread():
+            self._old_sigterm = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, _raise_terminated)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: Any) -> None:
+        if getattr(self, "_old_sigterm", None) is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
         if self._finished:
             return
         if exc_type is None:

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -174,3 +175,27 @@ def test_write_errors(tmp_path):
         rd.save_figure(None, "fig.jpg")
     with pytest.raises(ValueError, match="markdown_text must be a str"):
         rd.write_summary(3)
+
+
+def test_sigterm_marks_the_run_interrupted(tmp_path: Path) -> None:
+    """A run killed with SIGTERM records status "interrupted" and its end time."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import time\n"
+        "from experiments.results import ResultsDir\n"
+        f"with ResultsDir.create('t', {{}}, 0, root={str(tmp_path)!r}) as rd:\n"
+        "    print(rd.path, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    folder = Path(proc.stdout.readline().strip())
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["end_time"] is not None
+    assert proc.returncode != 0
