@@ -8,8 +8,9 @@ row each (``results.csv``: served requests, fraction served, nodes visited, wall
 search finished, mean batch latency). ``search.csv``: on single-node instances of N users,
 the batches OT evaluates (the published pruning and ours), the threshold sweep's and brute
 force's, and their wall times. ``link`` is ``phy`` (MCS, BLER curves, HARQ) or ``shannon``
-(capacity) over the same instances. Rows stream to the CSVs; ``resume`` skips those an earlier
-folder already holds.
+(capacity) over the same instances. Rows stream to the CSVs; ``resume`` continues an earlier
+folder in place, skipping the rows it holds (only the grids may differ from its run's
+settings).
 """
 
 from __future__ import annotations
@@ -99,11 +100,16 @@ def run_edge_batching(*, users: Sequence[int] = tuple(range(10, 201, 10)),
               "bandwidth_mhz": [float(b) for b in bandwidth_mhz], "links": list(links),
               "instances": instances, "search_sizes": search_sizes,
               "deadline_s": [float(x) for x in deadline_s], "ot_max_nodes": ot_max_nodes}
+    if resume is not None:  # the grids may grow; the rest must match the folder's run
+        res = ResultsDir.resume(resume, "edge_batching", config, seed,
+                                extendable=("users", "nodes", "schedulers", "bandwidth_mhz",
+                                            "links", "instances", "search_sizes"))
     rows = _read(resume, "results.csv")
     search_rows = _read(resume, "search.csv")
     done = {tuple(str(r[k]) for k in _KEY) for r in rows}
     search_done = {tuple(str(r[k]) for k in _SEARCH_KEY) for r in search_rows}
-    res = ResultsDir.create("edge_batching", config, seed, root=out)
+    if resume is None:
+        res = ResultsDir.create("edge_batching", config, seed, root=out)
     combos = [(n, m, b, lk, i) for m in nodes for b in bandwidth_mhz for lk in links
               for n in users for i in range(instances)]
     with res:

@@ -193,6 +193,10 @@ def _csv_cell(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+class ResumeMismatchError(ValueError):
+    """``--resume`` named a folder whose run had other settings."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived while a :class:`ResultsDir` context was open."""
 
@@ -286,6 +290,54 @@ class ResultsDir:
         }
         rd = cls(path, manifest, t0)
         atomic_write_text(path / "config.yaml", config_text)
+        rd._write_manifest()
+        return rd
+
+    @classmethod
+    def resume(cls, folder: str | os.PathLike, name: str, config: Mapping[str, Any], seed: int,
+               *, extendable: Sequence[str] = ()) -> ResultsDir:
+        """Reopen the results folder of an earlier run of ``name`` to continue it in place.
+
+        The resolved ``config`` and ``seed`` must equal the folder's, except the keys in
+        ``extendable`` (a grid that may grow: more SNRs, policies, users); the folder's
+        ``config.yaml`` then takes the new values. The manifest goes back to ``"running"``
+        and records the resumption.
+
+        Raises:
+            ResumeMismatchError: the folder was run with other settings (the differing keys
+                are named), or it is not a results folder of ``name``.
+        """
+        path = Path(folder)
+        cfg_path, man_path = path / "config.yaml", path / "manifest.json"
+        if not (cfg_path.is_file() and man_path.is_file()):
+            raise ResumeMismatchError(f"resume folder {str(path)!r} is not a results folder "
+                                      "(no config.yaml and manifest.json)")
+        try:
+            old = yaml.safe_load(cfg_path.read_text()) or {}
+            manifest = json.loads(man_path.read_text())
+        except (yaml.YAMLError, ValueError) as exc:
+            raise ResumeMismatchError(f"resume folder {str(path)!r} has an unreadable "
+                                      f"config.yaml or manifest.json ({exc})") from None
+        if manifest.get("name") != name:
+            raise ResumeMismatchError(f"resume folder {str(path)!r} holds a "
+                                      f"{manifest.get('name')!r} run, not {name!r}")
+        new = _plain(dict(config), "config")
+        diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                 for k in sorted(set(old) | set(new))
+                 if k not in extendable and old.get(k) != new.get(k)]
+        if manifest.get("seed") != seed:
+            diffs.append(f"seed: {manifest.get('seed')!r} -> {seed!r}")
+        if diffs:
+            raise ResumeMismatchError(
+                f"resume folder {str(path)!r} was run with a different configuration ("
+                + "; ".join(diffs) + "); only " + (", ".join(extendable) or "nothing")
+                + " may change on resume. Match these settings or start a new run.")
+        start = _now()
+        manifest.update(status="running", end_time=None, duration_s=None)
+        manifest.setdefault("resumed", []).append(
+            {"time": start.isoformat(timespec="seconds"), "command": shlex.join(sys.argv)})
+        rd = cls(path, manifest, time.monotonic())
+        atomic_write_text(cfg_path, yaml.safe_dump(new, sort_keys=False, allow_unicode=True))
         rd._write_manifest()
         return rd
 

@@ -7,7 +7,8 @@ and lost on the links). Plots: latency vs accuracy per policy (one marker per tr
 and accuracy vs SNR per transport. ``snr_db=None`` uses the cell's link budget (distances, path
 loss, powers, bandwidth share); a value sets every link's mean SNR (Rayleigh block fading kept)
 for controlled sweeps. Rows are written after every configuration; ``resume`` skips the
-configurations an earlier folder already holds.
+configurations an earlier folder already holds and writes into that folder; its settings other
+than the grid (policies, transports, SNRs, baselines) must match, or the run is refused.
 """
 
 from __future__ import annotations
@@ -101,14 +102,16 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
               "snr_db": [None if s is None else float(s) for s in snr_db],
               "bandwidth_mhz": float(bandwidth_mhz), "devices": devices, "limit": limit,
               "compute_model": compute_model, "digits": digits, "baselines": list(baselines)}
-    res = ResultsDir.create("wdmoe", config, seed, root=out)
     rows: list[dict[str, Any]] = []
-    if resume is not None:
+    if resume is not None:  # the grid may grow; everything else must match the folder's run
+        res = ResultsDir.resume(resume, "wdmoe", config, seed,
+                                extendable=("policies", "transports", "snr_db", "baselines"))
         prev = Path(resume) / "results.csv"
-        if not prev.is_file():
-            raise ValueError(f"resume folder {str(resume)!r} holds no results.csv")
-        with prev.open() as f:
-            rows = list(csv.DictReader(f))
+        if prev.is_file():
+            with prev.open() as f:
+                rows = list(csv.DictReader(f))
+    else:
+        res = ResultsDir.create("wdmoe", config, seed, root=out)
     done = {tuple(str(r[k]) for k in _KEY) for r in rows}
     combos = [(p, t, s) for t in transports for s in snr_db for p in [*policies, *cuts]]
     with res:

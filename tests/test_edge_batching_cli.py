@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,16 @@ def test_edge_batching_writes_csv_plots_and_summary(tmp_path: Path, capsys) -> N
     capsys.readouterr()
     assert main([*argv, "--resume", str(folder)]) == 0
     new = Path(capsys.readouterr().out.split("results: ")[1].strip())
-    assert _rows(new / "results.csv") == rows
+    assert new == folder and _rows(new / "results.csv") == rows
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "finished"
+    # another setting than the grids is refused, with the key named, and nothing is written
+    before = (folder / "results.csv").read_text()
+    assert main([*argv, "--resume", str(folder), "--deadline-s", "1,2"]) == 2
+    assert "deadline_s" in capsys.readouterr().err
+    assert (folder / "results.csv").read_text() == before
+    # a larger grid is fine: only the new rows run
+    assert main([*argv[:2], "4,6,12", *argv[3:], "--resume", str(folder)]) == 0
+    assert len(_rows(folder / "results.csv")) == len(rows) * 3 // 2
 
 
 @pytest.mark.parametrize("args,message", [

@@ -61,7 +61,7 @@ needs_tiny = pytest.mark.skipif(not (TINY_DIR / "config.json").is_file(),
 
 
 @needs_tiny
-def test_semcom_wdmoe_writes_results(tmp_path):
+def test_semcom_wdmoe_writes_results(tmp_path, capsys):
     from experiments.cli import main
 
     rc = main(["wdmoe", "--policy", "topk,wlr:0.6", "--transport", "ideal,analog",
@@ -86,6 +86,15 @@ def test_semcom_wdmoe_writes_results(tmp_path):
                "--snr-db", "10,30", "--limit", "4", "--devices", "4", "--out",
                str(tmp_path / "again"), "--resume", str(run), "--no-progress"])
     assert rc == 0
+    assert not (tmp_path / "again").exists()  # the resumed run writes into its own folder
+    assert list(csv.DictReader(open(run / "results.csv"))) == rows
+    # other settings than the grid are refused with the keys named (exit code 2)
+    rc = main(["wdmoe", "--policy", "topk", "--transport", "ideal", "--snr-db", "10",
+               "--limit", "5", "--devices", "4", "--bandwidth-mhz", "10", "--resume", str(run),
+               "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "limit: 4 -> 5" in err and "bandwidth_mhz: 100.0 -> 10.0" in err
 
 
 def test_semcom_wdmoe_bad_input(tmp_path, capsys):
