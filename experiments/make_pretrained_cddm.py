@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         imgs, lat = _bank(codec, loader, snr_range, a.seed)
         torch.save({"images": (imgs * 255).round().to(torch.uint8), "latents": lat}, bank_path)
         timed("bank", t0)
-    bank = torch.load(bank_path)
+    bank = torch.load(bank_path, weights_only=True)
     latents = bank["latents"]
     latent_shape = tuple(latents.shape[1:])
 

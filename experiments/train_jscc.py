@@ -119,6 +119,10 @@ def run_lightning_cli(args: list[str] | None, run: Callable[[list[str]], None],
     args = list(args or [])
     if not args or args[0] not in ("fit", "validate", "test", "predict"):
         args = ["fit", *args]
+    if not any(a == "--weights_only" or a.startswith("--weights_only=") for a in args):
+        # a resumed checkpoint holds tensors, numbers and strings only: load it without
+        # running pickled code (a checkpoint from elsewhere cannot execute anything)
+        args = [args[0], "--weights_only=true", *args[1:]]
     argv = sys.argv
     sys.argv = [argv[0], command, *args] if command else argv[:1]
     try:

@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.resume is not None:
         if not ckpt.is_file():
             raise SystemExit(f"--resume {args.resume}: no checkpoint.pt there")
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, history = state["step"], state["history"]

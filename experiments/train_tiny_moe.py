@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = Path(rd.path) if rd is not None else args.resume
     ckpt = run_dir / "checkpoint.pt"
     if args.resume is not None:
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, history = state["step"], state["history"]

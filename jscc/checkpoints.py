@@ -69,7 +69,7 @@ def read_checkpoint(path: str | os.PathLike, expected: str | None = None) -> dic
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} does not exist (expected a {want})")
     try:
-        ck = torch.load(p, map_location="cpu", weights_only=False)
+        ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors differ by the kind of damage
         raise CheckpointError(f"checkpoint {p} is not readable ({type(e).__name__}: "
                               f"{str(e)[:200]}); expected a {want}") from None
@@ -91,7 +91,7 @@ def load_module(cls: type, path: str | os.PathLike, **overrides: Any) -> Any:
     module from a context variable; a module loaded there would take those instead of its
     checkpoint's own. An empty :class:`contextvars.Context` keeps every load independent."""
     return contextvars.Context().run(
-        lambda: cls.load_from_checkpoint(path, map_location="cpu", weights_only=False,
+        lambda: cls.load_from_checkpoint(path, map_location="cpu", weights_only=True,
                                          **overrides).eval())
 
 
