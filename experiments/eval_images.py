@@ -142,6 +142,13 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
               "num_images": int(images.shape[0]), "csi_error_std": float(csi_error_std),
               **dict(config_extra or {})}
     previous = _previous_rows(resume)
+    snrs = [float(v) for v in snr_db]
+    if not snrs or not all(phy.SNR_DB_MIN <= v <= phy.SNR_DB_MAX for v in snrs):
+        raise ValueError(f"snr_db must be non-empty values in [{phy.SNR_DB_MIN:g}, "
+                         f"{phy.SNR_DB_MAX:g}] dB, got {snrs}")
+    if codec is not None:  # image sizes the codec cannot take fail here, before any folder
+        with torch.no_grad():
+            codec(images[:1], phy.AnalogLink(eval_channel(channel, csi_error_std)), snrs[0])
     res = ResultsDir.create(name, config, seed, root=out)
     rows: list[dict] = []
     done = {(r["method"], float(r["snr_db"])) for r in previous}
@@ -186,7 +193,6 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
                 bl = (SeparateCapacity(cbr, source=src) if src != "learned"
                       else _learned_capacity(cbr, models))
                 runs.append((f"{src}+capacity", separate(bl)))
-        snrs = [float(v) for v in snr_db]
         bar = tqdm(total=n_img * len(runs) * len(snrs), desc="eval-images", unit="image",
                    disable=not progress)
         with bar:

@@ -139,3 +139,15 @@ def test_eval_images_learned_baselines(tmp_path: Path) -> None:
     assert status[("learned+ldpc/MCS22", 30.0)] == "ok"
     assert main(["eval-images", "--cbr", "0.1", "--baselines", "learned+ldpc",
                  "--out", str(tmp_path)]) == 2  # no ladder
+
+
+@pytest.mark.parametrize("kwargs,message", [({"crop": 7}, "multiples of 4"),
+                                            ({"snr_db": [500.0]}, "snr_db must be")])
+def test_rejected_runs_leave_no_results_folder(tmp_path, kwargs, message) -> None:
+    from experiments.eval_images import run_eval_images
+
+    args = {"checkpoint": "pretrained:adjscc_awgn_cbr1-12", "crop": 32, "max_images": 1,
+            "baselines": [], "out": tmp_path, "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        run_eval_images(**args)
+    assert not any(tmp_path.iterdir())
