@@ -11,7 +11,7 @@ The card records the training data, the config and the command that reproduces t
 optimizer steps, the CPU hours (wall time between the run's ``manifest.json`` and the checkpoint,
 times the threads the run used) and a PSNR / MS-SSIM table measured here: on the test folder's
 256×256 centre crops and whole images, and on the held-out built-in photos, AWGN or the card's
-channel, SNR 0–20 dB. CDDM entries are exported by :mod:`experiments.export_cddm`.
+channel, SNR 0–20 dB. CDDM entries are exported by :mod:`experiments.make_pretrained_cddm`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Train the text MoE shipped in ``wdmoe_link/data/text_moe/`` on the standard library's source.
 
 A Mixtral-architecture model (:data:`wdmoe_link.tiny.TEXT_CONFIG`: byte ids, 6 layers, 8
-experts, top-2, 7.6 M parameters) learns next-byte prediction on the ``train`` modules of
+experts, top-2, 7.5 M parameters) learns next-byte prediction on the ``train`` modules of
 :func:`wdmoe_link.text.stdlib_files` (random windows of ``--length`` bytes), with Mixtral's
 load-balancing loss so that every expert is used. The held-out ``val`` modules are scored
 every ``--eval-every`` steps, the ``test`` modules at the end: bits per byte and next-byte

@@ -27,6 +27,7 @@ from .airtime import (
     capacity_bits_per_use,
     capacity_bps,
     channel_uses_for_bits,
+    ergodic_rayleigh_capacity_bits_per_use,
     mcs_rate_bps,
 )
 from .analog import AnalogLink, AnalogResult, analog_channel_uses, pack_complex, unpack_complex
@@ -96,6 +97,7 @@ __all__ = [
     "derived_seed",
     "ebno_db_to_snr_db",
     "encode_payload",
+    "ergodic_rayleigh_capacity_bits_per_use",
     "load_bler_table",
     "make_channel",
     "mcs_rate_bps",

@@ -32,6 +32,7 @@ __all__ = [
     "capacity_bits_per_use",
     "capacity_bps",
     "channel_uses_for_bits",
+    "ergodic_rayleigh_capacity_bits_per_use",
     "mcs_rate_bps",
 ]
 
@@ -152,6 +153,19 @@ def capacity_bits_per_use(snr_db: NumberOrTensor) -> NumberOrTensor:
     # log(1 + e^x) without overflow for large x or loss of precision for very negative x
     ln1p = x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
     return ln1p / math.log(2.0)
+
+
+def ergodic_rayleigh_capacity_bits_per_use(snr_db: float) -> float:
+    r"""Ergodic capacity of the Rayleigh-fading channel with receiver CSI,
+    :math:`E[\log_2(1 + \mathrm{SNR}\,|h|^2)] = e^{1/\mathrm{SNR}} E_1(1/\mathrm{SNR}) / \ln 2`
+    (:math:`|h|^2 \sim \mathrm{Exp}(1)`), in bits per channel use; ``snr_db`` is the mean
+    :math:`E_s/N_0` in dB."""
+    from scipy.special import exp1
+
+    x = 1.0 / 10.0 ** (float(_check_snr_db(snr_db)) / 10.0)
+    if x > 50.0:  # e^x E1(x) = 1/x - 1/x^2 + 2/x^3 - ... (relative error < 1e-5 here)
+        return (1.0 / x - 1.0 / x**2 + 2.0 / x**3 - 6.0 / x**4) / math.log(2.0)
+    return float(math.exp(x) * exp1(x) / math.log(2.0))
 
 
 def capacity_bps(bandwidth_hz: NumberOrTensor, snr_db: NumberOrTensor) -> NumberOrTensor:

@@ -126,3 +126,18 @@ def test_channel_uses_and_bits_airtime():
         channel_uses_for_bits(10, qpsk_half, block_bits=0)
     with pytest.raises(ValueError, match="num_bits must be >= 0"):
         bits_airtime_s(torch.tensor([5, -1]), qpsk_half, 1e6)
+
+
+def test_ergodic_rayleigh_capacity() -> None:
+    """Below AWGN capacity at every SNR (Jensen), continuous where the low-SNR series takes
+    over (1e-5), and SNR / ln 2 at very low SNR."""
+    import math
+
+    from phy import capacity_bits_per_use
+    from phy import ergodic_rayleigh_capacity_bits_per_use as erg
+
+    for s in (-20.0, 0.0, 10.0, 30.0):
+        assert erg(s) < capacity_bits_per_use(s)
+    x = 10 * math.log10(1 / 50.0)
+    assert erg(x - 1e-9) == pytest.approx(erg(x + 1e-9), rel=1e-5)
+    assert erg(-60.0) == pytest.approx(1e-6 / math.log(2.0), rel=1e-5)

@@ -58,7 +58,7 @@ TINY_CONFIG: dict[str, Any] = {
 #: ``experiments/train_text_moe.py``).
 TEXT_DIR: Path = Path(__file__).resolve().parent / "data" / "text_moe"
 
-#: MixtralConfig arguments of the text model (7.6 M parameters): :data:`TINY_CONFIG` with
+#: MixtralConfig arguments of the text model (7.5 M parameters): :data:`TINY_CONFIG` with
 #: these overrides.
 TEXT_CONFIG: dict[str, Any] = {
     "hidden_size": 128,

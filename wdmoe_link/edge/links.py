@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from scipy.special import exp1
 
 import phy
 
@@ -124,12 +123,10 @@ class EdgeLinks:
     # ---------------------------------------------------------------------------- airtime
 
     def spectral_efficiency(self, snr_db: float) -> float:
-        """Capacity in bit/s/Hz at ``snr_db`` (``"shannon"``)."""
-        rho = 10.0 ** (snr_db / 10.0)
+        """Capacity in bit/s/Hz at ``snr_db`` (``"shannon"``; :mod:`phy`'s formulas)."""
         if self.fading == "none":
-            return math.log2(1.0 + rho)
-        return float(math.exp(1.0 / rho) * exp1(1.0 / rho) / math.log(2.0)) if rho > 1e-3 \
-            else rho / math.log(2.0)
+            return float(phy.capacity_bits_per_use(float(snr_db)))
+        return phy.ergodic_rayleigh_capacity_bits_per_use(snr_db)
 
     def full_band_airtime_s(self, bits: int, snr_db: float, bandwidth_hz: float) -> float:
         """Seconds to carry ``bits`` on the whole band ``bandwidth_hz`` at ``snr_db``;
