@@ -72,3 +72,18 @@ def test_bad_arguments_exit_2_and_leave_no_folder(tmp_path: Path, capsys, args: 
                  *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "edge_batching").exists()
+
+
+def test_same_config_and_seed_give_identical_csvs(tmp_path: Path) -> None:
+    from experiments.edge_batching import run_edge_batching
+
+    kw = {"users": [5, 9], "nodes": [1, 2], "schedulers": ["ot-gah", "gah-sweep", "random"],
+          "bandwidth_mhz": [1.0], "links": ["phy"], "instances": 1, "search_sizes": [5],
+          "progress": False}
+    a = Path(run_edge_batching(out=tmp_path / "a", **kw).path)
+    b = Path(run_edge_batching(out=tmp_path / "b", **kw).path)
+    for name in ("results.csv", "search.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert (a / "timings.csv").is_file()
+    c = Path(run_edge_batching(out=tmp_path / "c", seed=1, **kw).path)
+    assert (a / "results.csv").read_bytes() != (c / "results.csv").read_bytes()
