@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry", "parse_literal"]
+__all__ = ["Registry", "parse_literal", "parse_spec"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -56,3 +56,29 @@ def parse_literal(text: str) -> bool | int | float | str | None:
         except ValueError:
             pass
     return text.strip()
+
+
+def parse_spec(text: str, what: str) -> tuple[str, list[Any], dict[str, Any]]:
+    """``"name:arg:...:key=value:..."`` -> ``(name lower-cased, positional args, options)``.
+
+    Values go through :func:`parse_literal`; positional fields come before options. ``what``
+    names the kind of string in errors (e.g. ``"transport spec"``, ``"policy string"``).
+    """
+    parts = [p.strip() for p in text.strip().split(":")]
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for p in parts[1:]:
+        if not p:
+            raise ValueError(f"empty field in {what} {text!r}")
+        if "=" in p:
+            key, _, value = p.partition("=")
+            key = key.strip()
+            if not key.isidentifier() or key in kwargs:
+                raise ValueError(f"bad or repeated option {key!r} in {what} {text!r}")
+            kwargs[key] = parse_literal(value)
+        elif kwargs:
+            raise ValueError(f"positional value {p!r} after key=value options in {what} "
+                             f"{text!r}")
+        else:
+            args.append(parse_literal(p))
+    return parts[0].lower(), args, kwargs

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from ._registry import Registry, parse_literal
+from ._registry import Registry, parse_spec
 from .latency import DeviceCost, equal_split, optimal_bandwidth
 
 if TYPE_CHECKING:
@@ -523,27 +523,10 @@ def parse_policy(text: str) -> Policy:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"a policy must be a non-empty string such as 'wlr:0.2', got "
                          f"{text!r}")
-    parts = text.strip().split(":")
-    name = parts[0].strip().lower()
+    name, args, kwargs = parse_spec(text, "policy string")
     if name not in _REGISTRY:
         raise ValueError(f"unknown policy {name!r} in {text!r}; known policies: "
                          f"{available_policies()}")
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for p in parts[1:]:
-        if "=" in p:
-            key, _, value = p.partition("=")
-            key = key.strip()
-            if not key.isidentifier() or key in kwargs:
-                raise ValueError(f"bad or repeated option {key!r} in policy string {text!r}")
-            kwargs[key] = parse_literal(value)
-        else:
-            if kwargs:
-                raise ValueError(f"positional value {p!r} after key=value options in policy "
-                                 f"string {text!r}")
-            if not p.strip():
-                raise ValueError(f"empty field in policy string {text!r}")
-            args.append(parse_literal(p))
     try:
         return _REGISTRY[name](*args, **kwargs)
     except TypeError as exc:

@@ -45,7 +45,7 @@ import torch
 
 import phy
 
-from ._registry import Registry, parse_literal
+from ._registry import Registry, parse_spec
 from .latency import ShannonAirtime, _check_row_size, _check_rows
 
 __all__ = [
@@ -586,24 +586,7 @@ def parse_transport(spec: str | Transport, *, denoiser: Denoiser | None = None) 
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"transport spec must be a non-empty string such as 'digital:bf16', "
                          f"got {spec!r}; known kinds: {list(_KINDS)}")
-    parts = [p.strip() for p in spec.strip().split(":")]
-    kind = parts[0].lower()
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for p in parts[1:]:
-        if not p:
-            raise ValueError(f"empty field in transport spec {spec!r}")
-        if "=" in p:
-            key, _, value = p.partition("=")
-            key = key.strip()
-            if not key.isidentifier() or key in kwargs:
-                raise ValueError(f"bad or repeated option {key!r} in transport spec {spec!r}")
-            kwargs[key] = parse_literal(value)
-        elif kwargs:
-            raise ValueError(f"positional value {p!r} after key=value options in transport "
-                             f"spec {spec!r}")
-        else:
-            args.append(parse_literal(p))
+    kind, args, kwargs = parse_spec(spec, "transport spec")
 
     def build(cls: type, allowed_positional: int) -> Transport:
         if len(args) > allowed_positional:
