@@ -91,15 +91,7 @@ class CDDMSampler:
 
     def _per_example_snr(self, snr_db: float | torch.Tensor | Sequence[float], batch: int
                          ) -> list[float]:
-        s = torch.as_tensor(snr_db, dtype=torch.float64).flatten()
-        if s.numel() == 1:
-            s = s.expand(batch)
-        if s.numel() != batch:
-            raise ValueError(f"snr_db must be a scalar or have one value per example ({batch}), "
-                             f"got {s.numel()} values")
-        if not bool(torch.isfinite(s).all()):
-            raise ValueError(f"snr_db must be finite, got {s.tolist()}")
-        return [float(v) for v in s]
+        return phy.snr_per_example(snr_db, batch)
 
     # ------------------------------------------------------------------ main API
     @torch.no_grad()

@@ -18,7 +18,7 @@ Public API::
 
 from __future__ import annotations
 
-from ._checks import SNR_DB_MAX, SNR_DB_MIN
+from ._checks import SNR_DB_MAX, SNR_DB_MIN, snr_per_example
 from .abstraction import AbstractDigitalLink
 from .adaptation import LinkAdaptation, LinkPlan, select_mcs
 from .airtime import (
@@ -113,6 +113,7 @@ __all__ = [
     "set_seed",
     "simulate_link",
     "snr_db_to_no",
+    "snr_per_example",
     "unpack_complex",
     "zf_equalize",
 ]

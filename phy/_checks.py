@@ -107,6 +107,30 @@ def as_snr_db(snr_db: float | torch.Tensor, batch_shape: Sequence[int] | None = 
     return t
 
 
+def snr_per_example(snr_db: float | torch.Tensor | Sequence[float], batch: int,
+                    name: str = "snr_db") -> list[float]:
+    """One SNR in dB per example of a batch of ``batch``, as Python floats.
+
+    ``snr_db`` is a number, a 0-d or one-element tensor (the same SNR for every example), or
+    ``batch`` values (a tensor ``[B]`` or a sequence); each is checked as :func:`as_snr_db`
+    checks (finite, within [SNR_DB_MIN, SNR_DB_MAX]).
+    """
+    if isinstance(snr_db, (list, tuple)):
+        snr_db = torch.tensor([float(v) for v in snr_db], dtype=torch.float64)
+    if isinstance(snr_db, torch.Tensor):
+        snr_db = snr_db.detach().reshape(-1).cpu()
+        if snr_db.numel() == 1:
+            snr_db = snr_db.reshape(())
+    elif hasattr(snr_db, "item") and not isinstance(snr_db, bool):  # numpy scalars
+        snr_db = float(snr_db)
+    as_snr_db(snr_db, (batch,), name=name)  # type, finiteness and range
+    t = torch.as_tensor(snr_db, dtype=torch.float64)  # the values themselves, unrounded
+    if t.dim() == 1 and t.numel() != batch:
+        raise ValueError(f"{name} must be a scalar or have one value per example ({batch}), "
+                         f"got {t.numel()} values")
+    return [float(v) for v in (t.expand(batch) if t.dim() == 0 else t)]
+
+
 def check_positive_int(name: str, value: int, *, minimum: int = 1,
                        maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):

@@ -144,3 +144,20 @@ def test_imperfect_csi_adds_the_stated_estimation_error() -> None:
         phy.ImperfectCSI(phy.AWGN(), -0.1)
     with pytest.raises(ValueError, match="equalizes inside"):
         phy.ImperfectCSI(phy.OFDMTDL(model="A"), 0.1)
+
+
+def test_snr_per_example_broadcasts_and_checks() -> None:
+    """phy.snr_per_example: the one per-example SNR broadcast of the project."""
+    import phy
+
+    assert phy.snr_per_example(3.5, 3) == [3.5, 3.5, 3.5]
+    assert phy.snr_per_example(torch.tensor([1.0]), 2) == [1.0, 1.0]
+    assert phy.snr_per_example([0.0, 10.1], 2) == [0.0, 10.1]  # not rounded to float32
+    with pytest.raises(ValueError, match="one value per example"):
+        phy.snr_per_example(torch.tensor([1.0, 2.0, 3.0]), 2)
+    with pytest.raises(ValueError, match="snr_db must be finite"):
+        phy.snr_per_example(float("nan"), 2)
+    with pytest.raises(ValueError, match=r"snr_db must lie in \[-60, 100\] dB"):
+        phy.snr_per_example(500.0, 2)
+    with pytest.raises(TypeError, match="snr_db must be a number"):
+        phy.snr_per_example(True, 2)

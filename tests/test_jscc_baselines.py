@@ -238,7 +238,7 @@ def test_ldpc_argument_checks(photo64: torch.Tensor) -> None:
         bl.transmit(photo64[None], 10.0)
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
         bl.transmit(photo64, 10.0)
-    with pytest.raises(ValueError, match="one value per image"):
+    with pytest.raises(ValueError, match="one value per example"):
         bl.transmit(photo64[None], torch.tensor([1.0, 2.0]))
 
 

@@ -38,7 +38,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from phy import DEFAULT_BLOCK_BITS, MCS, Channel, DigitalLink, capacity_bits_per_use
+from phy import (
+    DEFAULT_BLOCK_BITS,
+    MCS,
+    Channel,
+    DigitalLink,
+    capacity_bits_per_use,
+    snr_per_example,
+)
 from phy.payload import bits_to_bytes, bytes_to_bits
 
 from .source import SourceCodec, source_codec
@@ -95,23 +102,7 @@ def image_psnr(img_hat: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
 
 
 def _snr_per_image(snr_db: float | torch.Tensor, batch: int) -> list[float]:
-    if isinstance(snr_db, bool):
-        raise TypeError(f"snr_db must be a number or a tensor, got {snr_db!r}")
-    if isinstance(snr_db, torch.Tensor):
-        s = snr_db.detach().reshape(-1).double().cpu()
-        if s.numel() == 1:
-            s = s.expand(batch)
-        if s.numel() != batch:
-            raise ValueError(f"snr_db must be a scalar or have one value per image ({batch}), "
-                             f"got shape {tuple(snr_db.shape)}")
-        values = [float(v) for v in s]
-    elif isinstance(snr_db, (int, float, np.floating, np.integer)):
-        values = [float(snr_db)] * batch
-    else:
-        raise TypeError(f"snr_db must be a number or a tensor, got {type(snr_db).__name__}")
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"snr_db must be finite, got {snr_db!r}")
-    return values
+    return snr_per_example(snr_db, batch)
 
 
 def _check_images(img: torch.Tensor) -> None:
