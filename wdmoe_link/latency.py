@@ -116,9 +116,14 @@ class ShannonAirtime:
         n, d = _check_rows(rows), _check_row_size(row_size)
         if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
             raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
-        return float(self.airtime_s_tensor(torch.tensor(float(n), dtype=_F64), d,
-                                           torch.tensor(float(snr_db), dtype=_F64),
-                                           torch.tensor(float(bandwidth_hz), dtype=_F64)))
+        # scalar path in plain floats (one call per payload in the split model's loop; the
+        # same formula as airtime_s_tensor, phy's overflow-safe capacity)
+        if n == 0:
+            return 0.0
+        bw = float(bandwidth_hz)
+        if bw == 0.0:
+            return math.inf
+        return n * d * self.bits_per_element / (bw * phy.capacity_bits_per_use(float(snr_db)))
 
 
 def _check_rows(rows: int) -> int:
