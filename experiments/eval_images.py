@@ -109,8 +109,9 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     (``fn(images, link, snr_db) -> images``, one curve each); ``extra(res, images)`` runs inside
     the results folder before it is closed and returns markdown appended to the summary.
     Rows go to ``per_image.csv`` after every (system, SNR); ``resume`` (an earlier folder of
-    this command) keeps its finished (system, SNR) rows and evaluates only the rest, each
-    seeded from ``(seed, system, SNR)`` so the numbers are those of one uninterrupted run.
+    this command) keeps its finished (system, SNR) rows and evaluates only the rest in that
+    folder, each seeded from ``(seed, system, SNR)`` so the numbers are those of one
+    uninterrupted run; its settings other than SNRs, baselines and MCSs must match.
     ``csi_error_std`` > 0 gives every receiver (analog and digital) an estimate of ``h`` with
     that error (:class:`phy.ImperfectCSI`).
     """
@@ -149,7 +150,11 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     if codec is not None:  # image sizes the codec cannot take fail here, before any folder
         with torch.no_grad():
             codec(images[:1], phy.AnalogLink(eval_channel(channel, csi_error_std)), snrs[0])
-    res = ResultsDir.create(name, config, seed, root=out)
+    if resume is not None:  # continue in place; only the grid may change
+        res = ResultsDir.resume(resume, name, config, seed,
+                                extendable=("snr_db", "baselines", "mcs"))
+    else:
+        res = ResultsDir.create(name, config, seed, root=out)
     rows: list[dict] = []
     done = {(r["method"], float(r["snr_db"])) for r in previous}
     n_img = int(images.shape[0])

@@ -119,9 +119,10 @@ def run_link_curves(*, channel: str = "awgn", mcs: Sequence[int] = (0, 5, 10),
     Each (MCS, SNR) point is seeded from ``(seed, table, MCS, SNR)``
     (:func:`phy.derived_seed`) and written to ``link_curves.csv`` as soon as it finishes. After
     a point without any block error the curve's remaining SNRs are written as missing (empty
-    BER/BLER, ``num_blocks = 0``). ``resume`` (an earlier folder of this command) copies its
-    finished points and simulates only the rest, which gives the same numbers as one
-    uninterrupted run. ``abstraction`` draws block outcomes from the BLER table
+    BER/BLER, ``num_blocks = 0``). ``resume`` (an earlier folder of this command) keeps its
+    finished points and simulates only the rest in that folder, which gives the same numbers
+    as one uninterrupted run; its settings other than ``mcs`` and ``snr_db`` must match.
+    ``abstraction`` draws block outcomes from the BLER table
     (:class:`phy.AbstractDigitalLink`) instead of decoding: BLER only, no BER.
     """
     mcs_list = [phy.MCS.from_index(int(i), table) for i in mcs]  # validates before any work
@@ -143,7 +144,10 @@ def run_link_curves(*, channel: str = "awgn", mcs: Sequence[int] = (0, 5, 10),
                                max_transmissions=max_transmissions, decoder=decoder)
              for m in mcs_list}  # and on a channel or MCS the abstraction cannot serve
     previous = _previous_rows(resume)
-    res = ResultsDir.create(name, config, seed, root=out)
+    if resume is not None:  # continue in place; only the grid (MCSs, SNRs) may change
+        res = ResultsDir.resume(resume, name, config, seed, extendable=("mcs", "snr_db"))
+    else:
+        res = ResultsDir.create(name, config, seed, root=out)
     rows: list[dict] = []
     bar = tqdm(total=len(mcs_list) * len(snrs), desc=f"link-curves {channel}", unit="point",
                disable=not progress)

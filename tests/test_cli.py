@@ -70,10 +70,13 @@ def test_link_curves_resume_gives_the_uninterrupted_numbers(tmp_path: Path) -> N
         with open(next((root / "link_curves").iterdir()) / "link_curves.csv") as f:
             return list(csv.DictReader(f))
 
-    full, resumed = read(tmp_path / "full"), read(tmp_path / "resumed")
+    full, resumed = read(tmp_path / "full"), read(tmp_path / "cut")  # resumed in place
     assert len(full) == 8 and full == resumed
-    assert "Resumed from" in (next((tmp_path / "resumed" / "link_curves").iterdir())
-                              / "summary.md").read_text()
+    assert not (tmp_path / "resumed").exists()
+    assert "Resumed from" in (cut / "summary.md").read_text()
+    # a setting outside the grid differs: refused, and the folder is left as it was
+    assert main([*common, "--mcs", "4,10", "--block-bits", "512", "--resume", str(cut)]) == 2
+    assert read(tmp_path / "cut") == full
     with pytest.raises(ValueError, match=r"holds no link_curves\.csv"):
         from experiments.link_curves import run_link_curves
 

@@ -88,8 +88,11 @@ def test_eval_images_resume_gives_the_uninterrupted_rows(tmp_path: Path,
 
     full = read(tmp_path / "full")
     assert len(full) == 2 * 2 * 3  # SNRs x images x (jscc, MCS 9, capacity)
-    assert read(tmp_path / "resumed") == full
+    assert read(tmp_path / "part") == full  # resumed in place
+    assert not (tmp_path / "resumed").exists()
     assert main([*common, "--out", str(tmp_path), "--resume", str(tmp_path)]) == 2
+    assert main([*common, "--snr-db", "0,10", "--channel", "rayleigh", "--resume",
+                 str(part)]) == 2  # another channel than the folder's run
 
 
 def test_eval_images_imperfect_csi_lowers_the_curves(tmp_path: Path) -> None:
