@@ -62,11 +62,6 @@ __all__ = [
 ]
 
 _F64 = torch.float64
-#: SNR range (dB) the phy links accept; payload SNRs are clipped into it before sending
-#: (below -60 dB nothing gets through anyway, above 100 dB the float32 noise is below the
-#: resolution of unit-power symbols).
-_PHY_SNR_MIN_DB = -60.0
-_PHY_SNR_MAX_DB = 100.0
 #: Information bits per LDPC code block.
 DEFAULT_BLOCK_BITS = phy.DEFAULT_BLOCK_BITS
 
@@ -138,7 +133,8 @@ def _check_airtime_bandwidth(bandwidth_hz: float) -> float:
 
 
 def _phy_snr(snr_db: float) -> float:
-    return min(max(snr_db, _PHY_SNR_MIN_DB), _PHY_SNR_MAX_DB)
+    # payload SNRs are clipped into the range phy's links accept (phy.SNR_DB_MIN/MAX)
+    return min(max(snr_db, phy.SNR_DB_MIN), phy.SNR_DB_MAX)
 
 
 def _finite_rows(x: torch.Tensor) -> torch.Tensor:
