@@ -256,3 +256,16 @@ def test_send_checks_input(spec: str) -> None:
         t.send(x[0], 10.0, B)
     empty = t.send(x[:0], 10.0, B)
     assert empty.x_hat.shape == (0, 8) and empty.airtime_s == 0 and empty.channel_uses == 0
+
+
+def test_send_can_skip_the_finite_scan_for_guarded_payloads() -> None:
+    """``check_finite=False`` gives the same delivery on finite rows; by default a NaN is
+    refused by name."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 16)
+    t = IdealTransport()
+    a, b = t.send(x, 10.0, 1e6), t.send(x, 10.0, 1e6, check_finite=False)
+    assert torch.equal(a.x_hat, b.x_hat) and a.airtime_s == b.airtime_s
+    x[1, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        t.send(x, 10.0, 1e6)

@@ -649,7 +649,7 @@ class WDMoESystem:
             worst = min(plan.used, key=lambda k: float(snr_mc[k]))
             tokens = torch.unique(torch.cat([plan.rows[k][0] for k in plan.used]))
             dlv = plan.pairs[worst][0].send(x32[tokens], float(snr_mc[worst]),
-                                            share * topo.bandwidth_hz)
+                                            share * topo.bandwidth_hz, check_finite=False)
             ledger.bits_dl, ledger.uses_dl = dlv.bits, dlv.channel_uses
             where = torch.full((x32.shape[0],), -1, dtype=torch.long)
             where[tokens] = torch.arange(tokens.numel())
@@ -660,7 +660,7 @@ class WDMoESystem:
             return received
         for k in plan.used:
             dlv = plan.pairs[k][0].send(x32[plan.rows[k][0]], float(plan.snr_dl[k]),
-                                        float(plan.bw[k]))
+                                        float(plan.bw[k]), check_finite=False)
             received[k] = (dlv.x_hat, dlv.ok.cpu())
             ledger.air_dl[k] = dlv.airtime_s
             ledger.bits_dl += dlv.bits
@@ -711,7 +711,8 @@ class WDMoESystem:
         arrived = []
         for k, (sel, y) in computed.items():
             tok, slot = plan.rows[k]
-            ulv = plan.pairs[k][1].send(y, float(plan.snr_ul[k]), float(plan.bw[k]))
+            ulv = plan.pairs[k][1].send(y, float(plan.snr_ul[k]), float(plan.bw[k]),
+                                        check_finite=False)  # y: guarded in _execute
             ledger.air_ul[k] = ulv.airtime_s
             ledger.bits_ul += ulv.bits
             ledger.uses_ul += ulv.channel_uses

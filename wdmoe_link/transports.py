@@ -186,16 +186,21 @@ class Transport(ABC):
                                      b.reshape(-1).tolist(), strict=True)]
         return torch.tensor(out, dtype=_F64).reshape(n.shape)
 
-    def send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
+    def send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float, *,
+             check_finite: bool = True) -> Delivery:
         """Carry the rows ``x`` ``[n, D]`` (finite, real) at ``snr_db`` dB over
-        ``bandwidth_hz`` Hz."""
+        ``bandwidth_hz`` Hz.
+
+        ``check_finite=False`` skips the scan for NaN/Inf values, for callers that have
+        already zeroed non-finite rows (the split model guards every payload once per layer).
+        """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor [n, D], got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] < 1:
             raise ValueError(f"x must have shape [n, D] with D >= 1, got {tuple(x.shape)}")
         if x.is_complex() or not x.is_floating_point():
             raise ValueError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
-        if not bool(torch.isfinite(x).all()):
+        if check_finite and not bool(torch.isfinite(x).all()):
             raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
                              "only finite payloads can be sent")
         snr = _check_snr(snr_db)
