@@ -169,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parameters": sum(p.numel() for p in model.parameters()),
         "command": "python -m experiments.train_text_moe",
     }
-    save_model_dir(model, args.out, record)
+    # shards of < 8 MB each (30 MB of fp32 weights in all)
+    save_model_dir(model, args.out, record, max_shard_size="7MB")
     atomic_write_text(run_dir / "training.json", json.dumps(record, indent=2) + "\n")
     lines = [f"{k}: {v}" for k, v in record.items()]
     print("\n".join(lines))

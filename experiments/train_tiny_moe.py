@@ -95,21 +95,29 @@ def save_checkpoint(path: Path, model: Any, opt: torch.optim.Optimizer, step: in
     atomic_write_bytes(path, buf.getvalue())
 
 
-def save_model_dir(model: Any, out: Path, record: dict[str, Any]) -> list[str]:
+def save_model_dir(model: Any, out: Path, record: dict[str, Any],
+                   max_shard_size: str | None = None) -> list[str]:
     """``save_pretrained`` into a temporary sibling folder, then move its files into ``out``.
 
     Each file is replaced atomically; ``training.json`` goes last, so it is present only next
-    to complete weights. Other files in ``out`` (e.g. a denoiser trained on this model's hidden
-    states) are kept; their names are returned, since they were made for the previous weights.
+    to complete weights. Weight files of an earlier save that this one does not rewrite (a
+    single file replaced by shards, or the reverse) are removed; other files in ``out`` (e.g.
+    a denoiser trained on this model's hidden states) are kept and their names returned, since
+    they were made for the previous weights. ``max_shard_size`` (e.g. ``"7MB"``) splits the
+    weights into shards with an index, as ``save_pretrained`` does.
     """
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
+        model.save_pretrained(tmp, safe_serialization=True, **kwargs)
         (tmp / "generation_config.json").unlink(missing_ok=True)
         (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
         names = sorted(f.name for f in tmp.iterdir() if f.name != "training.json")
         (out / "training.json").unlink(missing_ok=True)
+        for old in out.glob("model*.safetensors*"):
+            if old.name not in names:
+                old.unlink()
         for name in [*names, "training.json"]:
             (tmp / name).chmod(0o644)
             os.replace(tmp / name, out / name)
