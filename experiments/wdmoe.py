@@ -218,52 +218,48 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
         plt.close(fig)
 
 
+def _pct(key: str) -> Any:
+    return lambda r: f"{_f(r[key]) * 100:.1f}"
+
+
+def _ms(key: str, digits: int) -> Any:
+    return lambda r: f"{_f(r[key]) * 1e3:.{digits}f}"
+
+
+#: Summary columns after transport, SNR and policy: (header, cell of a row).
+_TASK_COLUMNS = (("accuracy (%)", _pct("accuracy")),
+                 ("latency/token mean (ms)", _ms("latency_per_token_mean_s", 3)),
+                 ("p95 (ms)", _ms("latency_per_token_p95_s", 3)),
+                 ("experts/token", _experts),
+                 ("dropped (%)", _pct("experts_dropped_fraction")),
+                 ("lost (%)", _pct("experts_lost_fraction")),
+                 ("kbit DL/token", lambda r: f"{_f(r['bits_dl_per_token']) / 1e3:.1f}"))
+_TEXT_COLUMNS = (("bits/byte", lambda r: f"{_f(r['bits_per_byte']):.3f}"),
+                 ("next-byte accuracy (%)", _pct("accuracy")),
+                 ("latency/forward (ms)", _ms("prefill_latency_mean_s", 1)),
+                 ("experts/token", _experts),
+                 ("dropped (%)", _pct("experts_dropped_fraction")),
+                 ("lost (%)", _pct("experts_lost_fraction")),
+                 ("kbit DL/byte",
+                  lambda r: f"{_f(r['bits_dl_total']) / _f(r['num_examples']) / 1e3:.1f}"))
+
+
 def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
     lines = ["# WDMoE over the PHY", "",
              f"model `{config['model']}`, {config['devices']} devices, "
              f"{config['bandwidth_mhz']:g} MHz, {config['limit']} examples, "
              f"compute model {config['compute_model']}", ""]
+    columns = _TASK_COLUMNS
     if _is_text(rows):
+        columns = _TEXT_COLUMNS
         lines += [f"Held-out text ({TEXT_WINDOW}-byte windows of standard-library modules "
                   "never seen in training), scored in prefill: bits per byte (lower is "
                   "better), next-byte accuracy, simulated latency per forward pass of a batch "
-                  "of windows, and bits on the downlink per scored byte:", "",
-                  "| transport | SNR | policy | bits/byte | next-byte accuracy (%) | "
-                  "latency/forward (ms) | experts/token | dropped (%) | lost (%) | "
-                  "kbit DL/byte |", "|---" * 10 + "|"]
-        for r in rows:
-            snr = "budget" if r["snr_db"] in ("", None) else f"{_f(r['snr_db']):g} dB"
-            lines.append(
-                f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
-                f"{_f(r['bits_per_byte']):.3f} | {_f(r['accuracy']) * 100:.1f} | "
-                f"{_f(r['prefill_latency_mean_s']) * 1e3:.1f} | "
-                f"{_experts(r)} | "
-                f"{_f(r['experts_dropped_fraction']) * 100:.1f} | "
-                f"{_f(r['experts_lost_fraction']) * 100:.1f} | "
-                f"{_f(r['bits_dl_total']) / _f(r['num_examples']) / 1e3:.1f} |")
-        return "\n".join(lines) + "\n"
-    lines += ["| transport | SNR | policy | accuracy (%) | latency/token mean (ms) | p95 (ms) | "
-              "experts/token | dropped (%) | lost (%) | kbit DL/token |",
-              "|---" * 10 + "|"]
+                  "of windows, and bits on the downlink per scored byte:", ""]
+    lines += ["| transport | SNR | policy | " + " | ".join(h for h, _ in columns) + " |",
+              "|---" * (3 + len(columns)) + "|"]
     for r in rows:
         snr = "budget" if r["snr_db"] in ("", None) else f"{_f(r['snr_db']):g} dB"
-        lines.append(
-            f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
-            f"{_f(r['accuracy']) * 100:.1f} | {_f(r['latency_per_token_mean_s']) * 1e3:.3f} | "
-            f"{_f(r['latency_per_token_p95_s']) * 1e3:.3f} | "
-            f"{_experts(r)} | "
-            f"{_f(r['experts_dropped_fraction']) * 100:.1f} | "
-            f"{_f(r['experts_lost_fraction']) * 100:.1f} | "
-            f"{_f(r['bits_dl_per_token']) / 1e3:.1f} |")
-    return "\n".join(lines) + "\n"
-    for r in rows:
-        snr = "budget" if r["snr_db"] in ("", None) else f"{_f(r['snr_db']):g} dB"
-        lines.append(
-            f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
-            f"{_f(r['accuracy']) * 100:.1f} | {_f(r['latency_per_token_mean_s']) * 1e3:.3f} | "
-            f"{_f(r['latency_per_token_p95_s']) * 1e3:.3f} | "
-            f"{_experts(r)} | "
-            f"{_f(r['experts_dropped_fraction']) * 100:.1f} | "
-            f"{_f(r['experts_lost_fraction']) * 100:.1f} | "
-            f"{_f(r['bits_dl_per_token']) / 1e3:.1f} |")
+        lines.append(f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
+                     + " | ".join(cell(r) for _, cell in columns) + " |")
     return "\n".join(lines) + "\n"

@@ -101,6 +101,17 @@ def _finite(name: str, value: Any, what: str) -> float:
     return v
 
 
+def _position_m(name: str, value: Any) -> tuple[float, float]:
+    """A point ``(x, y)`` in metres, both finite."""
+    try:
+        pos = tuple(value)
+    except TypeError:
+        pos = ()
+    if len(pos) != 2:
+        raise ValueError(f"{name} must be (x, y) in metres, got {value!r}")
+    return (_finite(name, pos[0], "metres"), _finite(name, pos[1], "metres"))
+
+
 def _power_dbm(name: str, value: Any) -> float:
     """A transmit power in dBm: any finite value (a power > 0 W); -inf dBm is 0 W."""
     v = _real(name, value)

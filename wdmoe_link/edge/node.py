@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ..topology import _finite, _non_negative, _positive
+from ..topology import _finite, _non_negative, _position_m, _positive
 from .model_shape import LLAMA2_7B, DecoderShape
 
 __all__ = ["EdgeNode", "QuantLevel"]
@@ -99,10 +99,7 @@ class EdgeNode:
             if not isinstance(lv, QuantLevel):
                 raise TypeError(f"levels[{i}] must be a QuantLevel, got {type(lv).__name__}")
         set_(self, "levels", levels)
-        pos = tuple(self.position_m)
-        if len(pos) != 2:
-            raise ValueError(f"position_m must be (x, y) in metres, got {self.position_m!r}")
-        set_(self, "position_m", tuple(_finite("position_m", v, "metres") for v in pos))
+        set_(self, "position_m", _position_m("position_m", self.position_m))
 
     def with_(self, **changes: Any) -> EdgeNode:
         """A copy with some fields changed (validated again)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import phy
 
-from ..topology import _finite, _positive
+from ..topology import _finite, _position_m, _positive
 
 __all__ = ["Request"]
 
@@ -59,10 +59,7 @@ class Request:
         if not 0.0 <= floor <= 1.0:
             raise ValueError(f"accuracy_floor must be in [0, 1], got {self.accuracy_floor!r}")
         set_(self, "accuracy_floor", floor)
-        pos = tuple(self.position_m)
-        if len(pos) != 2:
-            raise ValueError(f"position_m must be (x, y) in metres, got {self.position_m!r}")
-        set_(self, "position_m", tuple(_finite("position_m", v, "metres") for v in pos))
+        set_(self, "position_m", _position_m("position_m", self.position_m))
         set_(self, "tx_power_dbm", _finite("tx_power_dbm", self.tx_power_dbm, "dBm"))
         set_(self, "tx_reference_bandwidth_hz",
              _positive("tx_reference_bandwidth_hz", self.tx_reference_bandwidth_hz, "(Hz)"))

@@ -36,7 +36,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .cost import BatchCost, NodeProblem
 from .links import EdgeLinks
@@ -120,7 +120,6 @@ class Assignment:
     optimal: bool = True
     wall_s: float = 0.0
     scheduler: str = ""
-    info: dict = field(default_factory=dict)
 
     @property
     def served(self) -> tuple[int, ...]:
@@ -182,10 +181,10 @@ def _levels(problem: NodeProblem) -> list[QuantLevel]:
     return sorted(problem.node.levels, key=lambda lv: (-lv.accuracy, lv.weight_bits))
 
 
-def _empty_reason(problem: NodeProblem, candidates: Sequence[int]) -> str:
+def _empty_reason(problem: NodeProblem, any_candidate: bool) -> str:
     if len(problem) == 0:
         return "no requests"
-    if not candidates:
+    if not any_candidate:
         return "no request is served alone at any level (accuracy floors, links, memory " \
                "or deadlines)"
     return ""
@@ -340,7 +339,7 @@ def _ot_problem(problem: NodeProblem, profits: Sequence[float], *, order: str = 
         if not finished:
             break
     return _finish(problem, best_set, best_level, best_val, visited, finished, node_index,
-                   "" if best_set else _empty_reason(problem, [0] if any_candidate else []))
+                   "" if best_set else _empty_reason(problem, any_candidate))
 
 
 def _finish(problem: NodeProblem, batch: Sequence[int], level: QuantLevel | None, value: float,
@@ -420,7 +419,7 @@ def _sweep_problem(problem: NodeProblem, profits: Sequence[float], node_index: i
                                        for i in range(len(problem))
                                        for lv in problem.node.levels)
     return _finish(problem, best_set, best_level, best_val * unit, visited, True, node_index,
-                   "" if best_set else _empty_reason(problem, [0] if any_single else []))
+                   "" if best_set else _empty_reason(problem, any_single))
 
 
 def sweep_schedule(requests: Sequence[Request], node: EdgeNode,
@@ -480,7 +479,7 @@ def _brute_force_problem(problem: NodeProblem, profits: Sequence[float],
                     best_set = tuple(i for i in range(n) if mask >> i & 1)
     any_single = any(_singleton_ok(problem, i, lv) for i in range(n) for lv in problem.node.levels)
     return _finish(problem, best_set, best_level, best_val, visited, True, node_index,
-                   "" if best_set else _empty_reason(problem, [0] if any_single else []))
+                   "" if best_set else _empty_reason(problem, any_single))
 
 
 def brute_force_schedule(requests: Sequence[Request], node: EdgeNode,
