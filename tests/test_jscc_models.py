@@ -91,6 +91,40 @@ def test_image_size_not_multiple_of_4(name: str) -> None:
         codec.decode(torch.rand(1, 5, 8, 8), 10.0)
 
 
+@pytest.mark.parametrize("name", ["deepjscc", "adjscc"])
+@pytest.mark.parametrize("stages,cbr,channels", [(3, 1 / 12, 32), (4, 1 / 12, 128),
+                                                 (4, 1 / 6, 256), (1, 1 / 12, 2)])
+def test_downsampling_stages_set_the_latent_and_cbr(name: str, stages: int, cbr: float,
+                                                    channels: int) -> None:
+    """s stride-2 stages: latent [C, H/2^s, W/2^s] and CBR = C / (6 · 4^s), exactly."""
+    codec = build_codec(name, cbr=cbr, num_filters=8, num_blocks=0, downsampling_stages=stages)
+    f = 2**stages
+    h, w = 2 * f, 3 * f
+    img = torch.rand(2, 3, h, w)
+    with torch.no_grad():
+        z = codec.encode(img, 10.0)
+        out = codec.decode(z, 10.0)
+    assert z.shape == (2, channels, h // f, w // f) == (2, *codec.latent_shape((h, w)))
+    assert out.shape == img.shape
+    assert Fraction(z[0].numel(), 2 * 3 * h * w) == Fraction(channels, 6 * 4**stages)
+    assert codec.cbr((h, w)) == codec.nominal_cbr == cbr
+    # every stride-2 stage halves the size, the stride-1 ones keep it
+    strides = [m.stride[0] for m in codec.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [2] * stages + [1]
+    with pytest.raises(ValueError, match=f"multiples of {f}"):
+        codec.encode(torch.rand(1, 3, f + f // 2 if f > 2 else 3, w), 10.0)
+
+
+def test_bad_downsampling_stages_are_refused() -> None:
+    for bad in (0, 7, 2.0, True):
+        with pytest.raises(ValueError, match=r"downsampling_stages must be an int in \[1, 6\]"):
+            ADJSCC(cbr=1 / 12, downsampling_stages=bad)
+    with pytest.raises(ValueError, match=r"k/1536"):
+        ADJSCC(cbr=1 / 1000, downsampling_stages=4)
+    with pytest.raises(ValueError, match="at least 4"):
+        DeepJSCC(num_filters=(8, 8, 8), downsampling_stages=4)
+
+
 def test_backbone_options() -> None:
     paper = DeepJSCC(cbr=1 / 6, num_filters=(16, 32, 32, 32))  # Bourtsoulatze et al. widths
     img = torch.rand(1, 3, 32, 32)

@@ -81,10 +81,12 @@ class ADJSCC(ConvJSCC):
     """SNR-adaptive CNN JSCC: the backbone of :class:`~jscc.models.deepjscc.DeepJSCC` plus AF
     modules that condition every hidden stage on the SNR (one model for a range of SNRs).
 
-    ``CBR = C · (H/4)(W/4) / 2 / (3HW) = C / 96`` as for DeepJSCC.
+    ``CBR = C · (H/f)(W/f) / 2 / (3HW) = C / (6 f²)`` with ``f = 2^s`` as for DeepJSCC
+    (``C / 96`` for the paper's ``s = 2``).
 
     Args:
-        cbr: channel bandwidth ratio, a multiple of 1/96 (``C = 96 · cbr`` latent channels).
+        cbr: channel bandwidth ratio, a multiple of ``1/(6 f²)`` (``C = 6 f² · cbr`` latent
+            channels; 1/96 steps for the default ``f = 4``).
         snr_range_db: ``(lo, hi)`` training SNR range (Es/N0, dB); the AF modules see
             ``(snr_db - lo) / (hi - lo)``.
         use_csi: also feed the decoder's AF modules the per-image ``mean |h|^2`` over the
@@ -93,6 +95,8 @@ class ADJSCC(ConvJSCC):
         num_filters, num_blocks, kernel_size, first_kernel_size: backbone, as for DeepJSCC
             (the paper: 256 filters, first kernel 9).
         af_reduction: AF hidden width is ``max(8, channels // af_reduction)`` (paper: 16).
+        downsampling_stages: number of stride-2 stages ``s`` (default 2 as in the paper,
+            ``CBR = C/96``; 4 gives a ÷16 latent with ``CBR = C/1536``).
 
     ``snr_db`` (float or ``[B]`` tensor) is required by :meth:`encode` and :meth:`decode`.
     """
@@ -102,7 +106,8 @@ class ADJSCC(ConvJSCC):
     def __init__(self, cbr: float = 1 / 12, snr_range_db: tuple[float, float] = (0.0, 20.0),
                  use_csi: bool = False, num_filters: int | Sequence[int] = 64,
                  num_blocks: int | None = None, kernel_size: int = 5,
-                 first_kernel_size: int = 5, af_reduction: int = 16) -> None:
+                 first_kernel_size: int = 5, af_reduction: int = 16,
+                 downsampling_stages: int = 2) -> None:
         lo, hi = (float(v) for v in snr_range_db)
         if not lo < hi:
             raise ValueError(f"snr_range_db must be (low, high) with low < high, got "
@@ -114,6 +119,7 @@ class ADJSCC(ConvJSCC):
             cbr, num_filters, num_blocks, kernel_size, first_kernel_size,
             encoder_hook=lambda ch: AFModule(ch, 1, af_reduction),
             decoder_hook=lambda ch: AFModule(ch, dec_side, af_reduction),
+            downsampling_stages=downsampling_stages,
         )
         self.snr_range_db = (lo, hi)
         self.use_csi = bool(use_csi)

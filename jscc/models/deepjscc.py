@@ -5,16 +5,21 @@ This module also holds the convolutional backbone that :mod:`jscc.models.adjscc`
 with an optional hook after each hidden stage (ADJSCC plugs its attention-feature modules
 in there), and :class:`ConvJSCC` is the codec built on them.
 
-Architecture (``num_filters=F`` as an int, ``num_blocks=n``, kernel ``k``, first kernel ``k0``)::
+Architecture (``num_filters=F`` as an int, ``num_blocks=n``, kernel ``k``, first kernel ``k0``,
+``downsampling_stages=s``, default 2 as in the papers)::
 
     encoder: conv k0×k0 /2 (3→F)   → GDN → PReLU   [→ hook]
-             conv k×k   /2 (F→F)   → GDN → PReLU   [→ hook]
+             (s-1) × (conv k×k /2 (F→F) → GDN → PReLU [→ hook])
              n × (conv k×k /1 (F→F) → GDN → PReLU  [→ hook])
-             conv k×k   /1 (F→C)                    latent [B, C, H/4, W/4], real, linear
+             conv k×k   /1 (F→C)                    latent [B, C, H/2^s, W/2^s], real, linear
     decoder: convT k×k /1 (C→F)    → IGDN → PReLU  [→ hook]
              n × (convT k×k /1 (F→F) → IGDN → PReLU [→ hook])
-             convT k×k  ×2 (F→F)   → IGDN → PReLU  [→ hook]
+             (s-1) × (convT k×k ×2 (F→F) → IGDN → PReLU [→ hook])
              convT k0×k0 ×2 (F→3)  → sigmoid        image in [0, 1]
+
+``s = 4`` (a ÷16 latent, the depth of the analysis/synthesis transforms of learned image
+compression and of SwinJSCC) spends the same compute per pixel on far fewer, wider latent
+positions; it is the shape of the shipped CPU-trained ADJSCC of CBR 1/12.
 
 GDN and inverse GDN are CompressAI's :class:`compressai.layers.GDN`. The latent is not
 power-normalized here: :class:`phy.AnalogLink` normalizes each image's symbols to unit energy.
@@ -50,30 +55,48 @@ __all__ = [
 #: called as ``module(x, side)`` where ``side`` is the codec's side information ``[B, S]``.
 HookFactory = Callable[[int], nn.Module]
 
-#: Spatial downsampling factor of the backbone (two stride-2 convolutions).
-DOWNSAMPLING = 4
-#: CBR = C / 96: 2 reals per complex channel use × 3 colours × 4 × 4 pixels per latent position.
-_CBR_DENOMINATOR = 2 * 3 * DOWNSAMPLING * DOWNSAMPLING
+#: Default number of stride-2 stages (the papers' backbone): a ÷4 latent.
+DOWNSAMPLING_STAGES = 2
+#: Spatial downsampling factor of the default backbone (two stride-2 convolutions).
+DOWNSAMPLING = 2**DOWNSAMPLING_STAGES
+#: Allowed numbers of stride-2 stages.
+_STAGES_RANGE = (1, 6)
 
 
-def latent_channels_for_cbr(cbr: float) -> int:
-    """Number of latent channels ``C = 96 · cbr``; ValueError unless it is a positive integer.
+def _check_stages(downsampling_stages: int) -> int:
+    lo, hi = _STAGES_RANGE
+    s = downsampling_stages
+    if isinstance(s, bool) or not isinstance(s, int) or not lo <= s <= hi:
+        raise ValueError(f"downsampling_stages must be an int in [{lo}, {hi}], got {s!r}")
+    return s
 
-    With two stride-2 downsamplings an ``H × W`` RGB image gives ``C · (H/4) · (W/4)`` reals, i.e.
-    ``C · H · W / 32`` complex channel uses for ``3 · H · W`` source dimensions: CBR = C / 96.
+
+def cbr_denominator(downsampling_stages: int = DOWNSAMPLING_STAGES) -> int:
+    """``2 · 3 · 4^s``: 2 reals per complex channel use × 3 colours × ``2^s × 2^s`` pixels per
+    latent position, so that ``CBR = C / cbr_denominator(s)`` (96 for ``s = 2``, 1536 for 4)."""
+    return 2 * 3 * 4 ** _check_stages(downsampling_stages)
+
+
+def latent_channels_for_cbr(cbr: float, downsampling_stages: int = DOWNSAMPLING_STAGES) -> int:
+    """Number of latent channels ``C = D · cbr`` with ``D = 6 · 4^s`` (96 for the default two
+    stride-2 stages); ValueError unless it is a positive integer.
+
+    With ``s`` stride-2 downsamplings an ``H × W`` RGB image gives ``C · H · W / 4^s`` reals, i.e.
+    ``C · H · W / (2 · 4^s)`` complex channel uses for ``3 · H · W`` source dimensions.
     """
-    allowed = ("allowed values are k/96, k = 1, 2, ..., e.g. 1/48 (C=2), 1/24 (C=4), "
-               "1/16 (C=6), 1/12 (C=8), 1/8 (C=12), 1/6 (C=16), 1/4 (C=24)")
+    d = cbr_denominator(downsampling_stages)
+    allowed = (f"allowed values are k/{d}, k = 1, 2, ..., e.g. 1/12 (C={d // 12}), "
+               f"1/6 (C={d // 6})")
     if isinstance(cbr, bool) or not isinstance(cbr, numbers.Real) or not math.isfinite(cbr):
-        raise ValueError(f"cbr must be a finite number C/96; {allowed}; got {cbr!r}")
+        raise ValueError(f"cbr must be a finite number C/{d}; {allowed}; got {cbr!r}")
     cbr = float(cbr)
-    c = cbr * _CBR_DENOMINATOR
+    c = cbr * d
     c_int = round(c)
     if cbr <= 0 or c_int < 1 or abs(c - c_int) > 1e-6:
         raise ValueError(
-            f"cbr must be C/96 for a positive integer number of latent channels C "
-            f"(CBR = C/96 with two stride-2 downsamplings); {allowed}; got cbr={cbr!r} "
-            f"(96·cbr = {c:.6g})"
+            f"cbr must be C/{d} for a positive integer number of latent channels C "
+            f"(CBR = C/{d} with {downsampling_stages} stride-2 downsamplings); {allowed}; got "
+            f"cbr={cbr!r} ({d}·cbr = {c:.6g})"
         )
     return c_int
 
@@ -84,24 +107,26 @@ def _check_kernel(name: str, k: int) -> int:
     return k
 
 
-def _filter_list(num_filters: int | Sequence[int], num_blocks: int | None) -> list[int]:
-    """Hidden-stage widths: an int F gives ``[F] * (2 + num_blocks)``; a sequence is used as is."""
+def _filter_list(num_filters: int | Sequence[int], num_blocks: int | None,
+                 stages: int = DOWNSAMPLING_STAGES) -> list[int]:
+    """Hidden-stage widths: an int F gives ``[F] * (stages + num_blocks)``; a sequence is used
+    as is (its first ``stages`` entries are the stride-2 stages)."""
     if isinstance(num_filters, int) and not isinstance(num_filters, bool):
         blocks = 2 if num_blocks is None else num_blocks
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
             raise ValueError(f"num_blocks must be an int >= 0, got {num_blocks!r}")
-        filters = [num_filters] * (2 + blocks)
+        filters = [num_filters] * (stages + blocks)
     else:
         filters = list(num_filters)
-        if len(filters) < 2:
+        if len(filters) < stages:
             raise ValueError(
                 "num_filters as a sequence needs one width per hidden encoder stage, at least "
-                f"2 (the two stride-2 stages), got {num_filters!r}"
+                f"{stages} (the stride-2 stages), got {num_filters!r}"
             )
-        if num_blocks is not None and num_blocks != len(filters) - 2:
+        if num_blocks is not None and num_blocks != len(filters) - stages:
             raise ValueError(
                 f"num_blocks={num_blocks!r} contradicts num_filters={num_filters!r} "
-                f"({len(filters) - 2} stride-1 stages); leave num_blocks out"
+                f"({len(filters) - stages} stride-1 stages); leave num_blocks out"
             )
     for f in filters:
         if isinstance(f, bool) or not isinstance(f, int) or f < 1:
@@ -128,24 +153,27 @@ class _Stage(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """Image ``[B, 3, H, W]`` → real latent ``[B, C, H/4, W/4]`` (see the module docstring).
+    """Image ``[B, 3, H, W]`` → real latent ``[B, C, H/2^s, W/2^s]`` (see the module docstring).
 
     Args:
-        filters: width of each hidden stage; the first two have stride 2, the rest stride 1.
+        filters: width of each hidden stage; the first ``s`` have stride 2, the rest stride 1.
         latent_channels: ``C``.
         kernel_size: kernel of every convolution but the first.
         first_kernel_size: kernel of the first convolution.
         hook: optional factory of a module run after each hidden stage as ``m(x, side)``.
+        downsampling_stages: ``s``, the number of stride-2 stages (default 2).
     """
 
     def __init__(self, filters: Sequence[int], latent_channels: int, kernel_size: int = 5,
-                 first_kernel_size: int = 5, hook: HookFactory | None = None) -> None:
+                 first_kernel_size: int = 5, hook: HookFactory | None = None,
+                 downsampling_stages: int = DOWNSAMPLING_STAGES) -> None:
         super().__init__()
         stages = []
         in_ch = 3
         for i, f in enumerate(filters):
             k = first_kernel_size if i == 0 else kernel_size
-            conv = nn.Conv2d(in_ch, f, k, stride=2 if i < 2 else 1, padding=k // 2)
+            conv = nn.Conv2d(in_ch, f, k, stride=2 if i < downsampling_stages else 1,
+                             padding=k // 2)
             stages.append(_Stage(conv, f, inverse=False, hook=hook(f) if hook else None))
             in_ch = f
         self.stages = nn.ModuleList(stages)
@@ -158,7 +186,8 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """Latent ``[B, C, h, w]`` → image ``[B, 3, 4h, 4w]`` in [0, 1]; mirror of :class:`ConvEncoder`.
+    """Latent ``[B, C, h, w]`` → image ``[B, 3, 2^s h, 2^s w]`` in [0, 1]; mirror of
+    :class:`ConvEncoder`.
 
     Takes the encoder's ``filters`` (in encoder order) and mirrors them with transposed
     convolutions and inverse GDN; the last layer is a stride-2 transposed convolution to 3
@@ -166,16 +195,17 @@ class ConvDecoder(nn.Module):
     """
 
     def __init__(self, filters: Sequence[int], latent_channels: int, kernel_size: int = 5,
-                 first_kernel_size: int = 5, hook: HookFactory | None = None) -> None:
+                 first_kernel_size: int = 5, hook: HookFactory | None = None,
+                 downsampling_stages: int = DOWNSAMPLING_STAGES) -> None:
         super().__init__()
         filters = list(filters)
         n = len(filters)
         k = kernel_size
         conv = nn.ConvTranspose2d(latent_channels, filters[-1], k, stride=1, padding=k // 2)
         stages = [_Stage(conv, filters[-1], inverse=True, hook=hook(filters[-1]) if hook else None)]
-        # Mirror of encoder stage i (filters[i-1] → filters[i], stride 2 for i < 2).
+        # Mirror of encoder stage i (filters[i-1] → filters[i], stride 2 for i < s).
         for i in range(n - 1, 0, -1):
-            stride = 2 if i < 2 else 1
+            stride = 2 if i < downsampling_stages else 1
             conv = nn.ConvTranspose2d(filters[i], filters[i - 1], k, stride=stride, padding=k // 2,
                                       output_padding=stride - 1)
             stages.append(_Stage(conv, filters[i - 1], inverse=True,
@@ -194,14 +224,15 @@ class ConvDecoder(nn.Module):
 class ConvJSCC(JSCCCodec):
     """Shared base of :class:`DeepJSCC` and ADJSCC: a ConvEncoder / ConvDecoder pair.
 
-    Channel bandwidth ratio: the latent has ``C`` channels at ``H/4 × W/4``, so one image uses
-    ``C · (H/4) · (W/4) / 2`` complex channel uses for ``3 · H · W`` source dimensions::
+    Channel bandwidth ratio: with ``s`` stride-2 stages (``f = 2^s``) the latent has ``C``
+    channels at ``H/f × W/f``, so one image uses ``C · (H/f) · (W/f) / 2`` complex channel uses
+    for ``3 · H · W`` source dimensions::
 
-        CBR = C · (H/4) · (W/4) / 2 / (3 · H · W) = C / 96
+        CBR = C · (H/f) · (W/f) / 2 / (3 · H · W) = C / (6 f²)     (C / 96 for s = 2)
 
-    and ``C = 96 · cbr`` must be a positive integer (``cbr`` in steps of 1/96; 1/24 → 4,
-    1/12 → 8, 1/6 → 16). (For odd ``C`` and odd ``(H/4)(W/4)`` the link pads one zero real, so
-    the image uses half a channel use more than ``C/96`` implies.)
+    and ``C = 6 f² · cbr`` must be a positive integer (``s = 2``: 1/24 → 4, 1/12 → 8, 1/6 → 16;
+    ``s = 4``: 1/12 → 128). (For odd ``C`` and odd ``(H/f)(W/f)`` the link pads one zero real,
+    so the image uses half a channel use more than the nominal CBR implies.)
 
     Subclasses add side information (e.g. the SNR) by passing hook factories and overriding
     :meth:`_encoder_side` / :meth:`_decoder_side`.
@@ -210,29 +241,35 @@ class ConvJSCC(JSCCCodec):
     def __init__(self, cbr: float = 1 / 12, num_filters: int | Sequence[int] = 64,
                  num_blocks: int | None = None, kernel_size: int = 5,
                  first_kernel_size: int = 5, *, encoder_hook: HookFactory | None = None,
-                 decoder_hook: HookFactory | None = None) -> None:
+                 decoder_hook: HookFactory | None = None,
+                 downsampling_stages: int = DOWNSAMPLING_STAGES) -> None:
         super().__init__()
-        self.latent_channels = latent_channels_for_cbr(cbr)
-        self.filters = _filter_list(num_filters, num_blocks)
+        self.downsampling_stages = _check_stages(downsampling_stages)
+        self.downsampling = 2**self.downsampling_stages
+        self.latent_channels = latent_channels_for_cbr(cbr, self.downsampling_stages)
+        self.filters = _filter_list(num_filters, num_blocks, self.downsampling_stages)
         _check_kernel("kernel_size", kernel_size)
         _check_kernel("first_kernel_size", first_kernel_size)
         self.encoder = ConvEncoder(self.filters, self.latent_channels, kernel_size,
-                                   first_kernel_size, hook=encoder_hook)
+                                   first_kernel_size, hook=encoder_hook,
+                                   downsampling_stages=self.downsampling_stages)
         self.decoder = ConvDecoder(self.filters, self.latent_channels, kernel_size,
-                                   first_kernel_size, hook=decoder_hook)
+                                   first_kernel_size, hook=decoder_hook,
+                                   downsampling_stages=self.downsampling_stages)
 
     @property
     def nominal_cbr(self) -> float:
-        """``C / 96``: the CBR for every image size with an even ``(H/4)·(W/4)·C``."""
-        return self.latent_channels / _CBR_DENOMINATOR
+        """``C / (6 f²)``: the CBR for every image size with an even ``(H/f)·(W/f)·C``."""
+        return self.latent_channels / cbr_denominator(self.downsampling_stages)
 
     # ------------------------------------------------------------------ checks
-    @staticmethod
-    def _check_size(h: int, w: int) -> None:
-        if h % DOWNSAMPLING or w % DOWNSAMPLING or h < DOWNSAMPLING or w < DOWNSAMPLING:
+    def _check_size(self, h: int, w: int) -> None:
+        f = self.downsampling
+        if h % f or w % f or h < f or w < f:
             raise ValueError(
-                f"image height and width must be positive multiples of {DOWNSAMPLING} (two "
-                f"stride-2 downsamplings), got {h}x{w}; crop or pad the images"
+                f"image height and width must be positive multiples of {f} "
+                f"({self.downsampling_stages} stride-2 downsamplings), got {h}x{w}; crop or pad "
+                "the images"
             )
 
     def _check_image(self, img: torch.Tensor) -> None:
@@ -242,15 +279,17 @@ class ConvJSCC(JSCCCodec):
 
     def _check_latent(self, z_hat: torch.Tensor) -> None:
         if z_hat.dim() != 4 or z_hat.shape[1] != self.latent_channels:
+            f = self.downsampling
             raise ValueError(
-                f"z_hat must be [B, {self.latent_channels}, H/4, W/4], got shape "
+                f"z_hat must be [B, {self.latent_channels}, H/{f}, W/{f}], got shape "
                 f"{tuple(z_hat.shape)}"
             )
 
     def latent_shape(self, image_shape: tuple[int, int]) -> tuple[int, ...]:
         h, w = (int(s) for s in image_shape)
         self._check_size(h, w)
-        return (self.latent_channels, h // DOWNSAMPLING, w // DOWNSAMPLING)
+        f = self.downsampling
+        return (self.latent_channels, h // f, w // f)
 
     # ------------------------------------------------------------------ hooks
     def _encoder_side(self, img: torch.Tensor,
@@ -263,15 +302,15 @@ class ConvJSCC(JSCCCodec):
 
     # ------------------------------------------------------------------ model
     def encode(self, img: torch.Tensor, snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
-        """Images ``[B, 3, H, W]`` in [0, 1] (or uint8) → real latent ``[B, C, H/4, W/4]`` (not
-        normalized)."""
+        """Images ``[B, 3, H, W]`` in [0, 1] (or uint8) → real latent ``[B, C, H/f, W/f]``
+        (``f = 2^s``; not normalized)."""
         img = as_float_images(img)
         self._check_image(img)
         return self.encoder(img, self._encoder_side(img, snr_db))
 
     def decode(self, z_hat: torch.Tensor,
                snr_db: float | torch.Tensor | None = None) -> torch.Tensor:
-        """Received latent ``[B, C, h, w]`` → images ``[B, 3, 4h, 4w]`` in [0, 1]."""
+        """Received latent ``[B, C, h, w]`` → images ``[B, 3, f h, f w]`` in [0, 1]."""
         self._check_latent(z_hat)
         return self.decoder(z_hat, self._decoder_side(z_hat, snr_db))
 
@@ -288,11 +327,13 @@ class DeepJSCC(ConvJSCC):
         num_filters: width of the hidden stages: an int (default 64, sized for CPU training;
             the ADJSCC paper uses 256) or one width per hidden encoder stage, e.g.
             ``(16, 32, 32, 32)`` for Bourtsoulatze et al.'s encoder; the decoder mirrors it.
-        num_blocks: stride-1 stages after the two stride-2 ones when ``num_filters`` is an
+        num_blocks: stride-1 stages after the stride-2 ones when ``num_filters`` is an
             int (default 2).
         kernel_size: kernel of all convolutions but the first (default 5).
         first_kernel_size: kernel of the first encoder / last decoder convolution (default 5;
             the ADJSCC paper uses 9).
+        downsampling_stages: number of stride-2 stages ``s`` (default 2: ``CBR = C/96``; with 4,
+            ``CBR = C/1536`` and H, W multiples of 16).
 
     ``snr_db`` is accepted by :meth:`encode` and :meth:`decode` and ignored.
     """
@@ -301,5 +342,7 @@ class DeepJSCC(ConvJSCC):
 
     def __init__(self, cbr: float = 1 / 12, num_filters: int | Sequence[int] = 64,
                  num_blocks: int | None = None, kernel_size: int = 5,
-                 first_kernel_size: int = 5) -> None:
-        super().__init__(cbr, num_filters, num_blocks, kernel_size, first_kernel_size)
+                 first_kernel_size: int = 5,
+                 downsampling_stages: int = DOWNSAMPLING_STAGES) -> None:
+        super().__init__(cbr, num_filters, num_blocks, kernel_size, first_kernel_size,
+                         downsampling_stages=downsampling_stages)
