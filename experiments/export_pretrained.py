@@ -115,14 +115,23 @@ def _training_facts(checkpoint: Path, config: str, threads: int | None,
 
 def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | None,
                 train_data: str, threads: int | None = None, notes: str = "",
-                earlier: list[tuple[Path, str]] | None = None) -> Path:
+                earlier: list[tuple[Path, str]] | None = None, half: bool = False,
+                default: bool = False) -> Path:
     """Export a :class:`jscc.lightning.JSCCModule` checkpoint as shipped entry ``name``;
-    ``earlier``: ``(checkpoint, config)`` of the stages the run was initialized from."""
+    ``earlier``: ``(checkpoint, config)`` of the stages the run was initialized from; ``half``:
+    store the trained parameters as float16 (the card's PSNR tables are measured with the
+    weights as stored); ``default``: the entry :func:`jscc.pretrained.find` returns for its
+    ``(codec, cbr, channel)``."""
     from jscc.checkpoints import load_jscc_module
 
     checkpoint = Path(checkpoint)
     module = load_jscc_module(checkpoint)
     codec = module.codec.eval()
+    half_keys = [k for k, _ in codec.named_parameters()] if half else []
+    if half:  # measure what ships: the parameters rounded to float16
+        with torch.no_grad():
+            for p in codec.parameters():
+                p.copy_(p.to(torch.float16).float())
     hp = dict(module.hparams)
     t0 = time.time()
     results = card_results(codec, hp["channel"], test_dir)
@@ -139,7 +148,10 @@ def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | 
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": notes,
     }
-    return jscc_store.save(name, codec.state_dict(), json.loads(json.dumps(card, default=str)))
+    if default:
+        card["default"] = True
+    return jscc_store.save(name, codec.state_dict(), json.loads(json.dumps(card, default=str)),
+                           half=half_keys)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,6 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--earlier", action="append", default=[], metavar="CKPT=CONFIG",
                    help="an earlier stage the run was initialized from (repeatable, in order)")
     p.add_argument("--notes", default="")
+    p.add_argument("--half", action="store_true",
+                   help="store the trained parameters as float16 (buffers stay float32)")
+    p.add_argument("--default", action="store_true",
+                   help="the entry build_codec(..., pretrained=True) picks for its codec, CBR "
+                        "and channel")
     args = p.parse_args(argv)
     earlier = []
     for spec in args.earlier:
@@ -166,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"--earlier takes CKPT=CONFIG, got {spec!r}")
         earlier.append((Path(ck), cfg))
     path = export_jscc(args.name, args.checkpoint, args.config, args.test_dir, args.train_data,
-                       args.threads, args.notes, earlier)
+                       args.threads, args.notes, earlier, half=args.half,
+                       default=args.default)
     card = jscc_store.card(args.name)
     print(f"wrote {path} and its card")
     for key, r in card["results"].items():

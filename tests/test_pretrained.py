@@ -42,6 +42,39 @@ def test_weight_store_round_trip_and_integrity(tmp_path: Path) -> None:
         store.card("bad")
 
 
+def test_weight_store_float16_parameters_and_float32_buffers(tmp_path: Path) -> None:
+    """``half`` keys are stored as float16 (half the bytes), read back as float32 within
+    float16 rounding (relative 2^-11); other keys, e.g. a 2^-36 pedestal that float16 would
+    flush to zero, stay float32 bit for bit."""
+    store = WeightStore(tmp_path, kind="jscc")
+    w = torch.randn(64, 64)
+    pedestal = torch.tensor(2.0**-36)
+    store.save("h", {"w": w, "pedestal": pedestal}, {"codec": "x"}, half=["w"])
+    store.save("f", {"w": w, "pedestal": pedestal}, {"codec": "x"})
+    got = store.state_dict("h")
+    assert got["w"].dtype == torch.float32 and got["pedestal"].dtype == torch.float32
+    assert torch.allclose(got["w"], w, rtol=2.0**-11, atol=0) and not torch.equal(got["w"], w)
+    assert torch.equal(got["pedestal"], pedestal)
+    assert store.card("h")["float16_tensors"] == 1 and store.card("f")["float16_tensors"] == 0
+    size_h, size_f = (store.weights_path(n).stat().st_size for n in ("h", "f"))
+    assert size_h < 0.55 * size_f
+    with pytest.raises(ValueError, match="overflows float16"):
+        store.save("o", {"w": torch.tensor([1e6])}, {}, half=["w"])
+    with pytest.raises(ValueError, match="not in the state dict"):
+        store.save("o", {"w": w}, {}, half=["v"])
+
+
+def test_find_prefers_the_default_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = WeightStore(tmp_path, kind="jscc")
+    base = {"codec": "adjscc", "cbr": 1 / 12, "channel": "awgn"}
+    store.save("a_first", {"w": torch.zeros(1)}, base)
+    store.save("b_default", {"w": torch.zeros(1)}, {**base, "default": True})
+    monkeypatch.setattr(pretrained, "store", store)
+    assert pretrained.find("adjscc", 1 / 12, "awgn") == "b_default"
+    (tmp_path / "b_default.json").unlink()
+    assert pretrained.find("adjscc", 1 / 12, "awgn") == "a_first"
+
+
 def test_every_shipped_codec_has_a_complete_card_and_loads() -> None:
     cards = pretrained.available()
     assert {"adjscc_awgn_cbr1-12", "adjscc_awgn_cbr1-6"} <= set(cards)

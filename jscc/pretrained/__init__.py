@@ -1,7 +1,10 @@
 """Trained models that ship inside the package: safetensors weights and a JSON model card.
 
 Every entry is a pair of files in ``jscc/pretrained/weights/``: ``<name>.safetensors`` (the
-weights, float32) and ``<name>.json`` (the model card). Loading never touches the network.
+weights: float32, or float16 for the parameters of entries exported with ``half``, which
+halves the package's size; buffers such as GDN's pedestals stay float32, and every float16
+tensor is returned as float32) and ``<name>.json`` (the model card). Loading never touches the
+network.
 
 The card says what the model is and how it was made::
 
@@ -12,7 +15,9 @@ The card says what the model is and how it was made::
      "sha256": "<of the safetensors file>"}
 
 ``available()`` lists every entry with its card; ``build_codec(name, cbr=..., pretrained=True,
-channel=...)`` (:mod:`jscc.models.registry`) and :func:`load_codec` load one. Other packages
+channel=...)`` (:mod:`jscc.models.registry`) and :func:`load_codec` load one. Where several
+entries share ``(codec, cbr, channel)``, the one whose card says ``"default": true`` is
+the one :func:`find` returns; the others are loaded by name. Other packages
 (``cddm``) keep their own entries with :class:`WeightStore`.
 """
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,24 +99,42 @@ class WeightStore:
                 raise ValueError(f"weights file {path} does not match its model card "
                                  f"(sha256 {digest[:12]}…, card says {c['sha256'][:12]}…)")
         try:
-            return load_file(str(path))
+            sd = load_file(str(path))
         except (SafetensorError, OSError) as e:
             raise ValueError(f"weights file {path} is not a readable safetensors file: {e}") from e
+        return {k: v.float() if v.dtype == torch.float16 else v for k, v in sd.items()}
 
     def save(self, name: str, state_dict: Mapping[str, torch.Tensor],
-             card: Mapping[str, Any]) -> Path:
+             card: Mapping[str, Any], half: Iterable[str] = ()) -> Path:
         """Write ``<name>.safetensors`` and ``<name>.json`` (card completed with name, kind,
-        format version and SHA-256); both are written to temporary files first."""
+        format version, the number of float16 tensors and SHA-256); both are written to
+        temporary files first. ``half``: keys stored as float16 (trained parameters; keep
+        buffers such as GDN's 2^-36 pedestal, which float16 flushes to 0, in float32)."""
         from safetensors.torch import save_file
 
+        half = set(half)
+        unknown = half - set(state_dict)
+        if unknown:
+            raise ValueError(f"half names keys that are not in the state dict: "
+                             f"{sorted(unknown)[:3]}")
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.weights_path(name)
         tmp = path.with_suffix(".safetensors.tmp")
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()},
-                  str(tmp), metadata={"kind": self.kind, "name": name})
+        tensors = {}
+        for k, v in state_dict.items():
+            v = v.detach().to("cpu").contiguous()
+            if k in half:
+                if not v.is_floating_point():
+                    raise ValueError(f"half: {k!r} is {v.dtype}, not a float tensor")
+                v = v.to(torch.float16)
+                if not torch.isfinite(v).all():
+                    raise ValueError(f"half: {k!r} overflows float16 (|x| > 65504)")
+            tensors[k] = v
+        save_file(tensors, str(tmp), metadata={"kind": self.kind, "name": name})
         tmp.chmod(0o644)  # readable by everyone, like the package's other data files
         tmp.replace(path)
         full = {"name": name, "kind": self.kind, "card_version": CARD_VERSION, **card,
+                "float16_tensors": len(half),
                 "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
         cpath = self.root / f"{name}.json"
         ctmp = cpath.with_suffix(".json.tmp")
@@ -142,10 +165,12 @@ def find(codec: str, cbr: float, channel: str = "awgn") -> str:
         ValueError: nothing matches; the message lists what is shipped.
     """
     cards = available()
-    for name, c in cards.items():
-        if (c.get("codec") == codec and c.get("channel") == channel
-                and math.isclose(float(c.get("cbr", -1)), float(cbr), rel_tol=1e-6)):
-            return name
+    matches = [name for name, c in cards.items()
+               if c.get("codec") == codec and c.get("channel") == channel
+               and math.isclose(float(c.get("cbr", -1)), float(cbr), rel_tol=1e-6)]
+    if matches:
+        # the card marked default first, then by name
+        return min(matches, key=lambda n: (not cards[n].get("default", False), n))
     shipped = [f"{c.get('codec')} cbr={c.get('cbr'):.4g} channel={c.get('channel')}"
                for c in cards.values()]
     raise ValueError(f"no pretrained {codec!r} at cbr={cbr:.4g} for channel={channel!r}; "
