@@ -99,9 +99,11 @@ def test_fading_costs_snr(table) -> None:
 
 def test_shipped_table_agrees_with_sionnas_link_abstraction_tables() -> None:
     """SNR at BLER 0.1 of our AWGN curves against sionna.sys.PHYAbstraction's PDSCH tables
-    (same MCS tables, LDPC information length CBS = k + 24): median gap within 0.25 dB, every
-    gap within 0.75 dB (Sionna's SNR grid is 1.8 dB coarse; its decoder is sum-product
-    flooding, ours offset min-sum layered, about 0.1 dB apart)."""
+    (same MCS tables, LDPC information length CBS = k + 24): median gap to Sionna's log-linear
+    reading within 0.25 dB, and every one of our crossings within 0.25 dB of the 1.8 dB grid
+    interval in which Sionna's curve crosses (a steep waterfall may cross anywhere inside it,
+    so the log-linear reading alone is off by up to ~0.9 dB; 0.25 dB is the decoders' margin:
+    Sionna's is sum-product flooding, ours offset min-sum layered, about 0.1 dB apart)."""
     from experiments.check_bler_table import compare_to_sionna
 
     rows = [r for r in compare_to_sionna() if r["category"] == "PDSCH"
@@ -109,4 +111,6 @@ def test_shipped_table_agrees_with_sionnas_link_abstraction_tables() -> None:
     assert len(rows) >= 40
     diffs = np.array([r["diff_db"] for r in rows])
     assert abs(float(np.median(diffs))) <= 0.25, np.median(diffs)
-    assert float(np.abs(diffs).max()) <= 0.75, max(rows, key=lambda r: abs(r["diff_db"]))
+    for r in rows:
+        assert r["sionna_bracket_hi_db"] - r["sionna_bracket_lo_db"] < 2.0, r
+        assert r["outside_bracket_db"] <= 0.25, r
