@@ -52,7 +52,9 @@ from .payload import (
     bits_per_element,
     decode_payload,
     encode_payload,
+    lost_elements_of_blocks,
     payload_bits,
+    payload_values,
 )
 from .seeding import derived_seed, rng_state, set_rng_state, set_seed
 from .sweep import CHANNEL_NAMES, LinkPoint, make_channel, parse_snr_range, simulate_link
@@ -99,6 +101,7 @@ __all__ = [
     "encode_payload",
     "ergodic_rayleigh_capacity_bits_per_use",
     "load_bler_table",
+    "lost_elements_of_blocks",
     "make_channel",
     "mcs_rate_bps",
     "mcs_table",
@@ -107,6 +110,7 @@ __all__ = [
     "pack_complex",
     "parse_snr_range",
     "payload_bits",
+    "payload_values",
     "rng_state",
     "select_mcs",
     "set_rng_state",

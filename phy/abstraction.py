@@ -31,9 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._checks import as_snr_db, check_choice
 from .bler import BlerTable, load_bler_table
 from .channels import AWGN, Channel, RayleighFading
-from .digital import DigitalLink, DigitalResult
+from .codeblock import check_block_bits
+from .digital import DigitalLink, DigitalResult, TensorResult
+from .payload import PAYLOAD_DTYPES, lost_elements_of_blocks, payload_values
 
 __all__ = ["AbstractDigitalLink"]
 
@@ -86,12 +89,10 @@ class AbstractDigitalLink(DigitalLink):
                                     self._curve_channel, block_bits=k)
         return torch.as_tensor(np.asarray(b), dtype=torch.float64)
 
-    @torch.no_grad()
-    def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
-        """Like :meth:`DigitalLink.send_bits`, with CRC outcomes drawn from the BLER curves."""
-        num_blocks, k, snr = self._check_blocks(bits, snr_db, "cpu")
-        snr = snr.to(torch.float64).expand(num_blocks) if snr.dim() == 0 else \
-            snr.to(torch.float64)
+    def _draw_outcomes(self, snr: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ok, transmissions)`` of blocks of ``k`` bits at ``snr`` (dB, float64 ``[B]``):
+        the CRC outcome of each transmission drawn from the curve at the combined SNR."""
+        num_blocks = snr.numel()
         snr_lin = 10.0 ** (snr / 10.0)
         combined = torch.zeros(num_blocks, dtype=torch.float64)
         ok = torch.zeros(num_blocks, dtype=torch.bool)
@@ -110,6 +111,15 @@ class AbstractDigitalLink(DigitalLink):
             pending = pending[~passed]
             if pending.numel() == 0:
                 break
+        return ok, transmissions
+
+    @torch.no_grad()
+    def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
+        """Like :meth:`DigitalLink.send_bits`, with CRC outcomes drawn from the BLER curves."""
+        num_blocks, k, snr = self._check_blocks(bits, snr_db, "cpu")
+        snr = snr.to(torch.float64).expand(num_blocks) if snr.dim() == 0 else \
+            snr.to(torch.float64)
+        ok, transmissions = self._draw_outcomes(snr, k)
         u = bits.to(dtype=torch.float32, device="cpu")
         noise = torch.randint(0, 2, u.shape).to(torch.float32)
         bits_hat = torch.where(ok[:, None], u, noise).to(self.device)
@@ -118,3 +128,44 @@ class AbstractDigitalLink(DigitalLink):
                              transmissions=transmissions.to(self.device),
                              channel_uses=(transmissions * uses).to(self.device))
 
+    @torch.no_grad()
+    def send_tensor(self, t: torch.Tensor, snr_db: float | torch.Tensor,
+                    dtype: str = "bf16", *, group_size: int | None = None,
+                    fill_value: float = 0.0) -> TensorResult:
+        """:meth:`DigitalLink.send_tensor` without the bit string.
+
+        A block's bits arrive intact or the block is flagged lost, so the received values are
+        the payload format's round trip of ``t`` (:func:`phy.payload_values`) wherever no lost
+        block touches them (:func:`phy.lost_elements_of_blocks`). The random draws are the
+        ones :meth:`send_bits` makes for the same blocks (outcomes, then the replacement bits
+        of each batch of ``max_batch_blocks``), so the result equals the bit-level path's for
+        the same seed, bit for bit (tested), at a fraction of its cost.
+        """
+        check_choice("dtype", dtype, PAYLOAD_DTYPES)
+        snr = as_snr_db(snr_db, None, device="cpu")
+        if snr.dim() != 0:
+            raise ValueError(f"snr_db must be a scalar for send_tensor, got shape "
+                             f"{tuple(snr.shape)}")
+        if not torch.isfinite(torch.tensor(float(fill_value))):
+            raise ValueError(f"fill_value must be finite, got {fill_value}")
+        values, nbits = payload_values(t, dtype, group_size)
+        k = self.block_bits
+        check_block_bits("k (information bits per block)", k)
+        num_blocks = -(-nbits // k)
+        block_ok = torch.empty(num_blocks, dtype=torch.bool)
+        transmissions = torch.empty(num_blocks, dtype=torch.int64)
+        snr64 = snr.to(torch.float64)
+        for start in range(0, num_blocks, self.max_batch_blocks):
+            n = min(self.max_batch_blocks, num_blocks - start)
+            ok, tx = self._draw_outcomes(snr64.expand(n), k)
+            torch.randint(0, 2, (n, k), dtype=torch.bool)  # send_bits' replacement bits
+            block_ok[start:start + n] = ok
+            transmissions[start:start + n] = tx
+        values = values.cpu()
+        lost = lost_elements_of_blocks(~block_ok, k, tuple(values.shape), dtype, group_size) \
+            | ~torch.isfinite(values)
+        values = torch.where(lost, torch.full_like(values, float(fill_value)), values)
+        uses = int(transmissions.sum()) * self.channel_uses_per_block(k)
+        return TensorResult(t_hat=values.to(t.device), lost=lost.to(t.device),
+                            block_ok=block_ok, transmissions=transmissions, channel_uses=uses,
+                            payload_bits=nbits, info_bits=num_blocks * k)

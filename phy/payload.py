@@ -26,7 +26,8 @@ import torch
 from ._checks import check_choice, check_real
 
 __all__ = ["PAYLOAD_DTYPES", "EncodedPayload", "bits_per_element", "bits_to_bytes",
-           "bytes_to_bits", "decode_payload", "encode_payload", "lost_elements", "payload_bits"]
+           "bytes_to_bits", "decode_payload", "encode_payload", "lost_elements",
+           "lost_elements_of_blocks", "payload_bits", "payload_values"]
 
 PAYLOAD_DTYPES = ("bf16", "fp16", "int8", "int4")
 _INT_BITS = {"int8": 8, "int4": 4}
@@ -149,27 +150,10 @@ def _groups(shape: tuple[int, ...], group_size: int | None) -> int:
     return g
 
 
-def encode_payload(t: torch.Tensor, dtype: str = "bf16",
-                   group_size: int | None = None) -> EncodedPayload:
-    """Serialize a real tensor to bits (see the module docstring for formats and layout)."""
-    check_choice("dtype", dtype, PAYLOAD_DTYPES)
-    check_real("t", t)
-    shape = tuple(t.shape)
-    flat = t.detach().reshape(-1).to(torch.float32)
-    if dtype in ("fp16", "bf16"):
-        if dtype == "fp16" and float(flat.abs().max()) > _FP16_MAX:
-            raise ValueError(
-                f"t has values up to {float(flat.abs().max()):.4g}, beyond the fp16 range "
-                f"(|x| <= {_FP16_MAX}); use dtype='bf16' or an integer format"
-            )
-        tdt = torch.float16 if dtype == "fp16" else torch.bfloat16
-        u = flat.to(tdt).view(torch.int16).to(torch.int64) & 0xFFFF
-        bits = _uint_to_bits(u, 16).reshape(-1)
-        return EncodedPayload(bits=bits, dtype=dtype, shape=shape, group_size=0, scales=None)
-
+def _quantize(flat: torch.Tensor, dtype: str, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(q [V, g] int64, scale [V] bfloat16)`` of the integer formats (module docstring)."""
     nb = _INT_BITS[dtype]
     qmax = 2 ** (nb - 1) - 1
-    g = _groups(shape, group_size)
     vec = flat.reshape(-1, g)
     amax = vec.abs().amax(dim=1)
     scale = _bf16_round_up(amax / qmax)
@@ -181,11 +165,94 @@ def encode_payload(t: torch.Tensor, dtype: str = "bf16",
     scale32 = scale.to(torch.float32)
     safe = torch.where(scale32 > 0, scale32, torch.ones_like(scale32))
     q = torch.round(vec / safe[:, None]).clamp(-qmax, qmax).to(torch.int64)
-    q_bits = _uint_to_bits(q & (2**nb - 1), nb).reshape(vec.shape[0], g * nb)
+    return q, scale
+
+
+def _check_fp16_range(flat: torch.Tensor) -> None:
+    if float(flat.abs().max()) > _FP16_MAX:
+        raise ValueError(
+            f"t has values up to {float(flat.abs().max()):.4g}, beyond the fp16 range "
+            f"(|x| <= {_FP16_MAX}); use dtype='bf16' or an integer format"
+        )
+
+
+def encode_payload(t: torch.Tensor, dtype: str = "bf16",
+                   group_size: int | None = None) -> EncodedPayload:
+    """Serialize a real tensor to bits (see the module docstring for formats and layout)."""
+    check_choice("dtype", dtype, PAYLOAD_DTYPES)
+    check_real("t", t)
+    shape = tuple(t.shape)
+    flat = t.detach().reshape(-1).to(torch.float32)
+    if dtype in ("fp16", "bf16"):
+        if dtype == "fp16":
+            _check_fp16_range(flat)
+        tdt = torch.float16 if dtype == "fp16" else torch.bfloat16
+        u = flat.to(tdt).view(torch.int16).to(torch.int64) & 0xFFFF
+        bits = _uint_to_bits(u, 16).reshape(-1)
+        return EncodedPayload(bits=bits, dtype=dtype, shape=shape, group_size=0, scales=None)
+
+    nb = _INT_BITS[dtype]
+    g = _groups(shape, group_size)
+    q, scale = _quantize(flat, dtype, g)
+    q_bits = _uint_to_bits(q & (2**nb - 1), nb).reshape(q.shape[0], g * nb)
     s_bits = _uint_to_bits(scale.view(torch.int16).to(torch.int64) & 0xFFFF, _SCALE_BITS)
     bits = torch.cat([s_bits, q_bits], dim=1).reshape(-1)
     return EncodedPayload(bits=bits, dtype=dtype, shape=shape, group_size=g,
                           scales=scale.to(torch.float32))
+
+
+def payload_values(t: torch.Tensor, dtype: str = "bf16",
+                   group_size: int | None = None) -> tuple[torch.Tensor, int]:
+    """``(values, num_bits)``: what :func:`decode_payload` returns from the intact bits of
+    :func:`encode_payload` (same shape, float32, bit for bit), computed on the values without
+    building the bit string, and the payload's length in bits. For link abstractions, where
+    a block's bits either arrive intact or the block is flagged lost
+    (:func:`lost_elements_of_blocks`)."""
+    check_choice("dtype", dtype, PAYLOAD_DTYPES)
+    check_real("t", t)
+    shape = tuple(t.shape)
+    flat = t.detach().reshape(-1).to(torch.float32)
+    if dtype in ("fp16", "bf16"):
+        if dtype == "fp16":
+            _check_fp16_range(flat)
+        tdt = torch.float16 if dtype == "fp16" else torch.bfloat16
+        return flat.to(tdt).to(torch.float32).reshape(shape), 16 * flat.numel()
+    g = _groups(shape, group_size)
+    q, scale = _quantize(flat, dtype, g)
+    values = (q.to(torch.float32) * scale.to(torch.float32)[:, None]).reshape(shape)
+    return values, q.shape[0] * (_SCALE_BITS + g * _INT_BITS[dtype])
+
+
+def lost_elements_of_blocks(block_failed: torch.Tensor, block_bits: int,
+                            shape: tuple[int, ...], dtype: str,
+                            group_size: int | None = None) -> torch.Tensor:
+    """:func:`lost_elements` from per-block outcomes instead of per-bit flags: the payload of
+    ``shape`` / ``dtype`` / ``group_size`` is cut into blocks of ``block_bits`` bits and
+    ``block_failed`` (bool ``[num_blocks]``) says which were lost; an element is lost when a
+    bit it depends on (its own, and its vector's scale for integer formats) lies in a lost
+    block. Bool of ``shape``."""
+    check_choice("dtype", dtype, PAYLOAD_DTYPES)
+    if isinstance(block_bits, bool) or not isinstance(block_bits, int) or block_bits < 16:
+        raise ValueError(f"block_bits must be an int >= 16, got {block_bits!r}")
+    n = 1
+    for d in shape:
+        n *= d
+    failed = block_failed.reshape(-1).to(torch.bool).cpu()
+    idx = torch.arange(n, dtype=torch.int64)
+    if dtype in ("fp16", "bf16"):
+        spans = [(16 * idx, 16 * idx + 15)]
+    else:
+        nb = _INT_BITS[dtype]
+        g = _groups(shape, group_size)
+        row = _SCALE_BITS + g * nb
+        v, j = idx // g, idx % g
+        first = v * row + _SCALE_BITS + j * nb
+        spans = [(v * row, v * row + _SCALE_BITS - 1), (first, first + nb - 1)]
+    # a span is shorter than a block, so it touches the blocks of its first and last bit only
+    lost = torch.zeros(n, dtype=torch.bool)
+    for a, b in spans:
+        lost |= failed[a // block_bits] | failed[b // block_bits]
+    return lost.reshape(shape)
 
 
 def decode_payload(bits: torch.Tensor, like: EncodedPayload) -> torch.Tensor:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import phy
+from phy.payload import lost_elements
 
 MCS_INDEX = 10
 BLOCKS = 400
@@ -93,3 +94,58 @@ def test_unsupported_models_are_refused() -> None:
         phy.AbstractDigitalLink(phy.RayleighFading(16), 5)
     with pytest.raises(ValueError, match="no link abstraction"):
         phy.AbstractDigitalLink(phy.OFDMTDL("A"), 5)
+
+
+@pytest.mark.parametrize("dtype,group", [("bf16", None), ("fp16", None), ("int8", None),
+                                         ("int8", 16), ("int4", 8), ("int4", None)])
+def test_value_domain_payload_equals_the_bit_string(dtype: str, group: int | None) -> None:
+    """payload_values = decode(encode(t)) bit for bit, its length = the bit string's, and
+    lost_elements_of_blocks = lost_elements of the per-bit flags of random block outcomes
+    (block sizes that cut elements and scales in two)."""
+    g = torch.Generator().manual_seed(1)
+    t = torch.randn(6, 48, generator=g) * torch.logspace(-3, 2, 48)
+    enc = phy.encode_payload(t, dtype, group)
+    values, nbits = phy.payload_values(t, dtype, group)
+    assert nbits == enc.num_bits
+    assert torch.equal(values, phy.decode_payload(enc.bits, enc))
+    for k in (16, 20, 100, 1000):
+        nblocks = -(-nbits // k)
+        failed = torch.rand(nblocks, generator=g) < 0.3
+        bit_lost = failed[:, None].expand(nblocks, k).reshape(-1)[:nbits]
+        assert torch.equal(phy.lost_elements_of_blocks(failed, k, tuple(t.shape), dtype, group),
+                           lost_elements(bit_lost, enc))
+    with pytest.raises(ValueError, match="block_bits must be an int >= 16"):
+        phy.lost_elements_of_blocks(torch.zeros(1, dtype=torch.bool), 8, (2, 2), dtype, group)
+
+
+@pytest.mark.parametrize("channel,curve,mcs,bler,harq", [
+    (phy.AWGN(), "awgn", 13, 0.5, 1),
+    (phy.RayleighFading(coherence="symbol"), "rayleigh", 4, 0.5, 2),
+    (phy.RayleighFading(coherence="frame"), "awgn", 10, 0.5, 3)])
+@pytest.mark.parametrize("dtype", ["bf16", "int4"])
+def test_abstract_send_tensor_equals_the_bit_level_path(channel, curve, mcs, bler, harq,
+                                                        dtype) -> None:
+    """AbstractDigitalLink.send_tensor (value domain) returns exactly what DigitalLink's
+    bit-level send_tensor returns over the abstraction's send_bits, for the same seed: values,
+    lost flags, block outcomes, transmissions, channel uses, and the random state after."""
+    from phy.digital import DigitalLink
+
+    m = phy.MCS.from_index(mcs)
+    link = phy.AbstractDigitalLink(channel, mcs=m, block_bits=512, max_transmissions=harq,
+                                   max_batch_blocks=7)
+    # in the waterfall after Chase combining, so that blocks both pass and fail
+    snr_db = link.bler_table.snr_at_bler(m, bler, curve, block_bits=512) - 10 * math.log10(harq)
+    t = torch.randn(40, 64, generator=torch.Generator().manual_seed(2))
+    results, after = [], []
+    for fn in (link.send_tensor, lambda *a, **kw: DigitalLink.send_tensor(link, *a, **kw)):
+        phy.set_seed(5)
+        torch.manual_seed(5)
+        results.append(fn(t, snr_db, dtype=dtype, fill_value=-1.0))
+        after.append(torch.rand(4))
+    fast, slow = results
+    assert 0 < int((~slow.block_ok).sum()) < slow.block_ok.numel()  # both outcomes occur
+    for name in ("t_hat", "lost", "block_ok", "transmissions"):
+        assert torch.equal(getattr(fast, name), getattr(slow, name)), name
+    assert (fast.channel_uses, fast.payload_bits, fast.info_bits) == \
+        (slow.channel_uses, slow.payload_bits, slow.info_bits)
+    assert torch.equal(after[0], after[1])
