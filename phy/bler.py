@@ -141,21 +141,32 @@ class BlerCurve:
         out = self._lookup(s.reshape(-1)).reshape(s.shape)
         return float(out) if out.ndim == 0 else out
 
-    def _lookup(self, s: np.ndarray) -> np.ndarray:
+    @functools.cached_property
+    def _log_envelope(self) -> tuple[int, np.ndarray, np.ndarray, float] | None:
+        """``(last, xs, log10 envelope, tail slope)`` of the positive part of the envelope
+        (computed once per curve; ``None`` where no block error was measured)."""
         x, env = self.snr_db, self._envelope
         pos = np.flatnonzero(env > 0)
-        out = np.zeros_like(s)
-        if pos.size == 0:  # no block error anywhere: 0 from the first point on
-            out[s < x[0]] = 1.0
-            return out
+        if pos.size == 0:
+            return None
         last = int(pos[-1])  # env > 0 exactly on x[0..last] (the envelope is non-increasing)
         logb = np.log10(env[: last + 1])
         xs = x[: last + 1]
-        # Interpolation inside [x0, x_last]; np.interp clamps outside, fixed below.
-        out = 10.0 ** np.interp(s, xs, logb)
         slope = 0.0
         if last >= 1:
             slope = min(0.0, (logb[last] - logb[last - 1]) / (xs[last] - xs[last - 1]))
+        return last, xs, logb, slope
+
+    def _lookup(self, s: np.ndarray) -> np.ndarray:
+        x = self.snr_db
+        cached = self._log_envelope
+        if cached is None:  # no block error anywhere: 0 from the first point on
+            out = np.zeros_like(s)
+            out[s < x[0]] = 1.0
+            return out
+        last, xs, logb, slope = cached
+        # Interpolation inside [x0, x_last]; np.interp clamps outside, fixed below.
+        out = 10.0 ** np.interp(s, xs, logb)
         above = s > xs[last]
         out[above] = 10.0 ** (logb[last] + slope * (s[above] - xs[last]))
         if last + 1 < x.size:  # first SNR without any block error
@@ -181,6 +192,14 @@ class BlerTable:
             self._curves[key] = c
         if not self._curves:
             raise ValueError(f"BLER table {self._where()} holds no curve")
+        # the table is fixed once built: index its channels and block sizes once
+        self._channel_set = frozenset(k[0] for k in self._curves)
+        self._sizes: dict[tuple[str, str, int | None], list[int]] = {}
+        for ch, table, mcs, k in self._curves:
+            for key3 in ((ch, table, mcs), (ch, table, None)):
+                self._sizes.setdefault(key3, []).append(k)
+        for v in self._sizes.values():
+            v[:] = sorted(set(v))
 
     def _where(self) -> str:
         return self.source or "<BlerTable>"
@@ -207,11 +226,10 @@ class BlerTable:
 
     def block_sizes(self, channel: str, table: str, mcs: int | None = None) -> list[int]:
         """``block_bits`` values simulated for (channel, table[, mcs])."""
-        return sorted({k[3] for k in self._curves
-                       if k[0] == channel and k[1] == table and (mcs is None or k[2] == mcs)})
+        return list(self._sizes.get((channel, table, mcs), ()))
 
     def _check_channel(self, channel: str) -> None:
-        if channel not in {k[0] for k in self._curves}:
+        if channel not in self._channel_set:
             raise ValueError(
                 f"channel {channel!r} has no BLER curve in {self._where()}; available channels: "
                 f"{self.channels}"

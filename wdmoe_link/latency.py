@@ -220,6 +220,14 @@ class DeviceCost:
         self.airtime_dl, self.airtime_ul = _per_device_models(airtime, k)
         self._snr_offset_db = {d: topology.snr_db(d, torch.ones(k, dtype=_F64), g)
                                for d in DIRECTIONS}
+        # Devices whose model (the same object) has a vectorized airtime, grouped.
+        self._vector_groups: dict[str, list[tuple[object, list[int]]]] = {}
+        for d, models in (("dl", self.airtime_dl), ("ul", self.airtime_ul)):
+            groups: dict[int, tuple[object, list[int]]] = {}
+            for i, m in enumerate(models):
+                if getattr(m, "airtime_s_tensor", None) is not None:
+                    groups.setdefault(id(m), (m, []))[1].append(i)
+            self._vector_groups[d] = list(groups.values())
         # Fast path: every model is ShannonAirtime -> one closed form over all devices.
         self._shannon_bits = {}
         for d, models in (("dl", self.airtime_dl), ("ul", self.airtime_ul)):
@@ -276,11 +284,16 @@ class DeviceCost:
         models = self.airtime_dl if direction == "dl" else self.airtime_ul
         d = self.hidden_size
         out = torch.zeros_like(elements)
+        done: set[int] = set()
+        # devices that share one vectorized model: one call for all of them
+        for m, idx in self._vector_groups[direction]:
+            i = torch.tensor(idx)
+            t = torch.as_tensor(m.airtime_s_tensor(n[..., i], d, snr[..., i], bw[..., i]),
+                                dtype=_F64)
+            out[..., i] = torch.where(n[..., i] > 0, t, torch.zeros_like(t))
+            done.update(idx)
         for k, m in enumerate(models):
-            fast = getattr(m, "airtime_s_tensor", None)
-            if fast is not None:
-                t = torch.as_tensor(fast(n[..., k], d, snr[..., k], bw[..., k]), dtype=_F64)
-                out[..., k] = torch.where(n[..., k] > 0, t, torch.zeros_like(t))
+            if k in done:
                 continue
             flat_n, flat_s, flat_b = (n[..., k].reshape(-1), snr[..., k].reshape(-1),
                                       bw[..., k].reshape(-1))
