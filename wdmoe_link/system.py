@@ -50,7 +50,7 @@ from .policies import Decision, Policy, check_expert_map, combine_weights, parse
 from .routing import ExpertBank, Routing
 from .split import SplitMoE
 from .topology import Topology
-from .transports import Transport, as_transport
+from .transports import Delivery, Transport, as_transport
 
 __all__ = ["LayerRecord", "Report", "StepRecord", "WDMoESystem"]
 
@@ -381,6 +381,22 @@ def _guard(x: Tensor) -> tuple[Tensor, Tensor]:
     return x, bad
 
 
+def _send_runs(transports: list[Transport], xs: list[Tensor], snr_db: list[float],
+               bandwidth_hz: list[float]) -> list[Delivery]:
+    """Send payload ``i`` over ``transports[i]``, in order; consecutive payloads on the same
+    transport object go in one :meth:`Transport.send_many` call (same draws, same order)."""
+    out: list[Delivery] = []
+    i = 0
+    while i < len(xs):
+        j = i + 1
+        while j < len(xs) and transports[j] is transports[i]:
+            j += 1
+        out += transports[i].send_many(xs[i:j], snr_db[i:j], bandwidth_hz[i:j],
+                                       check_finite=False)
+        i = j
+    return out
+
+
 @dataclass
 class _Plan:
     """What the policy decided for one layer call, and the links it implies."""
@@ -503,6 +519,8 @@ class WDMoESystem:
         self.steps: list[StepRecord] = []
         self._step: StepRecord | None = None
         self._last_layer = -1
+        #: (step, expert shape, DeviceCost) of the last layer call
+        self._cost_cache: tuple[StepRecord, tuple[Any, ...], DeviceCost] | None = None
         #: Decision of the last layer call, and the weights ``[N, k]`` actually used to combine
         #: its expert outputs (after link losses); for inspection.
         self.last_decision: Decision | None = None
@@ -522,6 +540,7 @@ class WDMoESystem:
         self.steps = []
         self._step = None
         self._last_layer = -1
+        self._cost_cache = None
 
     def detach(self) -> None:
         """Restore the model's own MoE blocks."""
@@ -616,9 +635,21 @@ class WDMoESystem:
 
     # ---- the stages of one layer call ---------------------------------------------------
 
+    def _step_cost(self, step: StepRecord, experts: ExpertBank) -> DeviceCost:
+        """:meth:`device_cost` of the step's gains, built once per step and expert shape (the
+        layers of one step share their gains; a DeviceCost is immutable)."""
+        shape = (experts.hidden_size, experts.flops_per_token,
+                 next(experts.module.parameters()).dtype)
+        cached = self._cost_cache
+        if cached is not None and cached[0] is step and cached[1] == shape:
+            return cached[2]
+        cost = self.device_cost(step.gain, experts)
+        self._cost_cache = (step, shape, cost)
+        return cost
+
     def _plan(self, step: StepRecord, routing: Routing, experts: ExpertBank) -> _Plan:
         topo = self.topology
-        cost = self.device_cost(step.gain, experts)
+        cost = self._step_cost(step, experts)
         decision = self.policy.decide(routing, self.expert_map, cost)
         pairs = self._decision_transports(decision)
         beta = decision.beta.to(_F64).cpu()
@@ -658,9 +689,11 @@ class WDMoESystem:
                 received[k] = (dlv.x_hat[pos], dlv.ok[pos].cpu())
                 ledger.air_dl[k] = dlv.airtime_s
             return received
-        for k in plan.used:
-            dlv = plan.pairs[k][0].send(x32[plan.rows[k][0]], float(plan.snr_dl[k]),
-                                        float(plan.bw[k]), check_finite=False)
+        sent = _send_runs([plan.pairs[k][0] for k in plan.used],
+                          [x32[plan.rows[k][0]] for k in plan.used],
+                          [float(plan.snr_dl[k]) for k in plan.used],
+                          [float(plan.bw[k]) for k in plan.used])
+        for k, dlv in zip(plan.used, sent, strict=True):
             received[k] = (dlv.x_hat, dlv.ok.cpu())
             ledger.air_dl[k] = dlv.airtime_s
             ledger.bits_dl += dlv.bits
@@ -673,57 +706,74 @@ class WDMoESystem:
         """``device -> (row positions, outputs)``: the experts on the rows that arrived.
 
         Every device's rows go through one call of the model's expert kernel (the devices
-        are simulated in one process; the compute time is modelled per device)."""
-        parts: list[tuple[int, Tensor, Tensor, Tensor]] = []
-        for k in plan.used:
-            tok, slot = plan.rows[k]
-            x_hat, ok = received[k]
-            x_hat, bad = _guard(x_hat)
-            ledger.nan_guard += int((bad & ok).sum())
-            ok = ok & ~bad & ~bad_in[tok]
-            ledger.lost_dl += int((~ok).sum())
-            ledger.names[k] = f"{plan.pairs[k][0].name}/{plan.pairs[k][1].name}"
-            if not bool(ok.any()):
-                continue
-            sel = torch.nonzero(ok, as_tuple=True)[0]
-            e_of = plan.top_idx[tok[sel], slot[sel]]
-            ledger.loads[k] = sel.numel()
-            ledger.active[k] = torch.unique(e_of).numel()
-            parts.append((k, sel, e_of, x_hat[sel]))
-        if not parts:
+        are simulated in one process; the compute time is modelled per device). The checks
+        and counts run once over all devices' rows, concatenated in device order."""
+        used = plan.used
+        if not used:
             return {}
-        inp = torch.cat([p[3] for p in parts]).to(device=x.device, dtype=x.dtype)
-        y_all = experts.pairs(inp, torch.cat([p[2] for p in parts])).float()
+        for k in used:
+            ledger.names[k] = f"{plan.pairs[k][0].name}/{plan.pairs[k][1].name}"
+        sizes = [plan.rows[k][0].numel() for k in used]
+        tok = torch.cat([plan.rows[k][0] for k in used])
+        slot = torch.cat([plan.rows[k][1] for k in used])
+        x_hat, bad = _guard(torch.cat([received[k][0] for k in used]))
+        ok = torch.cat([received[k][1] for k in used])
+        ledger.nan_guard += int((bad & ok).sum())
+        ok = ok & ~bad & ~bad_in[tok]
+        ledger.lost_dl += int((~ok).sum())
+        if not bool(ok.any()):
+            return {}
+        dev = torch.repeat_interleave(torch.tensor(used), torch.tensor(sizes))
+        pos = torch.cat([torch.arange(n) for n in sizes])   # row position inside its device
+        sel = torch.nonzero(ok, as_tuple=True)[0]
+        e_of, dev_ok = plan.top_idx[tok[sel], slot[sel]], dev[sel]
+        k_dev = ledger.loads.numel()
+        ledger.loads += torch.bincount(dev_ok, minlength=k_dev).to(ledger.loads.dtype)
+        pairs_ = torch.unique(dev_ok * experts.num_experts + e_of)
+        ledger.active += torch.bincount(pairs_ // experts.num_experts,
+                                        minlength=k_dev).to(ledger.active.dtype)
+        inp = x_hat[sel].to(device=x.device, dtype=x.dtype)
+        y, bad_y = _guard(experts.pairs(inp, e_of).float())
+        n_bad = int(bad_y.sum())
+        ledger.nan_guard += n_bad
+        ledger.lost_ul += n_bad
+        keep_y = ~bad_y.cpu()
+        dev_keep, pos_keep = dev_ok[keep_y], pos[sel][keep_y]
+        y = y[keep_y.to(y.device)]
+        counts = torch.bincount(dev_keep, minlength=k_dev).tolist()
         computed: dict[int, tuple[Tensor, Tensor]] = {}
-        for (k, sel, _, _), y in zip(parts, y_all.split([p[1].numel() for p in parts]),
-                                     strict=True):
-            y, bad_y = _guard(y)
-            ledger.nan_guard += int(bad_y.sum())
-            ledger.lost_ul += int(bad_y.sum())
-            keep_y = ~bad_y.cpu()
-            if bool(keep_y.any()):
-                computed[k] = (sel[keep_y], y[keep_y.to(y.device)])
+        start = 0
+        for k in used:  # rows stay in device order
+            n = counts[k]
+            if n:
+                computed[k] = (pos_keep[start:start + n], y[start:start + n])
+                start += n
         return computed
 
     def _uplink(self, plan: _Plan, computed: dict[int, tuple[Tensor, Tensor]],
                 ledger: _Ledger) -> list[tuple[Tensor, Tensor, Tensor]]:
-        """``(token, slot, output)`` of every row whose output arrived at the BS."""
-        arrived = []
-        for k, (sel, y) in computed.items():
-            tok, slot = plan.rows[k]
-            ulv = plan.pairs[k][1].send(y, float(plan.snr_ul[k]), float(plan.bw[k]),
-                                        check_finite=False)  # y: guarded in _execute
+        """``(token, slot, output)`` of every row whose output arrived at the BS (all devices'
+        rows in device order, in one triple)."""
+        ks = list(computed)
+        if not ks:
+            return []
+        sent = _send_runs([plan.pairs[k][1] for k in ks], [computed[k][1] for k in ks],
+                          [float(plan.snr_ul[k]) for k in ks],
+                          [float(plan.bw[k]) for k in ks])  # outputs guarded in _execute
+        for k, ulv in zip(ks, sent, strict=True):
             ledger.air_ul[k] = ulv.airtime_s
             ledger.bits_ul += ulv.bits
             ledger.uses_ul += ulv.channel_uses
-            y_hat, bad_u = _guard(ulv.x_hat)
-            ok_u = ulv.ok.cpu() & ~bad_u.cpu()
-            ledger.nan_guard += int((bad_u.cpu() & ulv.ok.cpu()).sum())
-            ledger.lost_ul += int((~ok_u).sum())
-            good = sel[ok_u]
-            ledger.delivered[tok[good], slot[good]] = True
-            arrived.append((tok[good], slot[good], y_hat[ok_u.to(y_hat.device)]))
-        return arrived
+        y_hat, bad_u = _guard(torch.cat([u.x_hat for u in sent]))
+        bad_u = bad_u.cpu()
+        ok = torch.cat([u.ok.cpu() for u in sent])
+        ledger.nan_guard += int((bad_u & ok).sum())
+        ok = ok & ~bad_u
+        ledger.lost_ul += int((~ok).sum())
+        tok = torch.cat([plan.rows[k][0][computed[k][0]] for k in ks])[ok]
+        slot = torch.cat([plan.rows[k][1][computed[k][0]] for k in ks])[ok]
+        ledger.delivered[tok, slot] = True
+        return [(tok, slot, y_hat[ok.to(y_hat.device)])]
 
     def _combine(self, plan: _Plan, arrived: list[tuple[Tensor, Tensor, Tensor]], x: Tensor,
                  ledger: _Ledger) -> Tensor:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +215,18 @@ class Transport(ABC):
     def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
         """:meth:`send` for a checked, non-empty float32 ``x``."""
 
+    def send_many(self, xs: Sequence[torch.Tensor], snr_db: Sequence[float],
+                  bandwidth_hz: Sequence[float], *, check_finite: bool = True
+                  ) -> list[Delivery]:
+        """Several payloads, in order: ``[send(x, s, b) for ...]`` with the same random draws
+        in the same order (the default does exactly that); a transport may override it with
+        a faster path of equal results, e.g. one call for all the devices of a layer."""
+        if not len(xs) == len(snr_db) == len(bandwidth_hz):
+            raise ValueError(f"xs, snr_db and bandwidth_hz must have equal lengths, got "
+                             f"{len(xs)}, {len(snr_db)}, {len(bandwidth_hz)}")
+        return [self.send(x, s, b, check_finite=check_finite)
+                for x, s, b in zip(xs, snr_db, bandwidth_hz, strict=True)]
+
 
 # --------------------------------------------------------------------------------------------
 # ideal
@@ -249,6 +261,38 @@ class IdealTransport(Transport):
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
         """Vectorized :meth:`expected_airtime_s` in s (float64, broadcast)."""
         return self.shannon.airtime_s_tensor(rows, row_size, snr_db, bandwidth_hz)
+
+    def send_many(self, xs: Sequence[torch.Tensor], snr_db: Sequence[float],
+                  bandwidth_hz: Sequence[float], *, check_finite: bool = True
+                  ) -> list[Delivery]:
+        """:meth:`send` of every payload with one vectorized airtime (no randomness; equal
+        to the per-payload results)."""
+        if not len(xs) == len(snr_db) == len(bandwidth_hz):
+            raise ValueError(f"xs, snr_db and bandwidth_hz must have equal lengths, got "
+                             f"{len(xs)}, {len(snr_db)}, {len(bandwidth_hz)}")
+        if len(xs) < 2 or len({x.shape[1] if x.dim() == 2 else -1 for x in xs}) != 1:
+            return super().send_many(xs, snr_db, bandwidth_hz, check_finite=check_finite)
+        for x in xs:
+            if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.is_complex() \
+                    or not x.is_floating_point() or x.shape[0] == 0:
+                return super().send_many(xs, snr_db, bandwidth_hz, check_finite=check_finite)
+            if check_finite and not bool(torch.isfinite(x).all()):
+                raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
+                                 "only finite payloads can be sent")
+        snr = [_check_snr(v) for v in snr_db]
+        bw = [_check_bandwidth(v) for v in bandwidth_hz]
+        rows = torch.tensor([x.shape[0] for x in xs], dtype=_F64)
+        d = xs[0].shape[1]
+        air = self.shannon.airtime_s_tensor(rows, d, torch.tensor(snr, dtype=_F64),
+                                            torch.tensor(bw, dtype=_F64)).tolist()
+        out = []
+        for x, t, b in zip(xs, air, bw, strict=True):
+            x = x.detach().to(torch.float32)
+            out.append(Delivery(x_hat=x.clone(), ok=torch.ones(x.shape[0], dtype=torch.bool,
+                                                               device=x.device),
+                                airtime_s=t, bits=x.numel() * self.bits_per_element,
+                                channel_uses=math.ceil(t * b - 1e-9), transmissions=1))
+        return out
 
     def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
         bits = x.numel() * self.bits_per_element
