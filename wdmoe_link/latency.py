@@ -271,8 +271,11 @@ class DeviceCost:
                   beta: torch.Tensor | float) -> torch.Tensor:
         """Airtime in s ``[..., K]`` of one payload ``[loads, hidden_size]`` per device in
         ``direction`` at bandwidth shares ``beta``; 0 where the load is 0."""
-        n = self._loads(loads)
-        b = self._beta(beta)
+        return self._airtime_s(direction, self._loads(loads), self._beta(beta))
+
+    def _airtime_s(self, direction: Literal["dl", "ul"], n: torch.Tensor,
+                   b: torch.Tensor) -> torch.Tensor:
+        """:meth:`airtime_s` of checked ``loads`` and ``beta`` (float64)."""
         n, b = torch.broadcast_tensors(n, b)
         elements = n * self.hidden_size
         snr = self._snr_offset_db[direction] - 10.0 * torch.log10(b)
@@ -317,7 +320,11 @@ class DeviceCost:
         number of distinct experts the device runs in this layer call (``active_experts``;
         default 1 on every loaded device): their weights are streamed once per layer call.
         """
-        n = self._loads(loads)
+        return self._compute_time_s(self._loads(loads), active_experts)
+
+    def _compute_time_s(self, n: torch.Tensor,
+                        active_experts: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`compute_time_s` of checked ``loads`` (float64)."""
         t = n * self.flops_per_token / self.topology.compute_flops
         if self.topology.compute_model == "roofline":
             if active_experts is None:
@@ -336,9 +343,9 @@ class DeviceCost:
                          active_experts: torch.Tensor | None = None) -> torch.Tensor:
         """Per-device latency ``dl + compute + ul`` in s, float64 ``[..., K]``; 0 where the
         load is 0 (whatever its share), +inf where a loaded device has no bandwidth."""
-        n = self._loads(loads)
-        t = (self.airtime_s("dl", n, beta) + self.compute_time_s(n, active_experts)
-             + self.airtime_s("ul", n, beta))
+        n, b = self._loads(loads), self._beta(beta)   # checked once for all three terms
+        t = (self._airtime_s("dl", n, b) + self._compute_time_s(n, active_experts)
+             + self._airtime_s("ul", n, b))
         return torch.where(n > 0, t, torch.zeros_like(t))
 
     def layer_latency_s(self, loads: torch.Tensor, beta: torch.Tensor | float,

@@ -657,13 +657,24 @@ class WDMoESystem:
         top_idx = routing.top_idx.cpu()
         keep = decision.keep.cpu()
         dev_of = self.expert_map[top_idx]                       # [N, k] device of each slot
-        used = sorted(torch.unique(dev_of[keep]).tolist())
+        # rows of every used device: its kept (token, slot) pairs in row-major order, all
+        # travelling in one payload (one stable sort by device instead of a scan per device)
+        tok_all, slot_all = torch.nonzero(keep, as_tuple=True)
+        dev_kept = dev_of[tok_all, slot_all]
+        order = torch.sort(dev_kept, stable=True).indices
+        counts = torch.bincount(dev_kept, minlength=topo.num_devices).tolist()
+        used = [k for k, c in enumerate(counts) if c]
+        bw_list = bw.tolist()
         for k in used:
-            if float(bw[k]) <= 0.0:
+            if bw_list[k] <= 0.0:
                 raise RuntimeError(f"policy {self.policy.name!r} gave device {k} no bandwidth "
                                    f"(beta={float(beta[k])}) but kept experts on it")
-        # rows of every used device: (token, slot) pairs, all travelling in one payload
-        rows = {k: torch.nonzero(keep & (dev_of == k), as_tuple=True) for k in used}
+        rows = {}
+        start = 0
+        for k in used:
+            sel = order[start:start + counts[k]]
+            rows[k] = (tok_all[sel], slot_all[sel])
+            start += counts[k]
         return _Plan(decision=decision, cost=cost, pairs=pairs, beta=beta, bw=bw,
                      snr_dl=topo.snr_db("dl", beta, step.gain),
                      snr_ul=topo.snr_db("ul", beta, step.gain), gain=step.gain,
