@@ -27,9 +27,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import phy
-from jscc.baselines import JPEG2000LDPC, JPEG2000Capacity, best_mcs_envelope
-from jscc.evaluation import evaluate_codec
-from jscc.metrics import psnr
+from jscc.baselines import best_mcs_envelope
+from jscc.systems import ImageSystem
 
 __all__ = ["CurvePoint", "plot_curves", "pretrained_curves"]
 
@@ -49,50 +48,55 @@ def pretrained_curves(images: torch.Tensor, *, codec: str = "adjscc", cbr: float
                       snr_db: Sequence[float], cddm_snr_db: Sequence[float] | None = None,
                       mcs: Sequence[int] = (5, 9, 13, 17, 22), seed: int = 0,
                       progress: Callable[[str], None] | None = None) -> list[CurvePoint]:
-    """All curves on ``images`` ``[N, 3, H, W]`` over AWGN (see the module docstring).
+    """All curves on ``images`` ``[N, 3, H, W]`` over AWGN (see the module docstring), every
+    one from a :func:`jscc.systems.build_system` image system.
 
     ``cddm_snr_db`` (default ``snr_db``) is the grid of the JSCC + CDDM curve: its sampler
-    costs tens of network passes per image, so it may be coarser.
+    costs tens of network passes per image, so it may be coarser. The analog systems are
+    seeded with ``seed`` before each SNR (every SNR sees the same noise stream); the digital
+    ones once, before the whole digital sweep.
     """
+    import cddm  # noqa: F401  (registers the jscc+cddm image system)
     from cddm import pretrained as cddm_pretrained
-    from cddm.pipeline import JSCCWithCDDM
-    from jscc import build_codec
+    from jscc import pretrained as jscc_pretrained
+    from jscc.systems import build_system
 
     say = progress or (lambda _msg: None)
     out: list[CurvePoint] = []
-    link = phy.AnalogLink(phy.AWGN())
-    model = build_codec(codec, cbr=cbr, pretrained=True, channel="awgn")
+    plain = build_system("jscc", channel="awgn", cbr=cbr, codec=jscc_pretrained.PRETRAINED_PREFIX
+                         + jscc_pretrained.find(codec, cbr, "awgn"))
     say("pretrained JSCC")
-    for r in evaluate_codec(model.transmit, images, link, snr_db, seed=seed):
-        out.append(CurvePoint("jscc", r.snr_db, r.psnr))
+    for s in snr_db:
+        phy.set_seed(seed)
+        out.append(CurvePoint("jscc", float(s), plain.transmit(images, float(s)).mean_psnr))
     cddm_name = cddm_pretrained.find(codec, cbr, "awgn")
-    systems: dict[float, JSCCWithCDDM] = {}  # one pipeline per shipped stage-3 decoder
+    systems: dict[float, ImageSystem] = {}  # one pipeline per shipped stage-3 decoder
     for s in (cddm_snr_db if cddm_snr_db is not None else snr_db):
         say(f"JSCC + CDDM at {s:g} dB")
         nearest = cddm_pretrained.nearest_decoder_snr(cddm_name, s)
         if nearest not in systems:
-            systems[nearest] = JSCCWithCDDM.from_pretrained(codec, cbr=cbr, channel="awgn",
-                                                            snr_db=s)
-        system = systems[nearest]
-        r = evaluate_codec(system.transmit, images, link, [s], seed=seed)[0]
-        out.append(CurvePoint("jscc+cddm", r.snr_db, r.psnr,
-                              note=f"decoder {system.decoder_snr_db:g} dB"))
+            systems[nearest] = build_system("jscc+cddm", channel="awgn", cbr=cbr, codec=codec,
+                                            snr_db=s)
+        phy.set_seed(seed)
+        r = systems[nearest].transmit(images, float(s))
+        out.append(CurvePoint("jscc+cddm", float(s), r.mean_psnr,
+                              note=f"decoder {nearest:g} dB"))
     phy.set_seed(seed)
-    digital = {m: JPEG2000LDPC(phy.AWGN(), m, cbr) for m in mcs}
-    capacity = JPEG2000Capacity(cbr)
+    digital = {m: build_system("jpeg2000+ldpc", channel=phy.AWGN(), cbr=cbr, mcs=m)
+               for m in mcs}
+    capacity = build_system("jpeg2000+capacity", cbr=cbr)
     for s in snr_db:
         say(f"JPEG2000 + LDPC at {s:g} dB")
         per_mcs = {}
-        for m, bl in digital.items():
-            res = bl.transmit(images, float(s))
-            per_mcs[f"MCS{m}"] = res
-            out.append(CurvePoint(f"jpeg2000+ldpc/MCS{m}", float(s), float(res.psnr.mean()),
-                                  delivered=sum(r == "ok" for r in res.reason) / len(res.reason)))
-        best, value = best_mcs_envelope({k: v.psnr.mean() for k, v in per_mcs.items()})
+        for m, system in digital.items():
+            r = system.transmit(images, float(s))
+            per_mcs[f"MCS{m}"] = r.mean_psnr
+            out.append(CurvePoint(f"jpeg2000+ldpc/MCS{m}", float(s), r.mean_psnr,
+                                  delivered=float(r.delivered.float().mean())))
+        best, value = best_mcs_envelope(per_mcs)
         out.append(CurvePoint("jpeg2000+ldpc/best-mcs", float(s), float(value), note=str(best)))
-        cap = capacity.transmit(images, float(s))
-        out.append(CurvePoint("jpeg2000+capacity", float(s), float(psnr(cap.img_hat,
-                                                                         images).mean())))
+        out.append(CurvePoint("jpeg2000+capacity", float(s),
+                              capacity.transmit(images, float(s)).mean_psnr))
     return out
 
 
