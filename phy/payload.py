@@ -31,6 +31,7 @@ __all__ = ["PAYLOAD_DTYPES", "EncodedPayload", "bits_per_element", "bits_to_byte
 
 PAYLOAD_DTYPES = ("bf16", "fp16", "int8", "int4")
 _INT_BITS = {"int8": 8, "int4": 4}
+_FLOAT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 _SCALE_BITS = 16
 _FP16_MAX = 65504.0
 
@@ -176,18 +177,22 @@ def _check_fp16_range(flat: torch.Tensor) -> None:
         )
 
 
+def _flat_payload(t: torch.Tensor, dtype: str) -> tuple[tuple[int, ...], torch.Tensor]:
+    """``(shape, flat float32 values)`` of a checked payload tensor for format ``dtype``."""
+    check_choice("dtype", dtype, PAYLOAD_DTYPES)
+    check_real("t", t)
+    flat = t.detach().reshape(-1).to(torch.float32)
+    if dtype == "fp16":
+        _check_fp16_range(flat)
+    return tuple(t.shape), flat
+
+
 def encode_payload(t: torch.Tensor, dtype: str = "bf16",
                    group_size: int | None = None) -> EncodedPayload:
     """Serialize a real tensor to bits (see the module docstring for formats and layout)."""
-    check_choice("dtype", dtype, PAYLOAD_DTYPES)
-    check_real("t", t)
-    shape = tuple(t.shape)
-    flat = t.detach().reshape(-1).to(torch.float32)
-    if dtype in ("fp16", "bf16"):
-        if dtype == "fp16":
-            _check_fp16_range(flat)
-        tdt = torch.float16 if dtype == "fp16" else torch.bfloat16
-        u = flat.to(tdt).view(torch.int16).to(torch.int64) & 0xFFFF
+    shape, flat = _flat_payload(t, dtype)
+    if dtype in _FLOAT_DTYPES:
+        u = flat.to(_FLOAT_DTYPES[dtype]).view(torch.int16).to(torch.int64) & 0xFFFF
         bits = _uint_to_bits(u, 16).reshape(-1)
         return EncodedPayload(bits=bits, dtype=dtype, shape=shape, group_size=0, scales=None)
 
@@ -208,15 +213,9 @@ def payload_values(t: torch.Tensor, dtype: str = "bf16",
     building the bit string, and the payload's length in bits. For link abstractions, where
     a block's bits either arrive intact or the block is flagged lost
     (:func:`lost_elements_of_blocks`)."""
-    check_choice("dtype", dtype, PAYLOAD_DTYPES)
-    check_real("t", t)
-    shape = tuple(t.shape)
-    flat = t.detach().reshape(-1).to(torch.float32)
-    if dtype in ("fp16", "bf16"):
-        if dtype == "fp16":
-            _check_fp16_range(flat)
-        tdt = torch.float16 if dtype == "fp16" else torch.bfloat16
-        return flat.to(tdt).to(torch.float32).reshape(shape), 16 * flat.numel()
+    shape, flat = _flat_payload(t, dtype)
+    if dtype in _FLOAT_DTYPES:
+        return flat.to(_FLOAT_DTYPES[dtype]).to(torch.float32).reshape(shape), 16 * flat.numel()
     g = _groups(shape, group_size)
     q, scale = _quantize(flat, dtype, g)
     values = (q.to(torch.float32) * scale.to(torch.float32)[:, None]).reshape(shape)
@@ -268,7 +267,7 @@ def decode_payload(bits: torch.Tensor, like: EncodedPayload) -> torch.Tensor:
     if like.dtype in ("fp16", "bf16"):
         u = _bits_to_uint(bits.reshape(-1, 16))
         s16 = torch.where(u >= 2**15, u - 2**16, u).to(torch.int16)
-        tdt = torch.float16 if like.dtype == "fp16" else torch.bfloat16
+        tdt = _FLOAT_DTYPES[like.dtype]
         return s16.view(tdt).to(torch.float32).reshape(like.shape)
     nb = _INT_BITS[like.dtype]
     g = like.group_size

@@ -142,6 +142,13 @@ def _finite_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(x).all(dim=-1)
 
 
+def _check_lengths(xs: Sequence[torch.Tensor], snr_db: Sequence[float],
+                   bandwidth_hz: Sequence[float]) -> None:
+    if not len(xs) == len(snr_db) == len(bandwidth_hz):
+        raise ValueError(f"xs, snr_db and bandwidth_hz must have equal lengths, got "
+                         f"{len(xs)}, {len(snr_db)}, {len(bandwidth_hz)}")
+
+
 class Transport(ABC):
     """One way of carrying a payload ``[n, D]`` over the air (also an airtime model).
 
@@ -221,9 +228,7 @@ class Transport(ABC):
         """Several payloads, in order: ``[send(x, s, b) for ...]`` with the same random draws
         in the same order (the default does exactly that); a transport may override it with
         a faster path of equal results, e.g. one call for all the devices of a layer."""
-        if not len(xs) == len(snr_db) == len(bandwidth_hz):
-            raise ValueError(f"xs, snr_db and bandwidth_hz must have equal lengths, got "
-                             f"{len(xs)}, {len(snr_db)}, {len(bandwidth_hz)}")
+        _check_lengths(xs, snr_db, bandwidth_hz)
         return [self.send(x, s, b, check_finite=check_finite)
                 for x, s, b in zip(xs, snr_db, bandwidth_hz, strict=True)]
 
@@ -267,9 +272,7 @@ class IdealTransport(Transport):
                   ) -> list[Delivery]:
         """:meth:`send` of every payload with one vectorized airtime (no randomness; equal
         to the per-payload results)."""
-        if not len(xs) == len(snr_db) == len(bandwidth_hz):
-            raise ValueError(f"xs, snr_db and bandwidth_hz must have equal lengths, got "
-                             f"{len(xs)}, {len(snr_db)}, {len(bandwidth_hz)}")
+        _check_lengths(xs, snr_db, bandwidth_hz)
         if len(xs) < 2 or len({x.shape[1] if x.dim() == 2 else -1 for x in xs}) != 1:
             return super().send_many(xs, snr_db, bandwidth_hz, check_finite=check_finite)
         for x in xs:
