@@ -31,12 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import as_snr_db, check_choice
 from .bler import BlerTable, load_bler_table
 from .channels import AWGN, Channel, RayleighFading
 from .codeblock import check_block_bits
 from .digital import DigitalLink, DigitalResult, TensorResult
-from .payload import PAYLOAD_DTYPES, lost_elements_of_blocks, payload_values
+from .payload import lost_elements_of_blocks, payload_values
 
 __all__ = ["AbstractDigitalLink"]
 
@@ -141,20 +140,13 @@ class AbstractDigitalLink(DigitalLink):
         of each batch of ``max_batch_blocks``), so the result equals the bit-level path's for
         the same seed, bit for bit (tested), at a fraction of its cost.
         """
-        check_choice("dtype", dtype, PAYLOAD_DTYPES)
-        snr = as_snr_db(snr_db, None, device="cpu")
-        if snr.dim() != 0:
-            raise ValueError(f"snr_db must be a scalar for send_tensor, got shape "
-                             f"{tuple(snr.shape)}")
-        if not torch.isfinite(torch.tensor(float(fill_value))):
-            raise ValueError(f"fill_value must be finite, got {fill_value}")
+        snr64 = self._tensor_snr(snr_db, dtype, fill_value).cpu().to(torch.float64)
         values, nbits = payload_values(t, dtype, group_size)
         k = self.block_bits
         check_block_bits("k (information bits per block)", k)
         num_blocks = -(-nbits // k)
         block_ok = torch.empty(num_blocks, dtype=torch.bool)
         transmissions = torch.empty(num_blocks, dtype=torch.int64)
-        snr64 = snr.to(torch.float64)
         for start in range(0, num_blocks, self.max_batch_blocks):
             n = min(self.max_batch_blocks, num_blocks - start)
             ok, tx = self._draw_outcomes(snr64.expand(n), k)
@@ -162,10 +154,6 @@ class AbstractDigitalLink(DigitalLink):
             block_ok[start:start + n] = ok
             transmissions[start:start + n] = tx
         values = values.cpu()
-        lost = lost_elements_of_blocks(~block_ok, k, tuple(values.shape), dtype, group_size) \
-            | ~torch.isfinite(values)
-        values = torch.where(lost, torch.full_like(values, float(fill_value)), values)
-        uses = int(transmissions.sum()) * self.channel_uses_per_block(k)
-        return TensorResult(t_hat=values.to(t.device), lost=lost.to(t.device),
-                            block_ok=block_ok, transmissions=transmissions, channel_uses=uses,
-                            payload_bits=nbits, info_bits=num_blocks * k)
+        lost = lost_elements_of_blocks(~block_ok, k, tuple(values.shape), dtype, group_size)
+        return self._tensor_result(values, lost, block_ok, transmissions, nbits, fill_value,
+                                   t.device)

@@ -500,13 +500,7 @@ class DigitalLink:
                 (default: the last axis).
             fill_value: value written into lost elements (finite).
         """
-        check_choice("dtype", dtype, PAYLOAD_DTYPES)
-        snr = as_snr_db(snr_db, None, device=self.device)
-        if snr.dim() != 0:
-            raise ValueError(f"snr_db must be a scalar for send_tensor, got shape "
-                             f"{tuple(snr.shape)}")
-        if not torch.isfinite(torch.tensor(float(fill_value))):
-            raise ValueError(f"fill_value must be finite, got {fill_value}")
+        snr = self._tensor_snr(snr_db, dtype, fill_value)
         payload = encode_payload(t, dtype, group_size)
         k = self.block_bits
         nbits = payload.num_bits
@@ -525,15 +519,36 @@ class DigitalLink:
             transmissions[sl] = r.transmissions
         bit_lost = (~block_ok)[:, None].expand(num_blocks, k).reshape(-1)[:nbits]
         values = decode_payload(bits_hat.reshape(-1)[:nbits].cpu(), payload)
-        lost = lost_elements(bit_lost.cpu(), payload) | ~torch.isfinite(values)
+        return self._tensor_result(values, lost_elements(bit_lost.cpu(), payload), block_ok,
+                                   transmissions, nbits, fill_value, t.device)
+
+    def _tensor_snr(self, snr_db: float | torch.Tensor, dtype: str,
+                    fill_value: float) -> torch.Tensor:
+        """The checked scalar SNR of a :meth:`send_tensor` call (``dtype`` and ``fill_value``
+        checked too)."""
+        check_choice("dtype", dtype, PAYLOAD_DTYPES)
+        snr = as_snr_db(snr_db, None, device=self.device)
+        if snr.dim() != 0:
+            raise ValueError(f"snr_db must be a scalar for send_tensor, got shape "
+                             f"{tuple(snr.shape)}")
+        if not torch.isfinite(torch.tensor(float(fill_value))):
+            raise ValueError(f"fill_value must be finite, got {fill_value}")
+        return snr
+
+    def _tensor_result(self, values: torch.Tensor, lost: torch.Tensor, block_ok: torch.Tensor,
+                       transmissions: torch.Tensor, nbits: int, fill_value: float,
+                       device: torch.device) -> TensorResult:
+        """:class:`TensorResult` of received ``values`` whose ``lost`` elements (and any
+        non-finite one) become ``fill_value``."""
+        lost = lost | ~torch.isfinite(values)
         values = torch.where(lost, torch.full_like(values, float(fill_value)), values)
-        uses = int(transmissions.sum()) * self.channel_uses_per_block(k)
+        k = self.block_bits
         return TensorResult(
-            t_hat=values.to(t.device),
-            lost=lost.to(t.device),
+            t_hat=values.to(device),
+            lost=lost.to(device),
             block_ok=block_ok.cpu(),
             transmissions=transmissions.cpu(),
-            channel_uses=uses,
+            channel_uses=int(transmissions.sum()) * self.channel_uses_per_block(k),
             payload_bits=nbits,
-            info_bits=num_blocks * k,
+            info_bits=block_ok.numel() * k,
         )

@@ -142,6 +142,22 @@ def _finite_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(x).all(dim=-1)
 
 
+def _checked_payload(x: torch.Tensor, snr_db: float, bandwidth_hz: float,
+                     check_finite: bool) -> tuple[torch.Tensor, float, float]:
+    """``(x as float32, snr_db, bandwidth_hz)`` of one payload, checked (see
+    :meth:`Transport.send`)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor [n, D], got {type(x).__name__}")
+    if x.dim() != 2 or x.shape[1] < 1:
+        raise ValueError(f"x must have shape [n, D] with D >= 1, got {tuple(x.shape)}")
+    if x.is_complex() or not x.is_floating_point():
+        raise ValueError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
+    if check_finite and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
+                         "only finite payloads can be sent")
+    return x.detach().to(torch.float32), _check_snr(snr_db), _check_bandwidth(bandwidth_hz)
+
+
 def _check_lengths(xs: Sequence[torch.Tensor], snr_db: Sequence[float],
                    bandwidth_hz: Sequence[float]) -> None:
     if not len(xs) == len(snr_db) == len(bandwidth_hz):
@@ -201,18 +217,7 @@ class Transport(ABC):
         ``check_finite=False`` skips the scan for NaN/Inf values, for callers that have
         already zeroed non-finite rows (the split model guards every payload once per layer).
         """
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor [n, D], got {type(x).__name__}")
-        if x.dim() != 2 or x.shape[1] < 1:
-            raise ValueError(f"x must have shape [n, D] with D >= 1, got {tuple(x.shape)}")
-        if x.is_complex() or not x.is_floating_point():
-            raise ValueError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
-        if check_finite and not bool(torch.isfinite(x).all()):
-            raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
-                             "only finite payloads can be sent")
-        snr = _check_snr(snr_db)
-        bw = _check_bandwidth(bandwidth_hz)
-        x = x.detach().to(torch.float32)
+        x, snr, bw = _checked_payload(x, snr_db, bandwidth_hz, check_finite)
         if x.shape[0] == 0:
             return Delivery(x_hat=x.clone(), ok=torch.ones(0, dtype=torch.bool, device=x.device),
                             airtime_s=0.0, bits=0, channel_uses=0, transmissions=0)
@@ -273,38 +278,29 @@ class IdealTransport(Transport):
         """:meth:`send` of every payload with one vectorized airtime (no randomness; equal
         to the per-payload results)."""
         _check_lengths(xs, snr_db, bandwidth_hz)
-        if len(xs) < 2 or len({x.shape[1] if x.dim() == 2 else -1 for x in xs}) != 1:
-            return super().send_many(xs, snr_db, bandwidth_hz, check_finite=check_finite)
-        for x in xs:
-            if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.is_complex() \
-                    or not x.is_floating_point() or x.shape[0] == 0:
-                return super().send_many(xs, snr_db, bandwidth_hz, check_finite=check_finite)
-            if check_finite and not bool(torch.isfinite(x).all()):
-                raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
-                                 "only finite payloads can be sent")
-        snr = [_check_snr(v) for v in snr_db]
-        bw = [_check_bandwidth(v) for v in bandwidth_hz]
-        rows = torch.tensor([x.shape[0] for x in xs], dtype=_F64)
-        d = xs[0].shape[1]
-        air = self.shannon.airtime_s_tensor(rows, d, torch.tensor(snr, dtype=_F64),
-                                            torch.tensor(bw, dtype=_F64)).tolist()
-        out = []
-        for x, t, b in zip(xs, air, bw, strict=True):
-            x = x.detach().to(torch.float32)
-            out.append(Delivery(x_hat=x.clone(), ok=torch.ones(x.shape[0], dtype=torch.bool,
-                                                               device=x.device),
-                                airtime_s=t, bits=x.numel() * self.bits_per_element,
-                                channel_uses=math.ceil(t * b - 1e-9), transmissions=1))
-        return out
+        checked = [_checked_payload(x, s, b, check_finite)
+                   for x, s, b in zip(xs, snr_db, bandwidth_hz, strict=True)]
+        if len({x.shape[1] for x, _, _ in checked}) != 1 or any(x.shape[0] == 0
+                                                                 for x, _, _ in checked):
+            return super().send_many(xs, snr_db, bandwidth_hz, check_finite=False)
+        air = self.shannon.airtime_s_tensor(
+            torch.tensor([x.shape[0] for x, _, _ in checked], dtype=_F64), checked[0][0].shape[1],
+            torch.tensor([s for _, s, _ in checked], dtype=_F64),
+            torch.tensor([b for _, _, b in checked], dtype=_F64)).tolist()
+        return [self._delivery(x, t, b) for (x, _, b), t in zip(checked, air, strict=True)]
 
-    def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
-        bits = x.numel() * self.bits_per_element
-        airtime = self.shannon.expected_airtime_s(x.shape[0], x.shape[1], snr_db, bandwidth_hz)
+    def _delivery(self, x: torch.Tensor, airtime_s: float, bandwidth_hz: float) -> Delivery:
+        """``x`` delivered exactly after ``airtime_s`` s on ``bandwidth_hz`` Hz."""
         # Channel uses at the Shannon rate: airtime times the symbol rate B, whole symbols.
-        uses = math.ceil(airtime * bandwidth_hz - 1e-9)
         return Delivery(x_hat=x.clone(), ok=torch.ones(x.shape[0], dtype=torch.bool,
                                                        device=x.device),
-                        airtime_s=airtime, bits=bits, channel_uses=uses, transmissions=1)
+                        airtime_s=airtime_s, bits=x.numel() * self.bits_per_element,
+                        channel_uses=math.ceil(airtime_s * bandwidth_hz - 1e-9),
+                        transmissions=1)
+
+    def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
+        airtime = self.shannon.expected_airtime_s(x.shape[0], x.shape[1], snr_db, bandwidth_hz)
+        return self._delivery(x, airtime, bandwidth_hz)
 
 
 # --------------------------------------------------------------------------------------------
