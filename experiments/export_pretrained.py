@@ -73,6 +73,7 @@ def card_results(codec: torch.nn.Module, channel: str, test_dir: str | None,
     """The PSNR tables of a model card (see the module docstring)."""
     link = phy.AnalogLink(make_channel(channel))
     fn = transmit or codec.transmit
+    multiple = int(getattr(codec, "downsampling", 4))  # whole images padded to the latent grid
     sets: dict[str, Any] = {}
     builtin = BuiltinPhotosDataset(crop=128, train=False)
     sets["builtin_heldout_128"] = ("held-out built-in photos (astronaut, coffee, flower), "
@@ -83,13 +84,15 @@ def card_results(codec: torch.nn.Module, channel: str, test_dir: str | None,
         name = Path(test_dir).name
         sets[f"{name}_256"] = (f"{name}, 256x256 centre crops",
                                torch.stack([crops[i] for i in range(len(crops))]))
-        sets[f"{name}_whole"] = (f"{name}, whole images (reflect-padded to multiples of 4)",
+        sets[f"{name}_whole"] = (f"{name}, whole images (reflect-padded to multiples of "
+                                 f"{multiple})",
                                  _whole_images(test_dir))
     out: dict[str, Any] = {}
     for key, (desc, imgs) in sets.items():
         n = len(imgs)
         with tqdm(total=n * len(snrs), desc=key, leave=False, disable=not progress) as bar:
-            scores = evaluate_codec(fn, imgs, link, snrs, seed=seed, progress=bar.update)
+            scores = evaluate_codec(fn, imgs, link, snrs, seed=seed, multiple=multiple,
+                                    progress=bar.update)
         out[key] = {"images": desc, "num_images": n, "channel": channel,
                     "snr_db": [s.snr_db for s in scores],
                     "psnr": [round(s.psnr, 3) for s in scores],

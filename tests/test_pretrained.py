@@ -181,3 +181,23 @@ def test_pretrained_curves_envelope_and_step_plot(heldout: torch.Tensor) -> None
     steps = [ln for ln in fig.axes[0].get_lines() if ln.get_drawstyle().startswith("steps")]
     assert len(steps) == 3  # two MCS curves and the envelope
     matplotlib.pyplot.close(fig)
+
+
+def test_card_tables_pad_whole_images_to_the_codecs_latent_grid(tmp_path: Path) -> None:
+    """A /16 codec gets its card's whole-image table too: odd-size photos are padded to
+    multiples of 16, not of the default backbone's 4."""
+    import numpy as np
+    from PIL import Image
+
+    from experiments.export_pretrained import card_results
+
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate(((260, 270), (258, 300))):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            tmp_path / f"p{i}.png")
+    codec = build_codec("adjscc", cbr=1 / 12, num_filters=8, num_blocks=0,
+                        downsampling_stages=4).eval()
+    out = card_results(codec, "awgn", str(tmp_path), snrs=[10.0])
+    whole = out[f"{tmp_path.name}_whole"]
+    assert whole["num_images"] == 2 and "multiples of 16" in whole["images"]
+    assert math.isfinite(whole["psnr"][0]) and whole["psnr"][0] > 0
