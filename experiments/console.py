@@ -1,8 +1,10 @@
 """Console hygiene for the user-facing recipes: our progress and results, not the libraries'.
 
 :func:`quiet_libraries` silences, while it is active, what the libraries under the recipes print
-on their own: Lightning's device banners and product tips (INFO log records) and deprecation or
-"possible user" warnings raised inside torch, Lightning, Sionna, CompressAI and jsonargparse.
+on their own: Lightning's device banners and product tips (INFO log records), torch's notes on
+deprecated registrations that torchao's import triggers (WARNING log records of
+``torch.utils._pytree``), and deprecation or "possible user" warnings raised inside torch,
+Lightning, Sionna, CompressAI and jsonargparse.
 Warnings raised by semcom's own code still show.
 """
 
@@ -17,6 +19,8 @@ __all__ = ["quiet_libraries"]
 
 #: Loggers whose INFO records (banners, tips) are hidden.
 LIBRARY_LOGGERS = ("pytorch_lightning", "lightning", "lightning_fabric", "lightning.pytorch")
+#: Loggers whose WARNING records (notes to library authors, not to users) are hidden too.
+LIBRARY_NOTE_LOGGERS = ("torch.utils._pytree",)
 #: Modules whose warnings are hidden.
 LIBRARY_MODULES = r"(pytorch_lightning|lightning_fabric|lightning|torch|sionna|compressai|" \
                   r"jsonargparse|torchmetrics|pytorch_msssim)(\..*)?$"
@@ -30,9 +34,11 @@ def quiet_libraries() -> Iterator[None]:
     names = set(LIBRARY_LOGGERS) | {
         n for n in logging.root.manager.loggerDict
         if n.split(".")[0] in {x.split(".")[0] for x in LIBRARY_LOGGERS}}
-    saved = {name: logging.getLogger(name).level for name in names}
+    saved = {name: logging.getLogger(name).level for name in names | set(LIBRARY_NOTE_LOGGERS)}
     for name in names:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in LIBRARY_NOTE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module=LIBRARY_MODULES)

@@ -199,3 +199,22 @@ def test_sigterm_marks_the_run_interrupted(tmp_path: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["end_time"] is not None
     assert proc.returncode != 0
+
+
+def test_quiet_libraries_hides_torchs_notes_to_library_authors(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """torchao's import makes torch log deprecation notes (W-level records of
+    torch.utils._pytree) that a user cannot act on: hidden inside the block, restored after."""
+    import logging
+
+    from experiments.console import quiet_libraries
+
+    log = logging.getLogger("torch.utils._pytree")
+    before = log.level
+    with caplog.at_level(logging.WARNING), quiet_libraries():
+        log.warning("register_constant() on Enum subclasses is deprecated")
+    assert not [r for r in caplog.records if r.name == "torch.utils._pytree"]
+    assert log.level == before
+    with caplog.at_level(logging.WARNING):
+        log.warning("outside the block")
+    assert [r for r in caplog.records if r.name == "torch.utils._pytree"]
