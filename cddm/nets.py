@@ -29,14 +29,16 @@ follow the published network to reproduce its parameter count.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLPDenoiser", "UNet", "build_net", "net_from_config"]
+from phy import Registry
+
+__all__ = ["NETS", "MLPDenoiser", "UNet", "build_net", "net_from_config"]
 
 HConcat = Literal["height", "channel"]
 
@@ -469,32 +471,76 @@ class MLPDenoiser(nn.Module):
 
 
 # --------------------------------------------------------------------------- factories
+def _shape(name: str, latent_shape: Sequence[int] | None, rank: int, what: str
+           ) -> tuple[int, ...] | None:
+    if latent_shape is None:
+        return None
+    shape = tuple(int(s) for s in latent_shape)
+    if len(shape) != rank:
+        raise ValueError(f"net={name!r} needs {what}, got latent_shape={shape}")
+    return shape
+
+
+def _unet_factory(name: str, make: Callable[..., UNet]) -> Callable[..., UNet]:
+    def factory(latent_shape: Sequence[int] | None = None, *, T: int = 1000,
+                channels: int | None = None, **kwargs: Any) -> UNet:
+        shape = _shape(name, latent_shape, 3, "latents (C, H, W)")
+        if channels is None:
+            if shape is None:
+                raise ValueError(f"net={name!r} needs latent_shape (C, H, W) or channels")
+            channels = shape[0]
+        elif shape is not None and shape[0] != channels:
+            raise ValueError(f"channels={channels} disagrees with latent_shape={shape}")
+        return make(channels, T=T, latent_shape=shape, **kwargs)
+
+    return factory
+
+
+def _mlp_factory(latent_shape: Sequence[int] | None = None, *, T: int = 1000,
+                 dim: int | None = None, **kwargs: Any) -> MLPDenoiser:
+    shape = _shape("mlp", latent_shape, 1, "vector payloads (D,)")
+    if dim is None:
+        if shape is None:
+            raise ValueError("net='mlp' needs latent_shape (D,) or dim")
+        dim = shape[0]
+    elif shape is not None and shape[0] != dim:
+        raise ValueError(f"dim={dim} disagrees with latent_shape={shape}")
+    return MLPDenoiser(dim, T=T, latent_shape=shape, **kwargs)
+
+
+#: Noise predictors by name (:mod:`phy.registry`). Each factory takes the payload shape
+#: ``latent_shape`` (without batch), ``T`` and the network's own keywords; the ``type`` of a
+#: network's :attr:`config` is one of these names.
+NETS: Registry[UNet | MLPDenoiser] = Registry("net")
+NETS.register("unet", _unet_factory("unet", UNet))
+NETS.register("unet-small", _unet_factory("unet-small", UNet.small))
+NETS.register("unet-paper", _unet_factory("unet-paper", UNet.paper))
+NETS.register("mlp", _mlp_factory)
+
+
 def build_net(name: str, latent_shape: Sequence[int], T: int = 1000, **kwargs: Any
               ) -> UNet | MLPDenoiser:
     """A noise predictor for payloads of shape ``latent_shape`` (without batch).
 
     ``name``: ``"unet-paper"`` (:meth:`UNet.paper`), ``"unet-small"`` (:meth:`UNet.small`),
     ``"unet"`` (:class:`UNet` configured by ``kwargs``) for ``(C, H, W)``; ``"mlp"``
-    (:class:`MLPDenoiser`) for ``(D,)``. ``kwargs`` go to the constructor.
+    (:class:`MLPDenoiser`) for ``(D,)``; or a spec with options (``"unet:ch=64"``).
+    ``kwargs`` go to the constructor.
+
+    Raises:
+        ValueError: an unknown name (the message lists :data:`NETS`), a shape of the wrong
+            rank, or bad options.
     """
-    shape = tuple(int(s) for s in latent_shape)
-    if name in ("unet", "unet-small", "unet-paper"):
-        if len(shape) != 3:
-            raise ValueError(f"net={name!r} needs latents (C, H, W), got latent_shape={shape}")
-        make = {"unet": UNet, "unet-small": UNet.small, "unet-paper": UNet.paper}[name]
-        return make(shape[0], T=T, latent_shape=shape, **kwargs)
-    if name == "mlp":
-        if len(shape) != 1:
-            raise ValueError(f"net='mlp' needs vector payloads (D,), got latent_shape={shape}")
-        return MLPDenoiser(shape[0], T=T, latent_shape=shape, **kwargs)
-    raise ValueError(f"net must be 'unet', 'unet-small', 'unet-paper' or 'mlp', got {name!r}")
+    if latent_shape is None:
+        raise ValueError("latent_shape must be the payload's shape without batch, got None")
+    return NETS.build(name, latent_shape, T=T, **kwargs)
 
 
 def net_from_config(config: dict[str, Any]) -> UNet | MLPDenoiser:
-    """Rebuild a network (fresh weights) from its ``config`` dict."""
+    """Rebuild a network (fresh weights) from its ``config`` dict (``type`` names the
+    :data:`NETS` entry)."""
     cfg = dict(config)
     kind = cfg.pop("type", None)
-    classes: dict[str, type[UNet] | type[MLPDenoiser]] = {"unet": UNet, "mlp": MLPDenoiser}
-    if kind not in classes:
-        raise ValueError(f"config['type'] must be 'unet' or 'mlp', got {kind!r}")
-    return classes[kind](**cfg)
+    if not isinstance(kind, str):
+        raise ValueError(f"config['type'] must name a net {NETS.available()}, got {kind!r}")
+    return NETS.build({"name": kind, **cfg})

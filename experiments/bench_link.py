@@ -150,10 +150,6 @@ def _time_repeated(fn: Callable[[], Any], repeats: int, seed: int) -> list[float
     return times
 
 
-def _make_channel(name: str) -> phy.Channel:
-    return phy.AWGN() if name == "awgn" else phy.RayleighFading("symbol")
-
-
 def _fmt_rate(r: float) -> str:
     for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if r >= scale:
@@ -164,7 +160,7 @@ def _fmt_rate(r: float) -> str:
 def bench_digital(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Ours vs bare Sionna on ``args.batch`` code blocks; returns CSV rows and a summary dict."""
     mcs = phy.MCS.from_index(args.mcs, table=args.table)
-    channel = _make_channel(args.channel)
+    channel = phy.make_channel(args.channel)
     link = phy.DigitalLink(channel, mcs=mcs, block_bits=args.block_bits, num_iter=args.num_iter,
                            decoder="sionna")
     k, n, qm = args.block_bits, link.coded_bits(args.block_bits), mcs.modulation_order
@@ -252,7 +248,7 @@ def bench_decoders(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list
         torch.set_num_threads(threads)
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         for k in args.decoder_k:
-            link = phy.DigitalLink(_make_channel(args.channel), mcs=mcs, block_bits=k,
+            link = phy.DigitalLink(phy.make_channel(args.channel), mcs=mcs, block_bits=k,
                                    num_iter=args.num_iter, decoder="sionna")
             if (k + CRC_BITS) * mother_code_inverse_rate(k + CRC_BITS) < link.coded_bits(k):
                 raise SystemExit(f"--decoder-mcs {mcs.name} with k={k} is below the mother "
@@ -375,7 +371,7 @@ def bench_send_tensor(args: argparse.Namespace) -> list[dict[str, Any]]:
     mcs = phy.MCS.from_index(args.mcs, table=args.table)
     extra = {} if args.tensor_batch_blocks is None else \
         {"max_batch_blocks": args.tensor_batch_blocks}
-    link = phy.DigitalLink(_make_channel(args.channel), mcs=mcs, block_bits=args.block_bits,
+    link = phy.DigitalLink(phy.make_channel(args.channel), mcs=mcs, block_bits=args.block_bits,
                            num_iter=args.num_iter, **extra)
     gen = torch.Generator().manual_seed(args.seed)
     t = torch.randn(*args.tensor_shape, generator=gen)

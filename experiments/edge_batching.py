@@ -63,9 +63,9 @@ def run_edge_batching(*, users: Sequence[int] = tuple(range(10, 201, 10)),
     from wdmoe_link.edge import (
         BRUTE_FORCE_MAX_USERS,
         LINK_MODELS,
+        SCHEDULERS,
         EdgeLinks,
         NodeProblem,
-        available_schedulers,
         brute_force_schedule,
         ot_schedule,
         random_instance,
@@ -80,8 +80,7 @@ def run_edge_batching(*, users: Sequence[int] = tuple(range(10, 201, 10)),
         raise ValueError(f"search_sizes must be <= {BRUTE_FORCE_MAX_USERS} (brute force), got "
                          f"{max(search_sizes)}")
     for s in schedulers:
-        if s not in available_schedulers():
-            raise ValueError(f"unknown scheduler {s!r}; available: {available_schedulers()}")
+        SCHEDULERS.factory(s)  # an unknown name fails here, with the list
     if "brute-force" in schedulers and max(users) > 12:
         raise ValueError("the brute-force scheduler handles at most 12 users; drop it or "
                          "lower users")

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 import phy
+from phy import Registry
 
 from .baselines.digital import (
     BaselineResult,
@@ -37,7 +38,7 @@ from .baselines.digital import (
 from .baselines.source import SOURCE_CODECS
 from .metrics import ms_ssim, psnr
 
-__all__ = ["CHANNEL_CODES", "ImageResult", "ImageSystem", "JSCCSystem", "SeparateSystem",
+__all__ = ["CHANNEL_CODES", "SYSTEMS", "ImageResult", "ImageSystem", "JSCCSystem", "SeparateSystem",
            "available_systems", "build_system", "register_system"]
 
 #: Channel codes of a :class:`SeparateSystem`.
@@ -173,29 +174,26 @@ class SeparateSystem:
 
 
 SystemFactory = Callable[..., ImageSystem]
-_REGISTRY: dict[str, SystemFactory] = {}
+#: Image systems by name; each factory takes ``channel=`` and ``cbr=`` keywords.
+SYSTEMS: Registry[ImageSystem] = Registry("image system",
+                                          hints={"jscc+cddm": "import cddm to add it"})
 
 
-def register_system(name: str, factory: SystemFactory) -> None:
+def register_system(name: str, factory: SystemFactory, *, overwrite: bool = False) -> None:
     """Make ``build_system(name, channel=..., cbr=..., **kw)`` call ``factory``."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty str, got {name!r}")
-    _REGISTRY[name] = factory
+    SYSTEMS.register(name, factory, overwrite=overwrite)
 
 
 def available_systems() -> list[str]:
     """Names :func:`build_system` accepts."""
-    return sorted(_REGISTRY)
+    return SYSTEMS.available()
 
 
 def build_system(name: str, *, channel: phy.Channel | str = "awgn",
                  cbr: float | Fraction | None = None, **kwargs: Any) -> ImageSystem:
-    """The image system ``name`` (see the module doc) on ``channel`` at ``cbr``."""
-    if name not in _REGISTRY:
-        hint = " (import cddm to add jscc+cddm)" if name == "jscc+cddm" else ""
-        raise ValueError(f"image system must be one of {available_systems()}, got "
-                         f"{name!r}{hint}")
-    return _REGISTRY[name](channel=channel, cbr=cbr, **kwargs)
+    """The image system ``name`` (see the module doc; a spec string may add options) on
+    ``channel`` at ``cbr``."""
+    return SYSTEMS.build(name, channel=channel, cbr=cbr, **kwargs)
 
 
 def _jscc(*, channel: phy.Channel | str, cbr: float | None, codec: Any = None,

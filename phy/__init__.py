@@ -18,7 +18,6 @@ Public API::
 
 from __future__ import annotations
 
-from ._checks import SNR_DB_MAX, SNR_DB_MIN, snr_per_example
 from .abstraction import AbstractDigitalLink
 from .adaptation import LinkAdaptation, LinkPlan, select_mcs
 from .airtime import (
@@ -41,6 +40,7 @@ from .channels import (
     no_to_snr_db,
     snr_db_to_no,
 )
+from .checks import SNR_DB_MAX, SNR_DB_MIN, snr_per_example
 from .codeblock import DEFAULT_BLOCK_BITS
 from .digital import DECODERS, DigitalLink, DigitalResult, TensorResult, ebno_db_to_snr_db
 from .equalization import mmse_equalize, zf_equalize
@@ -56,13 +56,15 @@ from .payload import (
     payload_bits,
     payload_values,
 )
+from .registry import Registry, format_spec, parse_spec
 from .seeding import derived_seed, rng_state, set_rng_state, set_seed
-from .sweep import CHANNEL_NAMES, LinkPoint, make_channel, parse_snr_range, simulate_link
+from .sweep import CHANNEL_NAMES, CHANNELS, LinkPoint, make_channel, parse_snr_range, simulate_link
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AWGN",
+    "CHANNELS",
     "CHANNEL_NAMES",
     "DECODERS",
     "DEFAULT_BLOCK_BITS",
@@ -86,6 +88,7 @@ __all__ = [
     "LinkPlan",
     "LinkPoint",
     "RayleighFading",
+    "Registry",
     "TensorResult",
     "airtime_s",
     "analog_channel_uses",
@@ -100,6 +103,7 @@ __all__ = [
     "ebno_db_to_snr_db",
     "encode_payload",
     "ergodic_rayleigh_capacity_bits_per_use",
+    "format_spec",
     "load_bler_table",
     "lost_elements_of_blocks",
     "make_channel",
@@ -109,6 +113,7 @@ __all__ = [
     "no_to_snr_db",
     "pack_complex",
     "parse_snr_range",
+    "parse_spec",
     "payload_bits",
     "payload_values",
     "rng_state",

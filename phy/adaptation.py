@@ -24,8 +24,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_positive_int
 from .bler import BlerTable, _check_snr, _resolve_table
+from .checks import check_choice, check_positive_int
 from .codeblock import DEFAULT_BLOCK_BITS, channel_uses_per_block, check_block_bits
 from .mcs import MCS, _check_table_name, mcs_table
 

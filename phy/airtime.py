@@ -24,6 +24,7 @@ from fractions import Fraction
 
 import torch
 
+from .checks import NumberOrTensor, as_real, check_bounds
 from .mcs import MCS
 
 __all__ = [
@@ -37,70 +38,24 @@ __all__ = [
 ]
 
 Number = int | float
-NumberOrTensor = int | float | torch.Tensor
-
-
-def _as_real(name: str, value: NumberOrTensor) -> NumberOrTensor:
-    """Check the type of ``value``: a real Python number, or a real, non-empty tensor.
-
-    Integer tensors become float64 tensors; Python ints become floats.
-    """
-    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
-        raise TypeError(f"{name} must be a number or a real tensor, got a bool {value!r}")
-    if isinstance(value, torch.Tensor):
-        if value.is_complex():
-            raise ValueError(f"{name} must be real, got a complex tensor of shape "
-                             f"{tuple(value.shape)}")
-        if value.numel() == 0:
-            raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
-        return value if value.is_floating_point() else value.to(torch.float64)
-    if not isinstance(value, (int, float)):
-        # numpy scalars and the like: accept anything float() takes, but not strings.
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
-            raise TypeError(f"{name} must be a number or a torch.Tensor, "
-                            f"got {type(value).__name__} {value!r}")
-    return float(value)
-
-
-def _bounds(name: str, value: NumberOrTensor, *, low: float, low_inclusive: bool,
-            high: float | None = None, allowed: str) -> None:
-    """Raise if any entry of ``value`` is NaN/Inf or outside the given bounds."""
-    if isinstance(value, torch.Tensor):
-        v = value.detach()
-        finite = bool(torch.isfinite(v).all())
-        ok = finite and bool(((v >= low) if low_inclusive else (v > low)).all())
-        if ok and high is not None:
-            ok = bool((v < high).all())
-        if not ok:
-            lo, hi = float(v.min()), float(v.max())
-            raise ValueError(
-                f"{name} must be finite and {allowed}, got a tensor with values in "
-                f"[{lo:g}, {hi:g}]" + ("" if finite else " (contains NaN/Inf)")
-            )
-        return
-    ok = math.isfinite(value) and (value >= low if low_inclusive else value > low)
-    if ok and high is not None:
-        ok = value < high
-    if not ok:
-        raise ValueError(f"{name} must be finite and {allowed}, got {value!r}")
 
 
 def _check_bandwidth(bandwidth_hz: NumberOrTensor) -> NumberOrTensor:
-    b = _as_real("bandwidth_hz", bandwidth_hz)
-    _bounds("bandwidth_hz", b, low=0.0, low_inclusive=False, allowed="> 0 Hz")
+    b = as_real("bandwidth_hz", bandwidth_hz)
+    check_bounds("bandwidth_hz", b, low=0.0, low_inclusive=False, allowed="> 0 Hz")
     return b
 
 
 def _check_overhead(overhead: NumberOrTensor) -> NumberOrTensor:
-    o = _as_real("overhead", overhead)
-    _bounds("overhead", o, low=0.0, low_inclusive=True, high=1.0,
+    o = as_real("overhead", overhead)
+    check_bounds("overhead", o, low=0.0, low_inclusive=True, high=1.0,
             allowed="in [0, 1) (fraction of resources without payload)")
     return o
 
 
 def _check_snr_db(snr_db: NumberOrTensor) -> NumberOrTensor:
-    s = _as_real("snr_db", snr_db)
-    _bounds("snr_db", s, low=-math.inf, low_inclusive=False, allowed="a real number of dB")
+    s = as_real("snr_db", snr_db)
+    check_bounds("snr_db", s, low=-math.inf, low_inclusive=False, allowed="a real number of dB")
     return s
 
 
@@ -131,8 +86,8 @@ def airtime_s(channel_uses: NumberOrTensor, bandwidth_hz: NumberOrTensor,
         >>> airtime_s(1_000_000, 1e6)   # 1 s
         >>> airtime_s(1_000_000, 1e6, overhead=0.25)   # 4/3 s
     """
-    n = _as_real("channel_uses", channel_uses)
-    _bounds("channel_uses", n, low=0.0, low_inclusive=True, allowed=">= 0")
+    n = as_real("channel_uses", channel_uses)
+    check_bounds("channel_uses", n, low=0.0, low_inclusive=True, allowed=">= 0")
     b = _check_bandwidth(bandwidth_hz)
     o = _check_overhead(overhead)
     return n / (b * (1.0 - o))

@@ -29,8 +29,8 @@ from typing import Literal
 
 import torch
 
-from ._checks import check_choice, check_real
 from .channels import Channel
+from .checks import check_choice, check_real
 from .equalization import mmse_equalize
 
 __all__ = ["AnalogLink", "AnalogResult", "analog_channel_uses", "pack_complex",

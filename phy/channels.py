@@ -29,7 +29,7 @@ from sionna.phy import config as sionna_config
 from sionna.phy.channel import AWGN as _SionnaAWGN
 from sionna.phy.channel import ApplyFlatFadingChannel, GenerateFlatFadingChannel
 
-from ._checks import as_snr_db, check_complex, check_positive_int
+from .checks import as_snr_db, check_complex, check_positive_int
 
 __all__ = [
     "AWGN",

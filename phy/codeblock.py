@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ._checks import check_positive_int
+from .checks import check_positive_int
 from .mcs import MCS
 
 __all__ = ["CRC_BITS", "DEFAULT_BLOCK_BITS", "K_MAX", "MAX_BLOCK_BITS", "channel_uses_per_block",

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from sionna.phy.mapping import Constellation
 
-from ._checks import check_choice
+from .checks import check_choice
 
 __all__ = ["QAMDemapper"]
 

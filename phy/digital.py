@@ -33,8 +33,8 @@ from sionna.phy.fec.scrambling import TB5GScrambler
 from sionna.phy.mapping import Mapper
 from sionna.phy.utils import ebnodb2no
 
-from ._checks import as_snr_db, check_bits, check_choice, check_positive_int
 from .channels import Channel
+from .checks import as_snr_db, check_bits, check_choice, check_positive_int
 from .codeblock import (
     CRC_BITS,
     DEFAULT_BLOCK_BITS,

@@ -34,7 +34,7 @@ from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.fec.ldpc.decoding import LDPCBPDecoder
 
 from . import _ldpc_kernel as kernel
-from ._checks import check_choice, check_positive_int
+from .checks import check_choice, check_positive_int
 
 __all__ = ["CPU_CN_UPDATES", "DEFAULT_CPU_CN_UPDATE", "CPULDPC5GDecoder", "qc_structure"]
 

@@ -25,8 +25,8 @@ from sionna.phy.channel.tr38901 import TDL
 from sionna.phy.mimo import StreamManagement
 from sionna.phy.ofdm import LMMSEEqualizer, LSChannelEstimator, ResourceGrid, ResourceGridMapper
 
-from ._checks import check_choice, check_positive_float, check_positive_int
 from .channels import Channel
+from .checks import check_choice, check_positive_float, check_positive_int
 
 __all__ = ["OFDMTDL"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_real
+from .checks import check_choice, check_real
 
 __all__ = ["PAYLOAD_DTYPES", "EncodedPayload", "bits_per_element", "bits_to_bytes",
            "bytes_to_bits", "decode_payload", "encode_payload", "lost_elements",

@@ -8,43 +8,57 @@ behind every estimate (so confidence can be judged) and a channel factory by nam
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 from sionna.phy.utils import sim_ber
 from tqdm.auto import tqdm
 
-from ._checks import check_positive_int
 from .channels import AWGN, Channel, RayleighFading
+from .checks import check_positive_int
 from .digital import DigitalLink
+from .registry import Registry
 
-__all__ = ["CHANNEL_NAMES", "LinkPoint", "make_channel", "parse_snr_range", "simulate_link"]
+__all__ = ["CHANNELS", "CHANNEL_NAMES", "LinkPoint", "make_channel", "parse_snr_range",
+           "simulate_link"]
 
-#: Names accepted by :func:`make_channel` (and the ``--channel`` options of the CLI).
-CHANNEL_NAMES = ("awgn", "rayleigh", "rayleigh-block", "tdl-a", "tdl-b", "tdl-c", "tdl-d",
-                 "tdl-e")
+#: Channels by name (:mod:`phy.registry`); :func:`make_channel` builds from a spec string.
+CHANNELS: Registry[Channel] = Registry("channel")
+CHANNELS.register("awgn", AWGN)
+CHANNELS.register("rayleigh", lambda **kw: RayleighFading("symbol", **kw))
+CHANNELS.register("rayleigh-block",
+                  lambda coherence="frame", **kw: RayleighFading(coherence, **kw))
 
 
-def make_channel(name: str, *, coherence: int | str = "frame", **kwargs) -> Channel:
-    """Build a channel from its short name.
-
-    ``"awgn"``; ``"rayleigh"`` (i.i.d. per symbol); ``"rayleigh-block"`` (block fading with
-    ``coherence`` symbols per block; default one gain per transmission); ``"tdl-a"`` …
-    ``"tdl-e"`` (:class:`phy.ofdm.OFDMTDL` with that 3GPP model; ``kwargs`` go to it).
-    """
-    key = name.lower()
-    if key == "awgn":
-        return AWGN(**kwargs)
-    if key == "rayleigh":
-        return RayleighFading("symbol", **kwargs)
-    if key == "rayleigh-block":
-        return RayleighFading(coherence, **kwargs)
-    if key.startswith("tdl-") and key in CHANNEL_NAMES:
+def _tdl(model: str) -> Callable[..., Channel]:
+    def factory(**kwargs) -> Channel:
         from .ofdm import OFDMTDL
 
-        return OFDMTDL(model=key[-1].upper(), **kwargs)
-    raise ValueError(f"channel must be one of {list(CHANNEL_NAMES)}, got {name!r}")
+        return OFDMTDL(model=model, **kwargs)
+
+    return factory
+
+
+for _model in "ABCDE":
+    CHANNELS.register(f"tdl-{_model.lower()}", _tdl(_model))
+
+#: The built-in channel names (the ``--channel`` choices of the CLI).
+CHANNEL_NAMES = tuple(CHANNELS.available())
+
+
+def make_channel(name: str, **kwargs) -> Channel:
+    """Build a channel from its spec (:data:`CHANNELS`).
+
+    ``"awgn"``; ``"rayleigh"`` (i.i.d. per symbol); ``"rayleigh-block"`` (block fading with
+    ``coherence`` symbols per block, ``"rayleigh-block:14"``; default one gain per
+    transmission); ``"tdl-a"`` … ``"tdl-e"`` (:class:`phy.ofdm.OFDMTDL` with that 3GPP model).
+    ``kwargs`` (e.g. ``device=``, ``coherence=``) go to the channel's constructor.
+
+    Raises:
+        ValueError: an unknown name (the message lists :data:`CHANNELS`) or bad arguments.
+    """
+    return CHANNELS.build(name, **kwargs)
 
 
 def parse_snr_range(spec: str) -> list[float]:

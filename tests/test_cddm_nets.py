@@ -276,10 +276,14 @@ def test_build_net_errors_and_paper() -> None:
         build_net("unet-small", (16,))
     with pytest.raises(ValueError, match="needs vector payloads"):
         build_net("mlp", (4, 4, 4))
-    with pytest.raises(ValueError, match="net must be"):
+    with pytest.raises(ValueError, match="unknown net"):
         build_net("transformer", (16,))
-    with pytest.raises(ValueError, match="config"):
+    with pytest.raises(ValueError, match="unknown net 'gan'"):
         net_from_config({"type": "gan"})
+    with pytest.raises(ValueError, match="config\\['type'\\]"):
+        net_from_config({"channels": 4})
+    with pytest.raises(ValueError, match="disagrees"):
+        build_net("unet", (4, 8, 8), channels=8)
 
 
 # --------------------------------------------------------------------------- learning

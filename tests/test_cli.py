@@ -110,7 +110,7 @@ def test_helpers() -> None:
     assert parse_snr_range("1,2, 4") == [1.0, 2.0, 4.0]
     with pytest.raises(ValueError, match="start:stop:step"):
         parse_snr_range("1:2")
-    with pytest.raises(ValueError, match="channel must be one of"):
+    with pytest.raises(ValueError, match="unknown channel"):
         make_channel("rician")
     rows = [{"snr_db": 0.0, "bler": 1.0, "num_blocks": 10},
             {"snr_db": 1.0, "bler": 0.01, "num_blocks": 10}]

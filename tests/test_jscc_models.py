@@ -246,8 +246,12 @@ def test_registry() -> None:
     assert codec.latent_channels == 16 and codec.filters == [64, 64, 64, 64]
     ad = build_codec("adjscc", cbr=1 / 12, snr_range_db=(0.0, 10.0), num_filters=8)
     assert isinstance(ad, ADJSCC) and ad.snr_range_db == (0.0, 10.0)
-    with pytest.raises(ValueError, match="codec name"):
+    with pytest.raises(ValueError, match="unknown codec 'no-such-codec'"):
         build_codec("no-such-codec", cbr=1 / 6)
+    spec = build_codec("adjscc:num_filters=8", cbr=1 / 12)  # a spec with options
+    assert isinstance(spec, ADJSCC) and spec.filters[0] == 8
+    with pytest.raises(ValueError, match="also passed directly"):
+        build_codec("adjscc:num_filters=8", cbr=1 / 12, num_filters=16)
 
 
 @pytest.mark.parametrize("name", ["deepjscc", "adjscc"])

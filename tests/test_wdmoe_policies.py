@@ -392,7 +392,7 @@ def test_register_policy_for_another_module() -> None:
         register_policy("test-fixed", Fixed, overwrite=True)
     finally:
         from wdmoe_link import policies
-        policies._REGISTRY.unregister("test-fixed")
+        policies.POLICIES.unregister("test-fixed")
     with pytest.raises(ValueError, match="policy name must be"):
         register_policy("Bad:Name", Fixed)
 

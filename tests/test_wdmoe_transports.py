@@ -144,9 +144,9 @@ def test_expected_airtime_takes_the_payload_shape(spec: str) -> None:
         with pytest.raises(ValueError, match=r"rows must be an int >= 0"):
             t.expected_airtime_s(rows, 64, 10.0, B)
     for row_size in (0, 2.0, True, None):
-        with pytest.raises(ValueError, match=r"row_size must be an int >= 1"):
+        with pytest.raises((TypeError, ValueError), match=r"row_size must be an int"):
             t.expected_airtime_s(2, row_size, 10.0, B)
-        with pytest.raises(ValueError, match=r"row_size must be an int >= 1"):
+        with pytest.raises((TypeError, ValueError), match=r"row_size must be an int"):
             t.airtime_s_tensor(torch.tensor([2.0]), row_size, torch.tensor([10.0]),
                                torch.tensor([B]))
     with pytest.raises(ValueError, match="bandwidth_hz must be finite and >= 0 Hz"):
@@ -225,7 +225,7 @@ def test_parse_transport_errors() -> None:
         parse_transport("analog+nosuch")
     with pytest.raises(ValueError, match="target_bler"):
         parse_transport("digital:bf16:target_bler=2")
-    with pytest.raises(ValueError, match="bad options"):
+    with pytest.raises(ValueError, match=r"bad arguments.*colour"):
         parse_transport("digital:bf16:colour=red")
     with pytest.raises(ValueError, match="non-empty"):
         parse_transport("")

@@ -28,6 +28,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 
 import phy
+from phy.checks import check_count, check_positive_int
 
 from .topology import DIRECTIONS, Topology
 
@@ -103,7 +104,7 @@ class ShannonAirtime:
         """Vectorised airtime in s (float64; ``rows``, ``snr_db`` in dB and ``bandwidth_hz`` in
         Hz broadcast, ``row_size`` elements per row shared); 0 for an empty payload, +inf for a
         non-empty payload over 0 Hz."""
-        d = _check_row_size(row_size)
+        d = check_positive_int("row_size", row_size)
         n = torch.as_tensor(rows, dtype=_F64)
         rate = shannon_rate_bps(bandwidth_hz, snr_db)
         t = n * d * self.bits_per_element / rate
@@ -113,7 +114,8 @@ class ShannonAirtime:
                            bandwidth_hz: float) -> float:
         """Airtime in s of ``rows`` rows of ``row_size`` elements at ``snr_db`` dB over
         ``bandwidth_hz`` Hz."""
-        n, d = _check_rows(rows), _check_row_size(row_size)
+        n = check_count("rows", rows, what="payload rows")
+        d = check_positive_int("row_size", row_size)
         if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
             raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
         # scalar path in plain floats (one call per payload in the split model's loop; the
@@ -126,22 +128,6 @@ class ShannonAirtime:
         return n * d * self.bits_per_element / (bw * phy.capacity_bits_per_use(float(snr_db)))
 
 
-def _check_rows(rows: int) -> int:
-    """``rows`` (payload rows ``n``) as an int >= 0 (an integral float is accepted)."""
-    try:
-        ok = not isinstance(rows, bool) and int(rows) == rows and rows >= 0
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"rows must be an int >= 0 (payload rows), got {rows!r}")
-    return int(rows)
-
-
-def _check_row_size(row_size: int) -> int:
-    """``row_size`` (elements ``D`` per row) as an int >= 1."""
-    if isinstance(row_size, bool) or not isinstance(row_size, int) or row_size < 1:
-        raise ValueError(f"row_size must be an int >= 1 (elements per row), got {row_size!r}")
-    return row_size
 
 
 def equal_split(num_devices: int) -> torch.Tensor:

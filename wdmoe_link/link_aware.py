@@ -29,9 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from phy import format_spec
+from phy.checks import check_bool, check_choice, check_number
 
 from .latency import DeviceCost, equal_split
 from .policies import (
@@ -57,7 +61,7 @@ from .transports import (
 if TYPE_CHECKING:
     from .routing import Routing
 
-__all__ = ["BASES", "LinkAware"]
+__all__ = ["BASES", "LinkAware", "LinkAwareConfig"]
 
 BASES: tuple[str, ...] = ("wlr", "joint", "topk")
 _F64 = torch.float64
@@ -71,6 +75,40 @@ def _split_names(value: str | Sequence[str], what: str) -> list[str]:
     else:
         raise TypeError(f"{what} must be a string or a sequence of strings, got {value!r}")
     return items
+
+
+_SELECTION = ("theta", "rule", "weight")  # the positional fields of the spec
+
+
+@dataclass(frozen=True)
+class LinkAwareConfig:
+    """Settings of :class:`LinkAware` (its defaults live here only; see its Args).
+    ``dtypes`` is a comma-separated string of payload formats; ``theta`` becomes
+    :data:`DEFAULT_THETA` when neither it nor ``gamma`` is given."""
+
+    theta: float | None = DEFAULT_THETA
+    rule: str = "share"
+    weight: str = "renorm"
+    base: str = "wlr"
+    renormalize: bool = True
+    dtypes: str = "bf16"
+    analog: bool = True
+    analog_min_snr_db: float = 20.0
+    target_bler: float = 0.1
+    max_transmissions: int = 4
+    gamma: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.theta is None and self.gamma is None:
+            object.__setattr__(self, "theta", DEFAULT_THETA)
+        check_choice("base", self.base, BASES)
+        check_choice("rule", self.rule, RULES)
+        check_choice("weight", self.weight, WEIGHT_MODES)
+        object.__setattr__(self, "analog_min_snr_db", check_number(
+            "analog_min_snr_db", self.analog_min_snr_db, finite=False, unit="dB"))
+        check_bool("analog", self.analog)
+        if self.gamma is not None and self.base != "joint":
+            raise ValueError(f"gamma applies to base='joint' only, got base={self.base!r}")
 
 
 class LinkAware(Policy):
@@ -96,28 +134,23 @@ class LinkAware(Policy):
         gamma: capability floor of ``base="joint"`` (see :class:`~.policies.Joint`).
     """
 
-    def __init__(self, theta: float | None = DEFAULT_THETA, rule: str = "share",
-                 weight: str = "renorm", base: str = "wlr", renormalize: bool = True, *,
-                 dtypes: str | Sequence[str] = "bf16", analog: bool = True,
-                 analog_min_snr_db: float = 20.0, target_bler: float = 0.1,
-                 max_transmissions: int = 4,
+    def __init__(self, theta: float | None = LinkAwareConfig.theta,
+                 rule: str = LinkAwareConfig.rule, weight: str = LinkAwareConfig.weight,
+                 base: str = LinkAwareConfig.base,
+                 renormalize: bool = LinkAwareConfig.renormalize, *,
+                 dtypes: str | Sequence[str] = LinkAwareConfig.dtypes,
+                 analog: bool = LinkAwareConfig.analog,
+                 analog_min_snr_db: float = LinkAwareConfig.analog_min_snr_db,
+                 target_bler: float = LinkAwareConfig.target_bler,
+                 max_transmissions: int = LinkAwareConfig.max_transmissions,
                  options: Sequence[Transport | str] | None = None,
-                 gamma: float | None = None) -> None:
-        if base not in BASES:
-            raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {list(RULES)}, got {rule!r}")
-        if weight not in WEIGHT_MODES:
-            raise ValueError(f"weight must be one of {list(WEIGHT_MODES)}, got {weight!r}")
-        if (isinstance(analog_min_snr_db, bool)
-                or not isinstance(analog_min_snr_db, (int, float))
-                or math.isnan(analog_min_snr_db)):
-            raise ValueError(f"analog_min_snr_db must be a number of dB, got "
-                             f"{analog_min_snr_db!r}")
-        if not isinstance(analog, bool):
-            raise TypeError(f"analog must be a bool, got {analog!r}")
-        if gamma is not None and base != "joint":
-            raise ValueError(f"gamma applies to base='joint' only, got base={base!r}")
+                 gamma: float | None = LinkAwareConfig.gamma) -> None:
+        if options is not None:  # explicit transports: dtypes/analog are not used
+            dtypes, analog = LinkAwareConfig.dtypes, LinkAwareConfig.analog
+        cfg = LinkAwareConfig(theta, rule, weight, base, renormalize,
+                              ",".join(_split_names(dtypes, "dtypes")), analog,
+                              analog_min_snr_db, target_bler, max_transmissions, gamma)
+        self.config = cfg
         if base == "joint":
             self._base: Policy = Joint(theta if gamma is None else None, rule, weight,
                                        renormalize, gamma=gamma)
@@ -132,22 +165,17 @@ class LinkAware(Policy):
         self.weight = weight
         self.renormalize = renormalize
         self.gamma = gamma
-        self.analog_min_snr_db = float(analog_min_snr_db)
+        self.analog_min_snr_db = cfg.analog_min_snr_db
         self.target_bler = target_bler
         self.max_transmissions = max_transmissions
-        opts = []
         if options is None:
-            self.dtypes = _split_names(dtypes, "dtypes")
+            self.dtypes = _split_names(cfg.dtypes, "dtypes")
             self.analog = analog
             built: list[Transport] = [DigitalTransport(dt, target_bler=target_bler,
                                                        max_transmissions=max_transmissions)
                                       for dt in self.dtypes]
             if analog:
                 built.append(AnalogTransport())
-            if self.dtypes != ["bf16"]:
-                opts.append(f"dtypes={','.join(self.dtypes)}")
-            if not analog:
-                opts.append("analog=false")
         else:
             if isinstance(options, (str, Transport)):
                 options = [options]
@@ -158,25 +186,11 @@ class LinkAware(Policy):
             raise ValueError("link-aware needs at least one transport option (dtypes, analog "
                              "or options)")
         self.options: list[Transport] = built
-        if self.analog_min_snr_db != 20.0:
-            opts.append(f"analog_min_snr_db={self.analog_min_snr_db:g}")
-        if target_bler != 0.1:
-            opts.append(f"target_bler={target_bler:g}")
-        if max_transmissions != 4:
-            opts.append(f"max_transmissions={max_transmissions}")
-        if base == "topk":
-            head = ["link-aware", "base=topk"]
-        elif base == "joint" and gamma is not None:
-            head = ["link-aware", f"rule={rule}", f"weight={weight}", "base=joint",
-                    f"gamma={gamma:g}"]
+        if base == "topk" or gamma is not None:
+            self.name = format_spec("link-aware", cfg)
         else:
-            th = DEFAULT_THETA if theta is None else theta
-            head = ["link-aware", f"{th:g}", rule, weight]
-            if base == "joint":
-                head.append("base=joint")
-        if not renormalize:
-            opts.append("renormalize=false")
-        self.name = ":".join([*head, *opts])
+            self.name = format_spec("link-aware", cfg, positional=_SELECTION,
+                                    always=_SELECTION)
 
     # ---- transport choice ------------------------------------------------------------------
 

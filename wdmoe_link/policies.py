@@ -36,7 +36,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from ._registry import Registry, parse_spec
+from phy import Registry, format_spec
+from phy.checks import check_bool, check_choice, check_number, check_positive_int
+
 from .latency import DeviceCost, equal_split, optimal_bandwidth
 
 if TYPE_CHECKING:
@@ -44,13 +46,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_THETA",
+    "POLICIES",
     "RULES",
     "WEIGHT_MODES",
     "WLR",
     "Decision",
     "Joint",
+    "JointConfig",
     "Policy",
     "TopK",
+    "WLRConfig",
     "available_policies",
     "combine_weights",
     "device_loads",
@@ -128,20 +133,6 @@ class Decision:
 # building blocks (also usable by other policies)
 
 
-def _check_unit(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__} "
-                        f"{value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v < 0.0 or v > 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-    return v
-
-
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-    return value
 
 
 def _check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +173,7 @@ def score_weights(routing: Routing, weight: WeightMode = "renorm") -> torch.Tens
     ``"renorm"``: the router's top-k weights rescaled to sum to 1 per token; ``"raw"``: the
     softmax probabilities over all experts (``routing.probs``) of the top-k experts.
     """
-    _check_choice("weight", weight, WEIGHT_MODES)
+    check_choice("weight", weight, WEIGHT_MODES)
     top_idx, top_w = _check_routing(routing)
     if weight == "raw":
         if routing.probs is None:
@@ -208,8 +199,8 @@ def wlr_keep(w: torch.Tensor, t: torch.Tensor, theta: float, rule: Rule = "share
     Never drops every slot of a token: ``"share"`` and ``"ratio"`` keep the arg-max-WLR slot,
     ``"gated"`` the highest-weight slot.
     """
-    theta = _check_unit("theta", theta)
-    _check_choice("rule", rule, RULES)
+    theta = check_number("theta", theta, low=0.0, high=1.0)
+    check_choice("rule", rule, RULES)
     w = w.to(_F64)
     t = t.to(_F64)
     if theta == 0.0:
@@ -328,6 +319,57 @@ class TopK(Policy):
                         info=_summary(cost, top_idx, keep, m, beta))
 
 
+_SELECTION = ("theta", "rule", "weight")  # the positional fields of wlr/joint specs
+
+
+@dataclass(frozen=True)
+class WLRConfig:
+    """Settings of :class:`WLR` (its defaults live here only; see its Args)."""
+
+    theta: float = DEFAULT_THETA
+    rule: Rule = "share"
+    weight: WeightMode = "renorm"
+    renormalize: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "theta",
+                           check_number("theta", self.theta, low=0.0, high=1.0))
+        check_choice("rule", self.rule, RULES)
+        check_choice("weight", self.weight, WEIGHT_MODES)
+        check_bool("renormalize", self.renormalize)
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    """Settings of :class:`Joint` (its defaults live here only; see its docstring).
+    ``theta`` becomes :data:`DEFAULT_THETA` when neither it nor ``gamma`` is given."""
+
+    theta: float | None = None
+    rule: Rule = "share"
+    weight: WeightMode = "renorm"
+    renormalize: bool = True
+    gamma: float | None = None
+    max_iter: int = 10
+    tol: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.theta is not None and self.gamma is not None:
+            raise ValueError(f"give theta or gamma to Joint, not both (got theta="
+                             f"{self.theta!r}, gamma={self.gamma!r})")
+        if self.theta is None and self.gamma is None:
+            object.__setattr__(self, "theta", DEFAULT_THETA)
+        for key in ("theta", "gamma"):
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key,
+                                   check_number(key, getattr(self, key), low=0.0, high=1.0))
+        check_choice("rule", self.rule, RULES)
+        check_choice("weight", self.weight, WEIGHT_MODES)
+        check_bool("renormalize", self.renormalize)
+        check_positive_int("max_iter", self.max_iter)
+        object.__setattr__(self, "tol", check_number("tol", self.tol, low=0.0))
+
+
+
 class WLR(Policy):
     """Weight-to-latency-ratio dropping with an equal bandwidth split.
 
@@ -343,16 +385,13 @@ class WLR(Policy):
     tokens (prefill) the rule is applied per token and the loads follow.
     """
 
-    def __init__(self, theta: float = DEFAULT_THETA, rule: Rule = "share",
-                 weight: WeightMode = "renorm", renormalize: bool = True) -> None:
-        self.theta = _check_unit("theta", theta)
-        self.rule = _check_choice("rule", rule, RULES)
-        self.weight = _check_choice("weight", weight, WEIGHT_MODES)
-        if not isinstance(renormalize, bool):
-            raise TypeError(f"renormalize must be a bool, got {renormalize!r}")
-        self.renormalize = renormalize
-        self.name = f"wlr:{self.theta:g}:{self.rule}:{self.weight}" + (
-            "" if renormalize else ":renormalize=false")
+    def __init__(self, theta: float = WLRConfig.theta, rule: Rule = WLRConfig.rule,
+                 weight: WeightMode = WLRConfig.weight,
+                 renormalize: bool = WLRConfig.renormalize) -> None:
+        self.config = cfg = WLRConfig(theta, rule, weight, renormalize)
+        self.theta, self.rule, self.weight = cfg.theta, cfg.rule, cfg.weight
+        self.renormalize = cfg.renormalize
+        self.name = format_spec("wlr", cfg, positional=_SELECTION, always=_SELECTION)
 
     def decide(self, routing: Routing, expert_map: torch.Tensor, cost: DeviceCost) -> Decision:
         top_idx, m = self._prepare(routing, expert_map, cost)
@@ -392,33 +431,19 @@ class Joint(Policy):
     so the greedy step does not require a strict decrease at the fixed split.
     """
 
-    def __init__(self, theta: float | None = None, rule: Rule = "share",
-                 weight: WeightMode = "renorm", renormalize: bool = True, *,
-                 gamma: float | None = None, max_iter: int = 10, tol: float = 1e-4) -> None:
-        if theta is not None and gamma is not None:
-            raise ValueError(f"give theta or gamma to Joint, not both (got theta={theta!r}, "
-                             f"gamma={gamma!r})")
-        self.gamma = None if gamma is None else _check_unit("gamma", gamma)
-        self.theta = (None if gamma is not None
-                      else _check_unit("theta", DEFAULT_THETA if theta is None else theta))
-        self.rule = _check_choice("rule", rule, RULES)
-        self.weight = _check_choice("weight", weight, WEIGHT_MODES)
-        if not isinstance(renormalize, bool):
-            raise TypeError(f"renormalize must be a bool, got {renormalize!r}")
-        self.renormalize = renormalize
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
-        self.max_iter = max_iter
-        if (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol)
-                or tol < 0):
-            raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
-        self.tol = float(tol)
-        if self.gamma is not None:
-            name = f"joint:gamma={self.gamma:g}:weight={self.weight}"
+    def __init__(self, theta: float | None = JointConfig.theta, rule: Rule = JointConfig.rule,
+                 weight: WeightMode = JointConfig.weight,
+                 renormalize: bool = JointConfig.renormalize, *,
+                 gamma: float | None = JointConfig.gamma, max_iter: int = JointConfig.max_iter,
+                 tol: float = JointConfig.tol) -> None:
+        self.config = cfg = JointConfig(theta, rule, weight, renormalize, gamma, max_iter, tol)
+        self.theta, self.gamma = cfg.theta, cfg.gamma
+        self.rule, self.weight, self.renormalize = cfg.rule, cfg.weight, cfg.renormalize
+        self.max_iter, self.tol = cfg.max_iter, cfg.tol
+        if cfg.gamma is not None:
+            self.name = format_spec("joint", cfg, always=("weight",))
         else:
-            name = f"joint:{self.theta:g}:{self.rule}:{self.weight}"
-        name += "" if renormalize else ":renormalize=false"
-        self.name = name
+            self.name = format_spec("joint", cfg, positional=_SELECTION, always=_SELECTION)
 
     def _greedy_keep(self, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Drop slots in increasing WLR order while the token keeps >= gamma and >= 1 slot."""
@@ -493,9 +518,8 @@ class Joint(Policy):
 # registry and parsing
 
 PolicyFactory = Callable[..., Policy]
-_REGISTRY: Registry[PolicyFactory] = Registry(
-    "policy", r"^[a-z][a-z0-9_+-]*$",
-    "lower-case letters, digits, '_', '+' or '-' starting with a letter")
+#: Policies by name (:mod:`phy.registry` specs, e.g. ``"wlr:0.2:ratio"``).
+POLICIES: Registry[Policy] = Registry("policy")
 
 
 def register_policy(name: str, factory: PolicyFactory, *, overwrite: bool = False) -> None:
@@ -504,12 +528,12 @@ def register_policy(name: str, factory: PolicyFactory, *, overwrite: bool = Fals
     ``parse_policy("name:a:b:key=v")`` calls ``factory(a, b, key=v)`` with each value converted
     to ``bool`` (``true``/``false``), ``int``, ``float`` or left a ``str``.
     """
-    _REGISTRY.register(name, factory, overwrite=overwrite)
+    POLICIES.register(name, factory, overwrite=overwrite)
 
 
 def available_policies() -> list[str]:
     """Names :func:`parse_policy` knows, sorted."""
-    return _REGISTRY.names()
+    return POLICIES.available()
 
 
 def parse_policy(text: str) -> Policy:
@@ -519,20 +543,12 @@ def parse_policy(text: str) -> Policy:
     Built in: ``"topk"``; ``"wlr[:theta[:rule[:weight]]]"`` (e.g. ``"wlr:0.2"``,
     ``"wlr:0.2:ratio"``, ``"wlr:0.3:gated:raw"``, ``"wlr:0.2:renormalize=false"``);
     ``"joint[:theta[:rule[:weight]]]"`` or ``"joint:gamma=0.8"`` (also ``max_iter=``, ``tol=``).
+    A policy's :attr:`~Policy.name` parses back to an equal policy.
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"a policy must be a non-empty string such as 'wlr:0.2', got "
                          f"{text!r}")
-    name, args, kwargs = parse_spec(text, "policy string")
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown policy {name!r} in {text!r}; known policies: "
-                         f"{available_policies()}")
-    try:
-        return _REGISTRY[name](*args, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"bad arguments in policy string {text!r}: {exc}") from exc
-    except ValueError as exc:
-        raise ValueError(f"policy string {text!r}: {exc}") from exc
+    return POLICIES.build(text)
 
 
 def _topk_factory() -> Policy:

@@ -44,14 +44,26 @@ from typing import Any
 import torch
 
 import phy
+from phy import Registry, format_spec
+from phy.checks import (
+    check_bool,
+    check_choice,
+    check_count,
+    check_number,
+    check_positive_int,
+)
 
-from ._registry import Registry, parse_spec
-from .latency import ShannonAirtime, _check_row_size, _check_rows
+from .latency import ShannonAirtime
 
 __all__ = [
+    "DENOISERS",
+    "TRANSPORTS",
+    "AnalogConfig",
     "AnalogTransport",
     "Delivery",
+    "DigitalConfig",
     "DigitalTransport",
+    "IdealConfig",
     "IdealTransport",
     "LinkPlan",
     "Transport",
@@ -106,30 +118,12 @@ class Delivery:
         return int((~self.ok).sum())
 
 
-def _check_snr(snr_db: float) -> float:
-    if isinstance(snr_db, torch.Tensor):
-        if snr_db.numel() != 1:
-            raise ValueError(f"snr_db must be a scalar (dB), got shape {tuple(snr_db.shape)}")
-        snr_db = float(snr_db)
-    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)) or math.isnan(snr_db):
-        raise ValueError(f"snr_db must be a real number of dB, got {snr_db!r}")
-    return float(snr_db)
 
 
-def _check_bandwidth(bandwidth_hz: float) -> float:
-    if isinstance(bandwidth_hz, torch.Tensor):
-        bandwidth_hz = float(bandwidth_hz)
-    if (isinstance(bandwidth_hz, bool) or not isinstance(bandwidth_hz, (int, float))
-            or not math.isfinite(bandwidth_hz) or bandwidth_hz <= 0):
-        raise ValueError(f"bandwidth_hz must be finite and > 0 Hz, got {bandwidth_hz!r}")
-    return float(bandwidth_hz)
 
-
-def _check_airtime_bandwidth(bandwidth_hz: float) -> float:
-    """``bandwidth_hz`` of an airtime estimate: finite and >= 0 Hz (0 Hz: +inf seconds)."""
-    if not bandwidth_hz >= 0 or not math.isfinite(bandwidth_hz):
-        raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {bandwidth_hz!r}")
-    return float(bandwidth_hz)
+def _payload_snr(snr_db: float) -> float:
+    """A payload's SNR in dB: any real number (+-inf included; :func:`_phy_snr` clips it)."""
+    return check_number("snr_db", snr_db, finite=False, unit="dB")
 
 
 def _phy_snr(snr_db: float) -> float:
@@ -155,7 +149,9 @@ def _checked_payload(x: torch.Tensor, snr_db: float, bandwidth_hz: float,
     if check_finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
                          "only finite payloads can be sent")
-    return x.detach().to(torch.float32), _check_snr(snr_db), _check_bandwidth(bandwidth_hz)
+    snr = _payload_snr(snr_db)
+    bw = check_number("bandwidth_hz", bandwidth_hz, low=0.0, low_open=True, unit="Hz")
+    return x.detach().to(torch.float32), snr, bw
 
 
 def _check_lengths(xs: Sequence[torch.Tensor], snr_db: Sequence[float],
@@ -199,7 +195,7 @@ class Transport(ABC):
         """Vectorized :meth:`expected_airtime_s` in s (float64; ``rows``, ``snr_db`` in dB and
         ``bandwidth_hz`` in Hz broadcast, ``row_size`` elements per row shared): +inf over
         0 Hz, 0 for an empty payload. This default loops over the elements."""
-        d = _check_row_size(row_size)
+        d = check_positive_int("row_size", row_size)
         n, s, b = torch.broadcast_tensors(torch.as_tensor(rows, dtype=_F64),
                                           torch.as_tensor(snr_db, dtype=_F64),
                                           torch.as_tensor(bandwidth_hz, dtype=_F64))
@@ -242,6 +238,13 @@ class Transport(ABC):
 # ideal
 
 
+@dataclass(frozen=True)
+class IdealConfig:
+    """Settings of :class:`IdealTransport` (its defaults live here only)."""
+
+    bits_per_element: int = 16
+
+
 class IdealTransport(Transport):
     """Error-free payload at the Shannon rate (the WDMoE assumption).
 
@@ -252,10 +255,11 @@ class IdealTransport(Transport):
         bits_per_element: bits ``q`` per element (16: bf16).
     """
 
-    def __init__(self, bits_per_element: int = 16) -> None:
+    def __init__(self, bits_per_element: int = IdealConfig.bits_per_element) -> None:
         self.shannon = ShannonAirtime(bits_per_element)
         self.bits_per_element = bits_per_element
-        self.name = "ideal" if bits_per_element == 16 else f"ideal:{bits_per_element}"
+        self.config = IdealConfig(bits_per_element)
+        self.name = format_spec("ideal", self.config, positional=("bits_per_element",))
 
     def airtime_model(self) -> ShannonAirtime:
         """The :class:`ShannonAirtime` behind it (DeviceCost has a closed form for it)."""
@@ -311,6 +315,38 @@ class IdealTransport(Transport):
 LinkPlan = phy.LinkPlan
 
 
+@dataclass(frozen=True)
+class DigitalConfig:
+    """Settings of :class:`DigitalTransport` (its defaults live here only; see its Args).
+
+    Raises:
+        ValueError: a value outside its range (the message names the field).
+        TypeError: ``decoded`` is not a bool.
+    """
+
+    dtype: str = "bf16"
+    target_bler: float = 0.1
+    max_transmissions: int = 4
+    table: str = "awgn"
+    mcs_table: str = "qam64"
+    block_bits: int = DEFAULT_BLOCK_BITS
+    group_size: int | None = None
+    num_iter: int = 20
+    decoded: bool = False
+
+    def __post_init__(self) -> None:
+        check_bool("decoded", self.decoded)
+        check_choice("dtype", self.dtype, phy.PAYLOAD_DTYPES)
+        object.__setattr__(self, "target_bler", check_number(
+            "target_bler", self.target_bler, low=0.0, high=1.0, low_open=True, high_open=True))
+        check_positive_int("max_transmissions", self.max_transmissions, maximum=16)
+        check_choice("mcs_table", self.mcs_table, ("qam64", "qam256"))
+        check_positive_int("block_bits", self.block_bits)
+        if self.group_size is not None:
+            check_positive_int("group_size", self.group_size)
+        check_positive_int("num_iter", self.num_iter)
+
+
 class DigitalTransport(Transport):
     """Quantized or 16-bit payloads over :class:`phy.DigitalLink` with link adaptation.
 
@@ -342,61 +378,39 @@ class DigitalTransport(Transport):
             (``False``, default).
     """
 
-    def __init__(self, dtype: str = "bf16", target_bler: float = 0.1,
-                 max_transmissions: int = 4, table: str = "awgn", mcs_table: str = "qam64",
-                 block_bits: int = DEFAULT_BLOCK_BITS, group_size: int | None = None,
-                 bler_table: phy.BlerTable | None = None, num_iter: int = 20,
-                 decoded: bool = False) -> None:
-        if not isinstance(decoded, bool):
-            raise TypeError(f"decoded must be a bool, got {decoded!r}")
-        if dtype not in phy.PAYLOAD_DTYPES:
-            raise ValueError(f"dtype must be one of {list(phy.PAYLOAD_DTYPES)}, got {dtype!r}")
-        if (isinstance(target_bler, bool) or not isinstance(target_bler, (int, float))
-                or not 0.0 < float(target_bler) < 1.0):
-            raise ValueError(f"target_bler must be a number in (0, 1), got {target_bler!r}")
-        if (isinstance(max_transmissions, bool) or not isinstance(max_transmissions, int)
-                or not 1 <= max_transmissions <= 16):
-            raise ValueError(f"max_transmissions must be an int in [1, 16], got "
-                             f"{max_transmissions!r}")
-        if mcs_table not in ("qam64", "qam256"):
-            raise ValueError(f"mcs_table must be 'qam64' or 'qam256', got {mcs_table!r}")
-        if isinstance(block_bits, bool) or not isinstance(block_bits, int) or block_bits < 1:
-            raise ValueError(f"block_bits must be an int >= 1, got {block_bits!r}")
-        if group_size is not None and (isinstance(group_size, bool)
-                                       or not isinstance(group_size, int) or group_size < 1):
-            raise ValueError(f"group_size must be None or an int >= 1, got {group_size!r}")
-        self.dtype = dtype
-        self.target_bler = float(target_bler)
-        self.max_transmissions = max_transmissions
-        self.table = table
-        self.mcs_table = mcs_table
-        self.block_bits = block_bits
-        self.group_size = group_size
-        self.num_iter = num_iter
-        self.decoded = decoded
+    def __init__(self, dtype: str = DigitalConfig.dtype,
+                 target_bler: float = DigitalConfig.target_bler,
+                 max_transmissions: int = DigitalConfig.max_transmissions,
+                 table: str = DigitalConfig.table, mcs_table: str = DigitalConfig.mcs_table,
+                 block_bits: int = DigitalConfig.block_bits,
+                 group_size: int | None = DigitalConfig.group_size,
+                 bler_table: phy.BlerTable | None = None,
+                 num_iter: int = DigitalConfig.num_iter,
+                 decoded: bool = DigitalConfig.decoded) -> None:
+        cfg = DigitalConfig(dtype, target_bler, max_transmissions, table, mcs_table, block_bits,
+                            group_size, num_iter, decoded)
+        self.config = cfg
+        self.dtype = cfg.dtype
+        self.target_bler = cfg.target_bler
+        self.max_transmissions = cfg.max_transmissions
+        self.table = cfg.table
+        self.mcs_table = cfg.mcs_table
+        self.block_bits = cfg.block_bits
+        self.group_size = cfg.group_size
+        self.num_iter = cfg.num_iter
+        self.decoded = cfg.decoded
         bt = phy.load_bler_table() if bler_table is None else bler_table
-        if table not in bt.channels:
+        if cfg.table not in bt.channels:
             raise ValueError(f"table must be a channel of the BLER table {bt.channels}, got "
-                             f"{table!r}")
+                             f"{cfg.table!r}")
         #: MCS choice and expected cost (phy's link adaptation on the BLER table).
-        self.adaptation = phy.LinkAdaptation(table, mcs_table, self.target_bler, block_bits,
-                                             max_transmissions, bler_table=bt)
+        self.adaptation = phy.LinkAdaptation(cfg.table, cfg.mcs_table, cfg.target_bler,
+                                             cfg.block_bits, cfg.max_transmissions,
+                                             bler_table=bt)
         self.bler_table = self.adaptation.bler_table
         self._links: dict[tuple[str, int | None, float], phy.DigitalLink] = {}
-        opts = []
-        if self.target_bler != 0.1:
-            opts.append(f"target_bler={self.target_bler:g}")
-        if max_transmissions != 4:
-            opts.append(f"max_transmissions={max_transmissions}")
-        if table != "awgn":
-            opts.append(f"table={table}")
-        if mcs_table != "qam64":
-            opts.append(f"mcs_table={mcs_table}")
-        if block_bits != DEFAULT_BLOCK_BITS:
-            opts.append(f"block_bits={block_bits}")
-        if group_size is not None:
-            opts.append(f"group_size={group_size}")
-        self.name = ":".join(["digital", dtype, *(["decoded"] if decoded else []), *opts])
+        self.name = format_spec("digital", cfg, positional=("dtype",), always=("dtype",),
+                                flags=("decoded",))
 
     # ---- links and link adaptation ---------------------------------------------------------
 
@@ -420,11 +434,11 @@ class DigitalTransport(Transport):
     def select(self, snr_db: float) -> tuple[phy.MCS, bool]:
         """``(mcs, meets_target)``: :func:`phy.select_mcs` at ``snr_db``, or the most robust
         MCS (``meets_target`` False) when no MCS meets the target."""
-        return self.adaptation.select(_phy_snr(_check_snr(snr_db)))
+        return self.adaptation.select(_phy_snr(_payload_snr(snr_db)))
 
     def plan(self, snr_db: float) -> LinkPlan:
         """Link adaptation and its expected cost at ``snr_db`` (dB)."""
-        return self.adaptation.plan(_phy_snr(_check_snr(snr_db)))
+        return self.adaptation.plan(_phy_snr(_payload_snr(snr_db)))
 
     def _group(self, row_size: int) -> int | None:
         """Elements per quantization vector of a payload of ``row_size``-element rows (what
@@ -435,7 +449,8 @@ class DigitalTransport(Transport):
 
     def payload_bits(self, rows: int, row_size: int) -> int:
         """Bits of the serialized payload ``[rows, row_size]`` (scales included)."""
-        n, d = _check_rows(rows), _check_row_size(row_size)
+        n = check_count("rows", rows, what="payload rows")
+        d = check_positive_int("row_size", row_size)
         return int(phy.payload_bits(n * d, self.dtype, self._group(d)))
 
     def num_blocks(self, rows: int, row_size: int) -> int:
@@ -449,10 +464,11 @@ class DigitalTransport(Transport):
         """``blocks * uses_per_block(MCS) * E[transmissions] / B`` seconds of a payload
         ``[rows, row_size]`` (elements), MCS by :func:`phy.select_mcs` at ``snr_db`` dB,
         ``B = bandwidth_hz`` Hz."""
-        n, d = _check_rows(rows), _check_row_size(row_size)
+        n = check_count("rows", rows, what="payload rows")
+        d = check_positive_int("row_size", row_size)
         if n == 0:
             return 0.0
-        b = _check_airtime_bandwidth(bandwidth_hz)
+        b = check_number("bandwidth_hz", bandwidth_hz, low=0.0, unit="Hz")
         if b == 0:
             return math.inf
         p = self.plan(snr_db)
@@ -472,7 +488,7 @@ class DigitalTransport(Transport):
         The SNR is rounded *down* to a 0.01 dB grid (so the estimate errs on the slow side);
         between -40 and 80 dB it matches :meth:`expected_airtime_s` at grid points.
         """
-        d = _check_row_size(row_size)
+        d = check_positive_int("row_size", row_size)
         n = torch.as_tensor(rows, dtype=_F64)
         bits = phy.payload_bits(n * d, self.dtype, self._group(d))
         return self.adaptation.expected_airtime_s(bits, snr_db, bandwidth_hz)
@@ -504,6 +520,13 @@ class DigitalTransport(Transport):
 # analog
 
 
+@dataclass(frozen=True)
+class AnalogConfig:
+    """Settings of :class:`AnalogTransport` (its defaults live here only)."""
+
+    power_norm: str = "sample"
+
+
 class AnalogTransport(Transport):
     """Uncoded analog rows over :class:`phy.AnalogLink` (AWGN), optionally denoised.
 
@@ -521,7 +544,7 @@ class AnalogTransport(Transport):
     """
 
     def __init__(self, denoiser: Denoiser | None = None, denoiser_name: str | None = None,
-                 power_norm: str = "sample") -> None:
+                 power_norm: str = AnalogConfig.power_norm) -> None:
         if denoiser is not None and not callable(denoiser):
             raise TypeError(f"denoiser must be callable (x_hat, snr_db) -> x, got "
                             f"{type(denoiser).__name__}")
@@ -529,20 +552,20 @@ class AnalogTransport(Transport):
             raise ValueError(f"power_norm must be 'sample' or 'batch', got {power_norm!r}")
         self.denoiser = denoiser
         self.power_norm = power_norm
+        self.config = AnalogConfig(power_norm)
         self._link = phy.AnalogLink(phy.AWGN(), power_norm=power_norm)
         name = "analog"
         if denoiser is not None:
             name += "+" + (denoiser_name or getattr(denoiser, "name", None) or "denoiser")
-        if power_norm != "sample":
-            name += f":power_norm={power_norm}"
-        self.name = name
+        self.name = format_spec(name, self.config)
 
     def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
                            bandwidth_hz: float) -> float:
         """``rows ceil(row_size / 2) / B`` seconds (``B = bandwidth_hz`` Hz); the SNR does not
         matter."""
-        n, d = _check_rows(rows), _check_row_size(row_size)
-        b = _check_airtime_bandwidth(bandwidth_hz)
+        n = check_count("rows", rows, what="payload rows")
+        d = check_positive_int("row_size", row_size)
+        b = check_number("bandwidth_hz", bandwidth_hz, low=0.0, unit="Hz")
         return float(self.airtime_s_tensor(torch.tensor(float(n)), d, torch.tensor(0.0),
                                            torch.tensor(b)))
 
@@ -550,7 +573,7 @@ class AnalogTransport(Transport):
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
         """Vectorized :meth:`expected_airtime_s` in s (float64; ``rows``, ``snr_db`` in dB and
         ``bandwidth_hz`` in Hz broadcast, ``row_size`` elements per row shared)."""
-        d = _check_row_size(row_size)
+        d = check_positive_int("row_size", row_size)
         n, _, b = torch.broadcast_tensors(torch.as_tensor(rows, dtype=_F64),
                                           torch.as_tensor(snr_db, dtype=_F64),
                                           torch.as_tensor(bandwidth_hz, dtype=_F64))
@@ -582,9 +605,8 @@ class AnalogTransport(Transport):
 # --------------------------------------------------------------------------------------------
 # parsing
 
-_DENOISERS: Registry[Callable[..., Denoiser]] = Registry(
-    "denoiser", r"^[a-z][a-z0-9_-]*$", "lower-case letters, digits, '_' or '-' starting with a "
-    "letter")
+#: Receiver denoisers by name, used as ``"analog+<name>"``.
+DENOISERS: Registry[Denoiser] = Registry("denoiser")
 
 
 def register_denoiser(name: str, factory: Callable[..., Denoiser], *,
@@ -594,16 +616,54 @@ def register_denoiser(name: str, factory: Callable[..., Denoiser], *,
     ``factory(**options)`` must return a callable ``(x_hat [n, D], snr_db) -> x [n, D]``;
     ``"analog+name:key=value"`` passes ``key=value`` to it.
     """
-    _DENOISERS.register(name, factory, overwrite=overwrite)
+    DENOISERS.register(name, factory, overwrite=overwrite)
 
 
 def available_denoisers() -> list[str]:
     """Denoiser names usable as ``"analog+<name>"``, sorted."""
-    return _DENOISERS.names()
+    return DENOISERS.available()
 
 
+def _digital(*args: Any, **kwargs: Any) -> DigitalTransport:
+    if args and args[0] not in phy.PAYLOAD_DTYPES:
+        raise ValueError(f"unknown digital payload format {args[0]!r}; allowed: "
+                         f"{list(phy.PAYLOAD_DTYPES)}")
+    if len(args) >= 2 and args[1] == "decoded":  # the flag "digital:<dtype>:decoded"
+        args = (args[0], *args[2:])
+        kwargs["decoded"] = True
+    if len(args) > 1:
+        raise ValueError(f"digital takes one positional field (the payload format), got "
+                         f"{list(args)}")
+    return DigitalTransport(*args, **kwargs)
 
-_KINDS = ("ideal", "digital", "analog", "analog+<denoiser>")
+
+def _analog(*, power_norm: str = AnalogConfig.power_norm) -> AnalogTransport:
+    return AnalogTransport(power_norm=power_norm)
+
+
+def _analog_denoised(name: str, *, denoiser: Denoiser | None = None,
+                     power_norm: str = AnalogConfig.power_norm, **options: Any
+                     ) -> AnalogTransport:
+    if denoiser is None:
+        if name not in DENOISERS:
+            raise ValueError(
+                f"'analog+{name}' needs a denoiser {name!r}: pass denoiser=... to "
+                f"parse_transport or register one with register_denoiser({name!r}, "
+                f"factory); registered: {available_denoisers()}")
+        denoiser = DENOISERS.build({"name": name, **options})
+    elif options:
+        raise ValueError(f"options {sorted(options)} cannot be applied to a denoiser passed "
+                         "directly")
+    return AnalogTransport(denoiser=denoiser, denoiser_name=name, power_norm=power_norm)
+
+
+#: Transports by kind (:mod:`phy.registry` specs): ``ideal``, ``digital``, ``analog`` and the
+#: family ``analog+<denoiser>``.
+TRANSPORTS: Registry[Transport] = Registry("transport")
+TRANSPORTS.register("ideal", IdealTransport)
+TRANSPORTS.register("digital", _digital)
+TRANSPORTS.register("analog", _analog)
+TRANSPORTS.register("analog+", _analog_denoised)
 
 
 def parse_transport(spec: str | Transport, *, denoiser: Denoiser | None = None) -> Transport:
@@ -614,12 +674,15 @@ def parse_transport(spec: str | Transport, *, denoiser: Denoiser | None = None) 
     * ``"ideal"``, ``"ideal:8"`` (bits per element);
     * ``"digital"`` (bf16), ``"digital:int8"``, ``"digital:bf16:target_bler=0.01"``, options
       ``target_bler``, ``max_transmissions``, ``table``, ``mcs_table``, ``block_bits``,
-      ``group_size``; CRC outcomes from the BLER curves, or ``"digital:bf16:decoded"`` for
-      full LDPC decoding;
+      ``group_size``, ``num_iter``; CRC outcomes from the BLER curves, or
+      ``"digital:bf16:decoded"`` for full LDPC decoding;
     * ``"analog"``, ``"analog:power_norm=batch"``;
     * ``"analog+<name>"`` (e.g. ``"analog+cddm"``): analog followed by ``denoiser`` if given,
       else by the denoiser registered under ``name`` (:func:`register_denoiser`; its options
       come from the ``key=value`` fields).
+
+    A transport's :attr:`~Transport.name` is its canonical spec and parses back to an equal
+    transport.
 
     Raises:
         ValueError: unknown kind, dtype or option, or a denoiser that is neither given nor
@@ -629,54 +692,11 @@ def parse_transport(spec: str | Transport, *, denoiser: Denoiser | None = None) 
         return spec
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"transport spec must be a non-empty string such as 'digital:bf16', "
-                         f"got {spec!r}; known kinds: {list(_KINDS)}")
-    kind, args, kwargs = parse_spec(spec, "transport spec")
-
-    def build(cls: type, allowed_positional: int) -> Transport:
-        if len(args) > allowed_positional:
-            raise ValueError(f"too many positional fields in transport spec {spec!r}")
-        try:
-            return cls(*args, **kwargs)
-        except TypeError as exc:
-            raise ValueError(f"bad options in transport spec {spec!r}: {exc}") from exc
-        except ValueError as exc:
-            raise ValueError(f"transport spec {spec!r}: {exc}") from exc
-
-    if kind == "ideal":
-        return build(IdealTransport, 1)
-    if kind == "digital":
-        if args and args[0] not in phy.PAYLOAD_DTYPES:
-            raise ValueError(f"unknown digital payload format {args[0]!r} in transport spec "
-                             f"{spec!r}; allowed: {list(phy.PAYLOAD_DTYPES)}")
-        if len(args) >= 2 and args[1] == "decoded":
-            del args[1]
-            kwargs["decoded"] = True
-        return build(DigitalTransport, 1)
-    if kind == "analog":
-        if args:
-            raise ValueError(f"'analog' takes only key=value options, got {spec!r}")
-        return build(AnalogTransport, 0)
-    if kind.startswith("analog+"):
-        name = kind.partition("+")[2]
-        if args:
-            raise ValueError(f"'{kind}' takes only key=value options, got {spec!r}")
-        power_norm = kwargs.pop("power_norm", "sample")
-        if denoiser is None:
-            if name not in _DENOISERS:
-                raise ValueError(
-                    f"transport {spec!r} needs a denoiser {name!r}: pass denoiser=... to "
-                    f"parse_transport or register one with register_denoiser({name!r}, "
-                    f"factory); registered: {available_denoisers()}")
-            try:
-                denoiser = _DENOISERS[name](**kwargs)
-            except TypeError as exc:
-                raise ValueError(f"bad options for denoiser {name!r} in {spec!r}: {exc}") \
-                    from exc
-        elif kwargs:
-            raise ValueError(f"options {sorted(kwargs)} in {spec!r} cannot be applied to a "
-                             "denoiser passed directly")
-        return AnalogTransport(denoiser=denoiser, denoiser_name=name, power_norm=power_norm)
-    raise ValueError(f"unknown transport {kind!r} in spec {spec!r}; known kinds: {list(_KINDS)}")
+                         f"got {spec!r}; known kinds: {TRANSPORTS.available()}")
+    kind = spec.split(":", 1)[0].strip().lower()
+    extra = {"denoiser": denoiser} if denoiser is not None and kind.startswith("analog+") \
+        else {}
+    return TRANSPORTS.build(spec, **extra)
 
 
 def as_transport(spec: str | Transport) -> Transport:

@@ -35,8 +35,10 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from phy import Registry
 
 from .cost import BatchCost, NodeProblem
 from .links import EdgeLinks
@@ -691,27 +693,27 @@ def greedy_assignment(requests: Sequence[Request], nodes: EdgeNode | Sequence[Ed
 # ------------------------------------------------------------------------------------------
 # by name
 
-SCHEDULERS: dict[str, Callable[..., Assignment]] = {
-    "ot-gah": lambda requests, nodes, links=None, seed=0, **kw: gah_schedule(
-        requests, nodes, links, **kw),
-    "gah-sweep": lambda requests, nodes, links=None, seed=0, **kw: gah_schedule(
-        requests, nodes, links, solver="auto", **kw),
-    "brute-force": lambda requests, nodes, links=None, seed=0, **kw: brute_force_assignment(
-        requests, nodes, links),
-    **{o: (lambda requests, nodes, links=None, seed=0, _o=o, **kw: greedy_assignment(
-        requests, nodes, links, order=_o, seed=seed, problems=kw.get("problems")))
-       for o in GREEDY_ORDERS},
-}
+#: Schedulers by name (:mod:`phy.registry`); each is called ``(requests, nodes, links, *,
+#: seed, **options)`` and returns an :class:`Assignment`.
+SCHEDULERS: Registry[Assignment] = Registry("scheduler")
+SCHEDULERS.register("ot-gah", lambda requests, nodes, links=None, seed=0, **kw: gah_schedule(
+    requests, nodes, links, **kw))
+SCHEDULERS.register("gah-sweep", lambda requests, nodes, links=None, seed=0, **kw: gah_schedule(
+    requests, nodes, links, solver="auto", **kw))
+SCHEDULERS.register("brute-force", lambda requests, nodes, links=None, seed=0, **kw:
+                    brute_force_assignment(requests, nodes, links))
+for _order in GREEDY_ORDERS:
+    SCHEDULERS.register(_order, lambda requests, nodes, links=None, seed=0, _o=_order, **kw:
+                        greedy_assignment(requests, nodes, links, order=_o, seed=seed,
+                                          problems=kw.get("problems")))
 
 
 def available_schedulers() -> list[str]:
-    """Names :func:`run_scheduler` accepts."""
-    return list(SCHEDULERS)
+    """Names :func:`run_scheduler` accepts, sorted."""
+    return SCHEDULERS.available()
 
 
 def run_scheduler(name: str, requests: Sequence[Request], nodes: EdgeNode | Sequence[EdgeNode],
                   links: EdgeLinks | None = None, *, seed: int = 0, **kwargs) -> Assignment:
     """Run the scheduler ``name`` (:func:`available_schedulers`) on an instance."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {name!r}; available: {available_schedulers()}")
-    return SCHEDULERS[name](requests, nodes, links, seed=seed, **kwargs)
+    return SCHEDULERS.factory(name)(requests, nodes, links, seed=seed, **kwargs)

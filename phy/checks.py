@@ -1,8 +1,10 @@
-"""Input validation shared by the ``phy`` blocks.
+"""Input validation: the checks every package of semcom uses (``phy.checks``).
 
 Every check raises :class:`ValueError` (or :class:`TypeError` for a wrong Python type) with a
 message that names the parameter, the value received and what is allowed, so that bad input
-never turns into a silent NaN or a hang further down the chain.
+never turns into a silent NaN or a hang further down the chain. Higher packages import these
+instead of writing their own; a check specific to one object (a routing, a pilot pattern) stays
+beside that object.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import math
 from collections.abc import Sequence
 
 import torch
+
+#: A scalar or a tensor of values (the airtime and capacity formulas take either).
+NumberOrTensor = int | float | torch.Tensor
 
 #: SNR range (dB) accepted by every link. Outside of it the simulation is meaningless for
 #: float32 (noise below the mantissa of unit-power symbols, or signal drowned by 1e6x noise).
@@ -49,11 +54,13 @@ def check_real(name: str, x: torch.Tensor) -> None:
 
 
 def check_nonempty(name: str, x: torch.Tensor) -> None:
+    """Require at least one element."""
     if x.numel() == 0:
         raise ValueError(f"{name} must not be empty, got {_describe(x)}")
 
 
 def check_finite(name: str, x: torch.Tensor) -> None:
+    """Require no NaN or Inf (the message counts them)."""
     if not bool(torch.isfinite(x).all()):
         n_bad = int((~torch.isfinite(x)).sum())
         raise ValueError(
@@ -133,15 +140,17 @@ def snr_per_example(snr_db: float | torch.Tensor | Sequence[float], batch: int,
 
 def check_positive_int(name: str, value: int, *, minimum: int = 1,
                        maximum: int | None = None) -> int:
+    """An int (not a bool) in ``[minimum, maximum]`` (TypeError for another type)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
         allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
+        raise ValueError(f"{name} must be an int {allowed}, got {value}")
     return value
 
 
 def check_positive_float(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """A finite number > 0 (``allow_zero``: >= 0) as a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     v = float(value)
@@ -152,6 +161,108 @@ def check_positive_float(name: str, value: float, *, allow_zero: bool = False) -
 
 
 def check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    """One of ``allowed``."""
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
     return value
+
+
+def check_bool(name: str, value: bool) -> bool:
+    """Require a Python bool (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_number(name: str, value: float, *, low: float | None = None,
+                 high: float | None = None, low_open: bool = False, high_open: bool = False,
+                 finite: bool = True, unit: str = "") -> float:
+    """A real scalar (a Python or numpy number, or a one-element tensor) as a float, within
+    ``[low, high]`` (``low_open``/``high_open``: that end excluded). ``finite=False`` admits
+    +-inf (never NaN). ``unit`` (``"dB"``, ``"Hz"``) goes into the message."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"{name} must be a real scalar, got a tensor of shape "
+                             f"{tuple(value.shape)} and dtype {value.dtype}")
+        value = value.item()
+    if (isinstance(value, (bool, str, bytes)) or (not isinstance(value, (int, float))
+            and not hasattr(value, "__float__"))):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    u = f" {unit}" if unit else ""
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}{u}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}{u}")
+    if low is not None and high is not None:
+        allowed = (f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+                   f"{u}")
+    else:
+        allowed = parts[0] if parts else f"a real number{' of ' + unit if unit else ''}"
+    ok = (not math.isnan(v)) and (math.isfinite(v) or not finite)
+    if ok and low is not None:
+        ok = v > low if low_open else v >= low
+    if ok and high is not None:
+        ok = v < high if high_open else v <= high
+    if not ok:
+        prefix = "finite and " if finite else ""
+        raise ValueError(f"{name} must be {prefix}{allowed}, got {value!r}")
+    return v
+
+
+def check_count(name: str, value: int, *, what: str = "") -> int:
+    """An int >= 0 (an integral float such as ``3.0`` is accepted), e.g. payload rows."""
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value >= 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        extra = f" ({what})" if what else ""
+        raise ValueError(f"{name} must be an int >= 0{extra}, got {value!r}")
+    return int(value)
+
+
+def as_real(name: str, value: NumberOrTensor) -> NumberOrTensor:
+    """Check the type of ``value``: a real Python number, or a real, non-empty tensor.
+
+    Integer tensors become float64 tensors; Python ints become floats.
+    """
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        raise TypeError(f"{name} must be a number or a real tensor, got a bool {value!r}")
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise ValueError(f"{name} must be real, got a complex tensor of shape "
+                             f"{tuple(value.shape)}")
+        if value.numel() == 0:
+            raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+        return value if value.is_floating_point() else value.to(torch.float64)
+    if not isinstance(value, (int, float)):
+        # numpy scalars and the like: accept anything float() takes, but not strings.
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
+            raise TypeError(f"{name} must be a number or a torch.Tensor, "
+                            f"got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_bounds(name: str, value: NumberOrTensor, *, low: float, low_inclusive: bool,
+            high: float | None = None, allowed: str) -> None:
+    """Raise if any entry of ``value`` is NaN/Inf or outside the given bounds."""
+    if isinstance(value, torch.Tensor):
+        v = value.detach()
+        finite = bool(torch.isfinite(v).all())
+        ok = finite and bool(((v >= low) if low_inclusive else (v > low)).all())
+        if ok and high is not None:
+            ok = bool((v < high).all())
+        if not ok:
+            lo, hi = float(v.min()), float(v.max())
+            raise ValueError(
+                f"{name} must be finite and {allowed}, got a tensor with values in "
+                f"[{lo:g}, {hi:g}]" + ("" if finite else " (contains NaN/Inf)")
+            )
+        return
+    ok = math.isfinite(value) and (value >= low if low_inclusive else value > low)
+    if ok and high is not None:
+        ok = value < high
+    if not ok:
+        raise ValueError(f"{name} must be finite and {allowed}, got {value!r}")
