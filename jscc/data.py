@@ -39,6 +39,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from phy.checks import check_positive_int
+
 from .batches import CropBatchLoader, to_uint8_chw
 
 __all__ = [
@@ -87,9 +89,7 @@ class _CropRNG:
 def _check_crop(crop: int | None, name: str = "crop") -> int | None:
     if crop is None:
         return None
-    if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 1:
-        raise ValueError(f"{name} must be a positive int or None, got {crop!r}")
-    return int(crop)
+    return check_positive_int(name, crop)
 
 
 def _to_tensor(arr: np.ndarray) -> torch.Tensor:

@@ -25,20 +25,13 @@ import numpy as np
 import torch
 
 from .bler import BlerTable, _check_snr, _resolve_table
-from .checks import check_choice, check_positive_int
+from .checks import check_choice, check_number, check_positive_int
 from .codeblock import DEFAULT_BLOCK_BITS, channel_uses_per_block, check_block_bits
 from .mcs import MCS, _check_table_name, mcs_table
 
 __all__ = ["LinkAdaptation", "LinkPlan", "select_mcs"]
 
 _F64 = torch.float64
-
-
-def _check_target(target_bler: object) -> float:
-    if isinstance(target_bler, bool) or not isinstance(target_bler, (int, float)) \
-            or not (math.isfinite(target_bler) and 0.0 < target_bler < 1.0):
-        raise ValueError(f"target_bler must be a number in (0, 1), got {target_bler!r}")
-    return float(target_bler)
 
 
 def _candidates(bt: BlerTable, channel: str, table: str,
@@ -104,7 +97,8 @@ def select_mcs(snr_db: float | torch.Tensor, target_bler: float = 0.1, channel: 
     s = _check_snr("snr_db", snr_db)
     if s.ndim != 0 and s.size != 1:
         raise ValueError(f"snr_db must be a scalar, got shape {s.shape}")
-    target = _check_target(target_bler)
+    target = check_number("target_bler", target_bler, low=0.0, high=1.0, low_open=True,
+                          high_open=True)
     check_choice("fallback", fallback, ("none", "lowest"))
     bt = _resolve_table(bler_table, path)
     candidates = _candidates(bt, channel, table, block_bits)
@@ -157,7 +151,8 @@ class LinkAdaptation:
                  snr_grid_db: tuple[float, float, float] = (-40.0, 80.0, 0.01)) -> None:
         self.channel = channel
         self.table = table
-        self.target_bler = _check_target(target_bler)
+        self.target_bler = check_number("target_bler", target_bler, low=0.0, high=1.0,
+                                        low_open=True, high_open=True)
         self.block_bits = check_block_bits("block_bits", block_bits)
         self.max_transmissions = check_positive_int("max_transmissions", max_transmissions,
                                                     minimum=1, maximum=16)

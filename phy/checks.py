@@ -10,6 +10,7 @@ beside that object.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -140,9 +141,11 @@ def snr_per_example(snr_db: float | torch.Tensor | Sequence[float], batch: int,
 
 def check_positive_int(name: str, value: int, *, minimum: int = 1,
                        maximum: int | None = None) -> int:
-    """An int (not a bool) in ``[minimum, maximum]`` (TypeError for another type)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """An int (not a bool; numpy integers too) in ``[minimum, maximum]`` (TypeError for
+    another type)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)
     if value < minimum or (maximum is not None and value > maximum):
         allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
         raise ValueError(f"{name} must be an int {allowed}, got {value}")
@@ -199,14 +202,17 @@ def check_number(name: str, value: float, *, low: float | None = None,
         allowed = (f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
                    f"{u}")
     else:
-        allowed = parts[0] if parts else f"a real number{' of ' + unit if unit else ''}"
+        allowed = parts[0] if parts else (f"a {'finite' if finite else 'real'} number"
+                                          f"{' of ' + unit if unit else ''}")
     ok = (not math.isnan(v)) and (math.isfinite(v) or not finite)
     if ok and low is not None:
         ok = v > low if low_open else v >= low
     if ok and high is not None:
         ok = v < high if high_open else v <= high
     if not ok:
-        prefix = "finite and " if finite else ""
+        if low is not None and high is not None:  # a bounded interval implies finite
+            raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
+        prefix = "finite and " if finite and parts else ""
         raise ValueError(f"{name} must be {prefix}{allowed}, got {value!r}")
     return v
 

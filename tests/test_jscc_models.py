@@ -117,7 +117,8 @@ def test_downsampling_stages_set_the_latent_and_cbr(name: str, stages: int, cbr:
 
 def test_bad_downsampling_stages_are_refused() -> None:
     for bad in (0, 7, 2.0, True):
-        with pytest.raises(ValueError, match=r"downsampling_stages must be an int in \[1, 6\]"):
+        with pytest.raises((TypeError, ValueError),
+                           match=r"downsampling_stages must be an int( in \[1, 6\])?"):
             ADJSCC(cbr=1 / 12, downsampling_stages=bad)
     with pytest.raises(ValueError, match=r"k/1536"):
         ADJSCC(cbr=1 / 1000, downsampling_stages=4)

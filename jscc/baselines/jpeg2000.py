@@ -42,6 +42,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from phy.checks import check_positive_int
+
 __all__ = [
     "J2KDecodeError",
     "J2KEncoding",
@@ -138,8 +140,7 @@ def default_num_resolutions(height: int, width: int) -> int:
 
 
 def _check_num_resolutions(nres: int, height: int, width: int) -> int:
-    if isinstance(nres, bool) or not isinstance(nres, int) or nres < 1:
-        raise ValueError(f"num_resolutions must be an int >= 1, got {nres!r}")
+    check_positive_int("num_resolutions", nres)
     if 2 ** (nres - 1) > min(height, width):
         raise ValueError(f"num_resolutions={nres} needs sides >= {2 ** (nres - 1)}, got "
                          f"{height}x{width}")
@@ -178,14 +179,6 @@ def min_stream_bytes(img: np.ndarray | torch.Tensor,
     return len(encode_ratio(arr, _min_ratio(arr), num_resolutions))
 
 
-def _check_budget(budget_bytes: int) -> int:
-    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, np.integer)):
-        raise TypeError(f"budget_bytes must be an int, got {type(budget_bytes).__name__} "
-                        f"{budget_bytes!r}")
-    if budget_bytes < 0:
-        raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
-    return int(budget_bytes)
-
 
 def encode_to_budget_info(img: np.ndarray | torch.Tensor, budget_bytes: int, *,
                           num_resolutions: int | None = None,
@@ -201,7 +194,7 @@ def encode_to_budget_info(img: np.ndarray | torch.Tensor, budget_bytes: int, *,
     result over the budget. Stops early on an exact fit.
     """
     arr = to_uint8_hwc(img)
-    budget = _check_budget(budget_bytes)
+    budget = check_positive_int("budget_bytes", budget_bytes, minimum=0)
     if isinstance(max_encodes, bool) or not isinstance(max_encodes, int) or max_encodes < 2:
         raise ValueError(f"max_encodes must be an int >= 2, got {max_encodes!r}")
     h, w = arr.shape[:2]

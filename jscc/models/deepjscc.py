@@ -42,6 +42,8 @@ with warnings.catch_warnings():
     from compressai.layers import GDN
 from torch import nn
 
+from phy.checks import check_positive_int
+
 from .base import JSCCCodec, as_float_images
 from .registry import register_codec
 
@@ -65,18 +67,12 @@ DOWNSAMPLING = 2**DOWNSAMPLING_STAGES
 _STAGES_RANGE = (1, 6)
 
 
-def _check_stages(downsampling_stages: int) -> int:
-    lo, hi = _STAGES_RANGE
-    s = downsampling_stages
-    if isinstance(s, bool) or not isinstance(s, int) or not lo <= s <= hi:
-        raise ValueError(f"downsampling_stages must be an int in [{lo}, {hi}], got {s!r}")
-    return s
-
 
 def cbr_denominator(downsampling_stages: int = DOWNSAMPLING_STAGES) -> int:
     """``2 · 3 · 4^s``: 2 reals per complex channel use × 3 colours × ``2^s × 2^s`` pixels per
     latent position, so that ``CBR = C / cbr_denominator(s)`` (96 for ``s = 2``, 1536 for 4)."""
-    return 2 * 3 * 4 ** _check_stages(downsampling_stages)
+    return 2 * 3 * 4 ** check_positive_int("downsampling_stages", downsampling_stages,
+                                 minimum=_STAGES_RANGE[0], maximum=_STAGES_RANGE[1])
 
 
 def latent_channels_for_cbr(cbr: float, downsampling_stages: int = DOWNSAMPLING_STAGES) -> int:
@@ -246,7 +242,8 @@ class ConvJSCC(JSCCCodec):
                  decoder_hook: HookFactory | None = None,
                  downsampling_stages: int = DOWNSAMPLING_STAGES) -> None:
         super().__init__()
-        self.downsampling_stages = _check_stages(downsampling_stages)
+        self.downsampling_stages = check_positive_int("downsampling_stages", downsampling_stages,
+                                 minimum=_STAGES_RANGE[0], maximum=_STAGES_RANGE[1])
         self.downsampling = 2**self.downsampling_stages
         self.latent_channels = latent_channels_for_cbr(cbr, self.downsampling_stages)
         self.filters = _filter_list(num_filters, num_blocks, self.downsampling_stages)
