@@ -47,7 +47,9 @@ def run_facts(checkpoint: Path, threads: int | None = None) -> dict[str, Any]:
     manifest, or ``threads``). A resumed run writes a new manifest, so resumed runs count from
     their last start only: pass the full figure by hand then.
     """
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    from jscc.checkpoints import read_checkpoint
+
+    ck = read_checkpoint(checkpoint)
     run_dir = checkpoint.parent.parent
     manifest_path = run_dir / "manifest.json"
     facts: dict[str, Any] = {"steps": int(ck.get("global_step", 0)),

@@ -8,7 +8,9 @@ and what was expected, instead of an unpickling traceback or a ``state_dict`` ke
 Kinds are recognized by the hyper-parameters their Lightning module saves; packages register
 their own kinds with :func:`register_kind` (``cddm`` registers its stages).
 
-Checkpoints are Python pickles: only open checkpoints you trust.
+Every file is opened with ``torch.load(..., weights_only=True)`` (tensors and plain containers
+only), so a checkpoint from elsewhere cannot run code; :func:`read_torch_file` and
+:func:`read_safetensors` give the same one-error treatment to the package's other weight files.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import torch
 
 __all__ = ["CheckpointError", "checkpoint_kind", "load_jscc_module", "read_checkpoint",
-           "register_kind"]
+           "read_safetensors", "read_torch_file", "register_kind"]
 
 
 class CheckpointError(ValueError):
@@ -68,11 +70,7 @@ def read_checkpoint(path: str | os.PathLike, expected: str | None = None) -> dic
     want = _describe(expected) if expected else "Lightning checkpoint"
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} does not exist (expected a {want})")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and torch errors differ by the kind of damage
-        raise CheckpointError(f"checkpoint {p} is not readable ({type(e).__name__}: "
-                              f"{str(e)[:200]}); expected a {want}") from None
+    ck = read_torch_file(p, want)
     if not isinstance(ck, dict) or "state_dict" not in ck:
         raise CheckpointError(f"{p} is not a Lightning checkpoint (no state_dict); expected a "
                               f"{want}")
@@ -81,6 +79,48 @@ def read_checkpoint(path: str | os.PathLike, expected: str | None = None) -> dic
         if kind != expected:
             raise CheckpointError(f"{p} is a {_describe(kind)}, expected a {want}")
     return ck
+
+
+def read_torch_file(path: str | os.PathLike, expected: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU.
+
+    Raises:
+        CheckpointError: the file is missing or unreadable (truncated, not a torch file, or
+            holding objects other than tensors and plain containers); the message names the
+            file and ``expected`` (e.g. ``"a hyperprior ladder"``).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p} does not exist (expected {_article(expected)})")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and torch errors differ by the kind of damage
+        raise CheckpointError(f"{p} is not readable ({type(e).__name__}: {str(e)[:200]}); "
+                              f"expected {_article(expected)}") from None
+
+
+def read_safetensors(path: str | os.PathLike, expected: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (on the CPU).
+
+    Raises:
+        CheckpointError: the file is missing or not a readable safetensors file; the message
+            names the file and ``expected``.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p} does not exist (expected {_article(expected)})")
+    try:
+        return load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{p} is not a readable safetensors file ({e}); expected "
+                              f"{_article(expected)}") from None
+
+
+def _article(what: str) -> str:
+    return what if what.split(" ", 1)[0] in ("a", "an", "the") else f"a {what}"
 
 
 def load_module(cls: type, path: str | os.PathLike, **overrides: Any) -> Any:

@@ -288,7 +288,7 @@ def test_wrong_kind_garbage_and_truncated_checkpoints_get_one_clear_error(checkp
     data = open(jscc_ckpt, "rb").read()
     truncated.write_bytes(data[: len(data) // 2])
     for bad in (garbage, truncated):
-        with pytest.raises(CheckpointError, match=f"checkpoint {bad} is not readable.*"
+        with pytest.raises(CheckpointError, match=f"{bad} is not readable.*"
                                                   "expected a JSCC codec checkpoint"):
             load_codec(str(bad))
     plain = tmp_path / "plain.ckpt"

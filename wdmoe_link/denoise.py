@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 import phy
 from cddm import CDDMSampler, CDDMSchedule, net_from_config
+from jscc.checkpoints import read_safetensors
 from phy.channels import snr_db_to_no
 
 from .transports import register_denoiser
@@ -98,9 +99,18 @@ def load_hidden_cddm(directory: str | Path | None = None, **sampler_overrides: A
     if not (d / WEIGHTS).is_file() or not (d / META).is_file():
         raise ValueError(f"no hidden-state CDDM in {str(d)!r} (needs {WEIGHTS} and {META}; "
                          f"train one with python -m experiments.train_hidden_cddm)")
-    meta = json.loads((d / META).read_text())
-    net = net_from_config(meta["net"])
-    net.load_state_dict(load_file(str(d / WEIGHTS)), strict=False)
+    try:
+        meta = json.loads((d / META).read_text())
+        net = net_from_config(meta["net"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{d / META} is not a hidden-state CDDM description ({e}); expected "
+                         f"the JSON written by save_hidden_cddm") from None
+    state = read_safetensors(d / WEIGHTS, "the weights of a hidden-state CDDM")
+    try:
+        net.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise ValueError(f"{d / WEIGHTS} does not fit the network in {d / META}: "
+                         f"{str(e)[:300]}") from None
     net.eval()
     settings = dict(meta.get("sampler", {}))
     settings.update(sampler_overrides)

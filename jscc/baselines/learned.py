@@ -205,7 +205,9 @@ def load_ladder(path: str | os.PathLike) -> list[ScaleHyperprior]:
     Returns the models on the CPU in eval mode, sorted by ascending λ (their ``lmbda``
     attribute), with entropy-coder tables ready.
     """
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    from ..checkpoints import read_torch_file
+
+    payload = read_torch_file(path, "a hyperprior ladder (jscc.baselines.learned.save_ladder)")
     if not isinstance(payload, dict) or payload.get("format") != LADDER_FORMAT:
         raise ValueError(f"{path} is not a hyperprior ladder file")
     if payload.get("version") != LADDER_VERSION:

@@ -85,8 +85,7 @@ class WeightStore:
 
     def state_dict(self, name: str, verify: bool = True) -> dict[str, torch.Tensor]:
         """The weights of ``name``; ``verify`` checks them against the card's SHA-256."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from ..checkpoints import read_safetensors
 
         c = self.card(name)
         path = self.weights_path(name)
@@ -98,10 +97,7 @@ class WeightStore:
             if digest != c["sha256"]:
                 raise ValueError(f"weights file {path} does not match its model card "
                                  f"(sha256 {digest[:12]}…, card says {c['sha256'][:12]}…)")
-        try:
-            sd = load_file(str(path))
-        except (SafetensorError, OSError) as e:
-            raise ValueError(f"weights file {path} is not a readable safetensors file: {e}") from e
+        sd = read_safetensors(path, f"the weights of pretrained {self.kind} model {name!r}")
         return {k: v.float() if v.dtype == torch.float16 else v for k, v in sd.items()}
 
     def save(self, name: str, state_dict: Mapping[str, torch.Tensor],
