@@ -42,8 +42,8 @@ from cddm.lightning import (
     load_codec,
 )
 from cddm.metrics import channel_mse, theory_mse_db
-from experiments.eval_cddm import run_eval_cddm
-from experiments.results import ResultsDir
+from experiments.recipes.eval_cddm import run_eval_cddm
+from experiments.reporting.results import ResultsDir
 from jscc.data import ImageFolderDataset
 from phy.sweep import make_channel
 

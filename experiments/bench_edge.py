@@ -18,7 +18,7 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 
 __all__ = ["main"]
 

@@ -90,7 +90,7 @@ from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import Demapper, Mapper
 
 import phy
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 from phy.codeblock import CRC_BITS, mother_code_inverse_rate
 
 ANALOG_SHAPES: tuple[tuple[int, int], ...] = ((64, 3 * 32 * 32), (16, 196608))

@@ -31,7 +31,7 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 import phy
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 
 __all__ = ["StepTimer", "main"]
 
@@ -68,7 +68,7 @@ def _jscc_config(root: Path, steps: int, batch: int) -> dict:
 
 
 def _lightning_jscc(root: Path, steps: int, batch: int, warmup: int) -> list[float]:
-    from experiments.train_jscc import main as train_main
+    from experiments.recipes.train_jscc import main as train_main
 
     cfg = root / "bench_jscc.yaml"
     cfg.write_text(yaml.safe_dump(_jscc_config(root, steps, batch)))

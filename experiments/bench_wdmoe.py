@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 
 __all__ = ["main"]
 

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "codec but learned) | none. Default: the JPEG2000 ones")
     ev.add_argument("--ladder", default=None,
                     help="hyperprior ladder for the learned baselines "
-                         "(python -m experiments.train_hyperprior)")
+                         "(python -m experiments.tools.train_hyperprior)")
     ev.add_argument("--mcs", type=_int_list, default=[0, 5, 9, 13, 17, 22],
                     help="MCS indices of the JPEG2000+LDPC curves")
     ev.add_argument("--cbr", type=float, default=None, help="CBR when no checkpoint is given")
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tc = sub.add_parser("train-cddm", add_help=False,
                         help="train CDDM stage 2 or 3 (LightningCLI; --config experiments/"
-                             "configs/cddm_stage<2|3>_cpu.yaml, then any LightningCLI option)")
+                             "configs/cddm/cddm_stage<2|3>_cpu.yaml, then any LightningCLI option)")
     tc.add_argument("lightning_args", nargs=argparse.REMAINDER)
 
     ec = sub.add_parser("eval-cddm",
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _edge_schedulers(all_: bool = False) -> list[str]:
-    from experiments.edge_batching import DEFAULT_SCHEDULERS
+    from experiments.recipes.edge_batching import DEFAULT_SCHEDULERS
 
     return [*DEFAULT_SCHEDULERS, "brute-force"] if all_ else list(DEFAULT_SCHEDULERS)
 
@@ -286,9 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("train-jscc", "train-cddm"):
         # LightningCLI owns these options (including --help).
         if argv[0] == "train-jscc":
-            from experiments.train_jscc import main as train_main
+            from experiments.recipes.train_jscc import main as train_main
         else:
-            from experiments.train_cddm import main as train_main
+            from experiments.recipes.train_cddm import main as train_main
 
         train_main(argv[1:])
         return 0
@@ -298,11 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.command == "quickstart":
-            from experiments.quickstart import run_quickstart
+            from experiments.recipes.quickstart import run_quickstart
 
             res = run_quickstart(out=args.out, seed=args.seed, fast=args.fast)
         elif args.command == "link-curves":
-            from experiments.link_curves import run_link_curves
+            from experiments.recipes.link_curves import run_link_curves
 
             res = run_link_curves(
                 channel=args.channel, mcs=args.mcs, table=args.table, snr_db=args.snr_db,
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 decoder=args.decoder, abstraction=args.abstraction, resume=args.resume,
                 progress=not args.no_progress)
         elif args.command == "eval-images":
-            from experiments.eval_images import CODEC_BASELINES, run_eval_images
+            from experiments.recipes.eval_images import CODEC_BASELINES, run_eval_images
 
             bl = {"all": list(CODEC_BASELINES), "none": []}.get(
                 args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 resume=args.resume, csi_error_std=args.csi_error_std,
                 progress=not args.no_progress)
         elif args.command == "eval-cddm":
-            from experiments.eval_cddm import run_eval_cddm
-            from experiments.eval_images import CODEC_BASELINES
+            from experiments.recipes.eval_cddm import run_eval_cddm
+            from experiments.recipes.eval_images import CODEC_BASELINES
 
             bl = {"all": list(CODEC_BASELINES), "none": []}.get(
                 args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 out=args.out, resume=args.resume, csi_error_std=args.csi_error_std,
                 progress=not args.no_progress)
         elif args.command == "wdmoe":
-            from experiments.wdmoe import run_wdmoe
+            from experiments.recipes.wdmoe import run_wdmoe
             from phy.sweep import parse_snr_range
 
             res = run_wdmoe(
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 out=args.out, resume=args.resume, progress=not args.no_progress,
                 baselines=[b.strip() for b in args.baseline.split(",") if b.strip()])
         elif args.command == "edge-batching":
-            from experiments.edge_batching import run_edge_batching
+            from experiments.recipes.edge_batching import run_edge_batching
 
             try:
                 bws = [float(x) for x in _csv_list(args.bandwidth_mhz)]
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"semcom {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM; the manifest says "interrupted"
-        from experiments.results import Terminated
+        from experiments.reporting.results import Terminated
 
         print(f"semcom {args.command}: interrupted", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130

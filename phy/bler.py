@@ -1,8 +1,9 @@
 """BLER-vs-SNR curves of the digital link and their lookup.
 
 :func:`load_bler_table` reads the curves that the project's own link simulation
-(``experiments/make_bler_table.py``) writes to ``phy/data/bler_table.csv``; :func:`bler_at` and
-:meth:`BlerTable.bler_at` look a BLER up; :mod:`phy.adaptation` chooses MCSs from them.
+(``experiments/tools/make_bler_table.py``) writes to ``phy/data/bler_table.csv``;
+:func:`bler_at` and :meth:`BlerTable.bler_at` look a BLER up; :mod:`phy.adaptation` chooses
+MCSs from them.
 
 BLER table file (CSV, one row per simulated point)::
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import phy
-from experiments.link_curves import snr_at_bler
+from experiments.recipes.link_curves import snr_at_bler
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_shipped_table_agrees_with_sionnas_link_abstraction_tables() -> None:
     interval in which Sionna's curve crosses (a steep waterfall may cross anywhere inside it,
     so the log-linear reading alone is off by up to ~0.9 dB; 0.25 dB is the decoders' margin:
     Sionna's is sum-product flooding, ours offset min-sum layered, about 0.1 dB apart)."""
-    from experiments.check_bler_table import compare_to_sionna
+    from experiments.tools.check_bler_table import compare_to_sionna
 
     rows = [r for r in compare_to_sionna() if r["category"] == "PDSCH"
             and math.isfinite(r["diff_db"])]

@@ -196,7 +196,7 @@ def test_bad_arguments():
 def test_eval_cddm_writes_mse_and_psnr(checkpoints, tmp_path):
     import csv
 
-    from experiments.eval_cddm import run_eval_cddm
+    from experiments.recipes.eval_cddm import run_eval_cddm
 
     res = run_eval_cddm(cddm_checkpoint=checkpoints[1], data="builtin", crop=32,
                         snr_db=(5.0, 15.0), baselines=(), max_images=4, out=tmp_path,
@@ -253,7 +253,7 @@ def test_train_cddm_cli_runs_the_shipped_configs(checkpoints, tmp_path):
               "--trainer.enable_progress_bar", "false", "--data.init_args.crop", "32",
               "--data.init_args.batch_size", "4", "--data.init_args.crops_per_image", "1"]
     root2 = tmp_path / "stage2"
-    assert main(["train-cddm", "--config", "experiments/configs/cddm_stage2_cpu.yaml",
+    assert main(["train-cddm", "--config", "experiments/configs/cddm/cddm_stage2_cpu.yaml",
                  "--model.init_args.jscc_checkpoint", jscc_ckpt,
                  "--model.init_args.image_size", "32",
                  "--model.init_args.val_snrs_db", "[20.0]",
@@ -261,7 +261,7 @@ def test_train_cddm_cli_runs_the_shipped_configs(checkpoints, tmp_path):
                  "--trainer.logger.init_args.save_dir", str(root2), *common]) == 0
     assert list(root2.rglob("last.ckpt")) and list(root2.rglob("manifest.json"))
     root3 = tmp_path / "stage3"
-    assert main(["train-cddm", "--config", "experiments/configs/cddm_stage3_cpu.yaml",
+    assert main(["train-cddm", "--config", "experiments/configs/cddm/cddm_stage3_cpu.yaml",
                  "--model.init_args.jscc_checkpoint", jscc_ckpt,
                  "--model.init_args.cddm_checkpoint", cddm_ckpt,
                  "--model.init_args.snr_db", "20.0",

@@ -1,4 +1,4 @@
-"""experiments.cddm_decoder_study on photos the test makes: every system is scored, the
+"""experiments.recipes.cddm_decoder_study on photos the test makes: every system is scored, the
 results folder holds its CSV and summary, and bad arguments are refused before it exists."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.cddm_decoder_study import main
+from experiments.recipes.cddm_decoder_study import main
 
 
 def _photos(root: Path, n: int, size: int, seed: int) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments.cli import main
-from experiments.link_curves import snr_at_bler
+from experiments.recipes.link_curves import snr_at_bler
 from phy.sweep import make_channel, parse_snr_range
 
 
@@ -78,7 +78,7 @@ def test_link_curves_resume_gives_the_uninterrupted_numbers(tmp_path: Path) -> N
     assert main([*common, "--mcs", "4,10", "--block-bits", "512", "--resume", str(cut)]) == 2
     assert read(tmp_path / "cut") == full
     with pytest.raises(ValueError, match=r"holds no link_curves\.csv"):
-        from experiments.link_curves import run_link_curves
+        from experiments.recipes.link_curves import run_link_curves
 
         run_link_curves(mcs=[4], snr_db=[0.0], resume=tmp_path, out=tmp_path, progress=False)
 

@@ -75,7 +75,7 @@ def test_bad_arguments_exit_2_and_leave_no_folder(tmp_path: Path, capsys, args: 
 
 
 def test_same_config_and_seed_give_identical_csvs(tmp_path: Path) -> None:
-    from experiments.edge_batching import run_edge_batching
+    from experiments.recipes.edge_batching import run_edge_batching
 
     kw = {"users": [5, 9], "nodes": [1, 2], "schedulers": ["ot-gah", "gah-sweep", "random"],
           "bandwidth_mhz": [1.0], "links": ["phy"], "instances": 1, "search_sizes": [5],

@@ -98,7 +98,7 @@ def test_eval_images_resume_gives_the_uninterrupted_rows(tmp_path: Path,
 def test_eval_images_imperfect_csi_lowers_the_curves(tmp_path: Path) -> None:
     """Rayleigh with sigma_h = 0.3: the pretrained JSCC loses PSNR at 20 dB against perfect
     CSI (same seed, 4 built-in 64x64 crops)."""
-    from experiments.eval_images import run_eval_images
+    from experiments.recipes.eval_images import run_eval_images
 
     def jscc_psnr(sd: float, root: Path) -> float:
         res = run_eval_images(checkpoint="pretrained:adjscc_awgn_cbr1-12", channel="rayleigh",
@@ -121,7 +121,7 @@ def test_eval_images_errors(tmp_path: Path, capsys) -> None:
 
 
 def test_eval_images_learned_baselines(tmp_path: Path) -> None:
-    from experiments.train_hyperprior import make_datasets, train_ladder
+    from experiments.tools.train_hyperprior import make_datasets, train_ladder
     from jscc.baselines.learned import save_ladder
 
     train, _ = make_datasets("builtin", 64, num_crops=80, seed=0)
@@ -147,7 +147,7 @@ def test_eval_images_learned_baselines(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kwargs,message", [({"crop": 7}, "multiples of 4"),
                                             ({"snr_db": [500.0]}, "snr_db must be")])
 def test_rejected_runs_leave_no_results_folder(tmp_path, kwargs, message) -> None:
-    from experiments.eval_images import run_eval_images
+    from experiments.recipes.eval_images import run_eval_images
 
     args = {"checkpoint": "pretrained:adjscc_awgn_cbr1-12", "crop": 32, "max_images": 1,
             "baselines": [], "out": tmp_path, "progress": False, **kwargs}

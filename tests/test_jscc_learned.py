@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import phy
-from experiments.train_hyperprior import make_datasets, train_ladder
+from experiments.tools.train_hyperprior import make_datasets, train_ladder
 from jscc.baselines.digital import JPEG2000LDPC
 from jscc.baselines.learned import (
     ContainerError,

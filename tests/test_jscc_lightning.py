@@ -90,7 +90,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path: Path) -> None:
 
 
 def test_train_jscc_cli_writes_a_run_folder(tmp_path: Path) -> None:
-    from experiments.train_jscc import main
+    from experiments.recipes.train_jscc import main
 
     root = tmp_path / "run"
     cfg = {

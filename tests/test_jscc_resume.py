@@ -29,7 +29,7 @@ def _config(root: Path, max_steps: int, **trainer) -> dict:
 
 
 def _train(tmp_path: Path, name: str, max_steps: int, ckpt: Path | None = None) -> Path:
-    from experiments.train_jscc import main
+    from experiments.recipes.train_jscc import main
 
     root = tmp_path / name
     cfg = tmp_path / f"{name}.yaml"

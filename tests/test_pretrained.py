@@ -167,7 +167,7 @@ def test_pretrained_curves_envelope_and_step_plot(heldout: torch.Tensor) -> None
     the shipped ADJSCC beats the digital envelope on held-out crops."""
     import matplotlib
 
-    from experiments.pretrained_curves import plot_curves, pretrained_curves
+    from experiments.recipes.pretrained_curves import plot_curves, pretrained_curves
 
     pts = pretrained_curves(heldout[:2], snr_db=[0.0, 10.0], cddm_snr_db=[10.0], mcs=[5, 13])
     by = {(p.method, p.snr_db): p for p in pts}
@@ -189,7 +189,7 @@ def test_card_tables_pad_whole_images_to_the_codecs_latent_grid(tmp_path: Path) 
     import numpy as np
     from PIL import Image
 
-    from experiments.export_pretrained import card_results
+    from experiments.tools.export_pretrained import card_results
 
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate(((260, 270), (258, 300))):

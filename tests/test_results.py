@@ -15,8 +15,8 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from experiments import results
-from experiments.results import ResultsDir, atomic_write_text
+from experiments.reporting import results
+from experiments.reporting.results import ResultsDir, atomic_write_text
 
 PINNED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=1)))
 
@@ -186,7 +186,7 @@ def test_sigterm_marks_the_run_interrupted(tmp_path: Path) -> None:
 
     script = (
         "import time\n"
-        "from experiments.results import ResultsDir\n"
+        "from experiments.reporting.results import ResultsDir\n"
         f"with ResultsDir.create('t', {{}}, 0, root={str(tmp_path)!r}) as rd:\n"
         "    print(rd.path, flush=True)\n"
         "    time.sleep(60)\n"
@@ -207,7 +207,7 @@ def test_quiet_libraries_hides_torchs_notes_to_library_authors(
     torch.utils._pytree) that a user cannot act on: hidden inside the block, restored after."""
     import logging
 
-    from experiments.console import quiet_libraries
+    from experiments.reporting.console import quiet_libraries
 
     log = logging.getLogger("torch.utils._pytree")
     before = log.level

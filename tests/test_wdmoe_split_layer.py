@@ -66,7 +66,7 @@ def test_bad_input(model) -> None:
 
 
 def test_wdmoe_table_holds_the_split_baseline(tmp_path: Path) -> None:
-    from experiments.wdmoe import run_wdmoe
+    from experiments.recipes.wdmoe import run_wdmoe
 
     res = run_wdmoe(policies=["topk"], baselines=["split:2"], transports=["ideal"],
                     snr_db=[10.0], limit=4, out=tmp_path, progress=False)

@@ -375,7 +375,7 @@ def test_abstracted_digital_agrees_with_decoded_on_the_shipped_model() -> None:
 
 
 def test_bad_snr_and_limit_are_refused_at_once(model: nn.Module) -> None:
-    from experiments.wdmoe import run_wdmoe
+    from experiments.recipes.wdmoe import run_wdmoe
     from wdmoe_link.topology import default_topology
 
     for snr in (-200.0, 1e6, math.nan):

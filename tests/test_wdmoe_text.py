@@ -40,7 +40,7 @@ def test_corpus_windows_and_untrained_model_scores() -> None:
 
 
 def test_text_training_resumes_on_the_same_trajectory(tmp_path: Path) -> None:
-    from experiments.train_text_moe import main
+    from experiments.tools.train_text_moe import main
 
     common = ["--batch-size", "2", "--length", "32", "--eval-every", "2", "--eval-windows",
               "1", "--test-windows", "1", "--threads", "1"]
@@ -85,7 +85,7 @@ def test_wdmoe_sweep_on_the_text_model_reports_bits_per_byte(tmp_path: Path) -> 
     on the same 4 held-out windows (0.14 bit/byte apart over 16 windows at 20 dB)."""
     import csv
 
-    from experiments.wdmoe import run_wdmoe
+    from experiments.recipes.wdmoe import run_wdmoe
 
     res = run_wdmoe(model="text", policies=["topk", "wlr:1"], transports=["ideal"],
                     snr_db=[20.0], limit=4, out=tmp_path, progress=False)

@@ -2,7 +2,7 @@
 
 ``wdmoe_link/data/tiny_moe/`` holds a :class:`transformers.MixtralForCausalLM` with a byte-level
 vocabulary (:class:`~wdmoe_link.tasks.ByteTokenizer`, 259 ids, so no tokenizer files), trained by
-``experiments/train_tiny_moe.py`` on :class:`~wdmoe_link.tasks.ArithmeticTask` with
+``experiments/tools/train_tiny_moe.py`` on :class:`~wdmoe_link.tasks.ArithmeticTask` with
 :data:`TINY_TASK` settings. ``training.json`` in the same folder records how it was trained and
 its accuracies.
 
@@ -55,7 +55,7 @@ TINY_CONFIG: dict[str, Any] = {
 
 
 #: Folder of the shipped text model (a Mixtral on the standard library's source, byte ids;
-#: ``experiments/train_text_moe.py``).
+#: ``experiments/tools/train_text_moe.py``).
 TEXT_DIR: Path = Path(__file__).resolve().parent / "data" / "text_moe"
 
 #: MixtralConfig arguments of the text model (7.5 M parameters): :data:`TINY_CONFIG` with
@@ -100,6 +100,6 @@ def tiny_training_record() -> dict[str, Any]:
     path = TINY_DIR / "training.json"
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found; train the model with experiments/train_tiny_moe.py"
+            f"{path} not found; train the model with experiments/tools/train_tiny_moe.py"
         )
     return json.loads(path.read_text())

@@ -14,7 +14,7 @@ here on real models, not assumed:
   arithmetic model (``"tiny"``), next-byte accuracy and bits per byte of the text model
   (``"text"``), or a scorer of your own for a local checkpoint.
 * ``wdmoe_link/data/quant_levels.csv`` caches the table of the shipped models
-  (``python -m experiments.make_quant_table``); :func:`measured_levels` reads it.
+  (``python -m experiments.tools.make_quant_table``); :func:`measured_levels` reads it.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def level_table(path: Path | None = None) -> list[dict[str, Any]]:
     path = path or LEVELS_CSV
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; make it with "
-                                "`python -m experiments.make_quant_table`")
+                                "`python -m experiments.tools.make_quant_table`")
     with path.open() as f:
         rows = list(csv.DictReader(f))
     for r in rows:

@@ -7,7 +7,7 @@ Two tasks on the held-out ``test`` split of the tiny model's arithmetic (the pro
 * ``wdmoe_arith_mc``: log-likelihood choice between the answer and three near misses
   (answer + 1, - 1, + 10), accuracy.
 
-Run: ``python -m experiments.make_lm_eval_tasks [--size 200]``.
+Run: ``python -m experiments.tools.make_lm_eval_tasks [--size 200]``.
 """
 
 from __future__ import annotations

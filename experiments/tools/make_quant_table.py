@@ -6,7 +6,7 @@ bits per weight) and scored on its held-out task: the arithmetic model on ``--ti
 problems (exact match), the text model on ``--text-windows`` windows of 256 bytes of held-out
 standard-library modules (next-byte accuracy, bits per byte).
 
-    python -m experiments.make_quant_table            # about 4 minutes on two CPU cores
+    python -m experiments.tools.make_quant_table            # about 4 minutes on two CPU cores
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from experiments.results import atomic_write_text
+from experiments.reporting.results import atomic_write_text
 from wdmoe_link.edge.quantization import LEVELS_CSV, WEIGHT_BITS, measure_levels
 
-COMMAND = "python -m experiments.make_quant_table"
+COMMAND = "python -m experiments.tools.make_quant_table"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

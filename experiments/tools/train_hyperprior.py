@@ -9,7 +9,7 @@ save_ladder` (atomically). The ladder feeds :class:`jscc.baselines.learned.Learn
 
 Example::
 
-    python -m experiments.train_hyperprior --data builtin --crop 64 \\
+    python -m experiments.tools.train_hyperprior --data builtin --crop 64 \\
         --lambdas 0.0018,0.0067,0.025 --N 64 --M 96 --steps 2000 \\
         --out results/hyperprior/ladder.pt
 """

@@ -13,8 +13,8 @@ results folder; ``--resume FOLDER`` continues from it. At the end the model is e
 ``save_pretrained`` together with ``training.json`` (each file replaced atomically,
 ``training.json`` last; other files in ``--out`` are kept).
 
-    python -m experiments.train_tiny_moe                       # ~9 min on one CPU core
-    python -m experiments.train_tiny_moe --steps 200 --out /tmp/tiny   # a quick check
+    python -m experiments.tools.train_tiny_moe                       # ~9 min on one CPU core
+    python -m experiments.tools.train_tiny_moe --steps 200 --out /tmp/tiny   # a quick check
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from experiments.results import ResultsDir, atomic_write_bytes, atomic_write_text
+from experiments.reporting.results import ResultsDir, atomic_write_bytes, atomic_write_text
 from wdmoe_link.routing import TopNDispatcher
 from wdmoe_link.split import SplitMoE
 from wdmoe_link.tasks import ArithmeticTask, ByteTokenizer, Example, evaluate_accuracy

@@ -19,7 +19,7 @@ ship in stages.
 
 Usage::
 
-    python -m experiments.make_bler_table --channels awgn,rayleigh \\
+    python -m experiments.tools.make_bler_table --channels awgn,rayleigh \\
         --block-bits 256,1024,4096,8424 --out phy/data/bler_table.csv
 """
 
@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 import phy
-from experiments.results import atomic_write_text
+from experiments.reporting.results import atomic_write_text
 from phy.bler import BLER_TABLE_COLUMNS
 from phy.mcs import MCS, mcs_table
 from phy.sweep import make_channel
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-only", action="store_true",
                     help="simulate nothing: write --out from the finished curves of the partial "
                          "file (with --keep-old, a table shipped in stages)")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "phy" / "data"
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "phy" / "data"
                                           / "bler_table.csv"))
     args = ap.parse_args(argv)
     channels = [c.strip() for c in args.channels.split(",") if c.strip()]
@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
               f"Es/N0), k = {', '.join(map(str, sizes))} information bits per block; each "
               f"point runs to {args.target_block_errors} block errors or {args.max_blocks} "
               f"blocks, each curve down to BLER {args.min_bler:g}; made by "
-              f"experiments/make_bler_table.py (seed {args.seed})\n"
-              f"# regenerate: python -m experiments.make_bler_table --channels "
+              f"experiments/tools/make_bler_table.py (seed {args.seed})\n"
+              f"# regenerate: python -m experiments.tools.make_bler_table --channels "
               f"{','.join(channels)} --block-bits {','.join(map(str, sizes))}\n")
     if old or any(n < len(pairs) for n in finished.values()) \
             or len(finished) < len(channels) * len(sizes):

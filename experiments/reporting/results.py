@@ -60,7 +60,7 @@ MANIFEST_PACKAGES: tuple[str, ...] = (
 
 _FIGURE_FORMATS = ("png", "pdf", "svg")
 _TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _now() -> datetime:

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 import phy
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 from jscc.baselines import SOURCE_CODECS, SeparateCapacity, SeparateLDPC, best_mcs_envelope
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.metrics import ms_ssim, psnr
@@ -130,7 +130,7 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     if learned:
         if ladder is None or not Path(ladder).is_file():
             raise ValueError(f"baselines {learned} need ladder= (a file written by "
-                             f"experiments.train_hyperprior), got {ladder!r}")
+                             f"experiments.tools.train_hyperprior), got {ladder!r}")
         from jscc.baselines.learned import load_ladder
 
         models = load_ladder(ladder)

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 import phy
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 from phy.sweep import LinkPoint, make_channel, simulate_link
 
 __all__ = ["plot_link_curves", "read_link_curves", "run_link_curves", "snr_at_bler"]

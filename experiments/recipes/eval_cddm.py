@@ -7,7 +7,7 @@ For every SNR:
   the closed forms of the equalizer alone beside them (``channel_mse.csv``/``.png``);
 * PSNR/MS-SSIM of the JSCC codec, JSCC + CDDM (stage-1 decoder), JSCC + CDDM with the stage-3
   re-trained decoders (the one trained nearest to each SNR), and the digital baselines of
-  :func:`experiments.eval_images.run_eval_images` (``mean.csv``, ``psnr_vs_snr.png``).
+  :func:`experiments.recipes.eval_images.run_eval_images` (``mean.csv``, ``psnr_vs_snr.png``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import phy
 from cddm.lightning import load_cddm_module, load_codec, load_stage3_module
 from cddm.metrics import channel_mse, theory_mse_db
 from cddm.pipeline import JSCCWithCDDM
-from experiments.eval_images import DEFAULT_BASELINES, eval_channel, run_eval_images
-from experiments.results import ResultsDir
+from experiments.recipes.eval_images import DEFAULT_BASELINES, eval_channel, run_eval_images
+from experiments.reporting.results import ResultsDir
 
 __all__ = ["run_eval_cddm"]
 
@@ -55,7 +55,7 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
         convention, floor_db: override the sampler settings stored in the CDDM checkpoint.
         csi_error_std: error of the receiver's channel estimate (:class:`phy.ImperfectCSI`),
             for the imperfect-CSI study; the channel MSE table uses it too.
-        Other arguments as for :func:`experiments.eval_images.run_eval_images`.
+        Other arguments as for :func:`experiments.recipes.eval_images.run_eval_images`.
     """
     cddm = load_cddm_module(cddm_checkpoint, jscc_checkpoint=jscc_checkpoint)
     jscc_checkpoint = cddm.jscc_checkpoint

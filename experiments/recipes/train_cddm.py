@@ -1,10 +1,10 @@
 """``semcom train-cddm``: CDDM stages 2 and 3 with LightningCLI from a YAML config.
 
-``semcom train-cddm --config experiments/configs/cddm_stage2_cpu.yaml`` trains the noise
+``semcom train-cddm --config experiments/configs/cddm/cddm_stage2_cpu.yaml`` trains the noise
 predictor (:class:`cddm.lightning.CDDMModule`); a config whose ``model.class_path`` is
 :class:`cddm.lightning.DecoderStage3Module` re-trains the JSCC decoder with CDDM in the loop.
 Stage 1 is ``semcom train-jscc`` with the codec trained 3 dB above the test SNR
-(``experiments/configs/cddm_stage1_cpu.yaml``). Any LightningCLI option can follow
+(``experiments/configs/cddm/cddm_stage1_cpu.yaml``). Any LightningCLI option can follow
 (``--trainer.max_steps 200``); ``--ckpt_path <run>/checkpoints/last.ckpt`` resumes a run.
 The run folder receives Lightning's ``config.yaml``, ``metrics.csv``, checkpoints (the last one
 is always kept), ``manifest.json`` and a validation plot.
@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
-from experiments.train_jscc import FinalCheckpoint, ResultsCallback, run_lightning_cli
+from experiments.recipes.train_jscc import FinalCheckpoint, ResultsCallback, run_lightning_cli
 
 __all__ = ["main"]
 

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 import phy
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 
 __all__ = ["run_wdmoe"]
 

@@ -1,6 +1,6 @@
 """Train and export the shipped CDDM of a shipped JSCC codec (stages 2 and 3), resumably.
 
-    python -m experiments.make_pretrained_cddm --jscc adjscc_awgn_cbr1-12 \\
+    python -m experiments.tools.make_pretrained_cddm --jscc adjscc_awgn_cbr1-12 \\
         --train-dir ../shared/datasets/csun_hays80 --test-dir ../shared/datasets/cbsd68
 
 1. **Latent bank.** ``bank_crops`` random 64×64 crops of the training folder plus the built-in
@@ -46,7 +46,7 @@ from cddm.lightning import (
 from cddm.pipeline import JSCCWithCDDM
 from cddm.pretrained import decoders as decoder_store
 from cddm.pretrained import store as cddm_store
-from experiments.train_jscc import FinalCheckpoint
+from experiments.recipes.train_jscc import FinalCheckpoint
 from jscc import pretrained as jscc_pretrained
 from jscc.batches import CropBatchLoader
 from jscc.data import ImageDataModule, ImageFolderDataset
@@ -74,7 +74,7 @@ def _bank(codec: torch.nn.Module, loader: CropBatchLoader, snr_range: tuple[floa
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m experiments.make_pretrained_cddm",
+    p = argparse.ArgumentParser(prog="python -m experiments.tools.make_pretrained_cddm",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--jscc", required=True, help="shipped JSCC entry (jscc.pretrained)")
     p.add_argument("--name", default=None, help="CDDM entry name (default <jscc>_cddm)")
@@ -204,7 +204,7 @@ def _export(a: argparse.Namespace, name: str, work: Path, jscc_ref: str, s2_ckpt
         print(json.dumps(results[key], indent=1))
     training = {"data": f"{a.bank_crops} random {a.crop}x{a.crop} crops of {a.train_dir} + the "
                         "built-in training photos, encoded at SNRs uniform over the codec's range",
-                "command": "python -m experiments.make_pretrained_cddm --jscc "
+                "command": "python -m experiments.tools.make_pretrained_cddm --jscc "
                            f"{a.jscc} --train-dir {a.train_dir}"
                            + (f" --test-dir {a.test_dir}" if a.test_dir else ""),
                 "args": vars(a), "cpu_hours_by_stage": {k: round(v / 3600, 3)

@@ -1,6 +1,6 @@
 """``semcom train-jscc``: train a JSCC codec with LightningCLI from a YAML config.
 
-``semcom train-jscc --config experiments/configs/jscc_adjscc_cpu.yaml`` runs ``fit``; any
+``semcom train-jscc --config experiments/configs/images/jscc_adjscc_cpu.yaml`` runs ``fit``; any
 LightningCLI option can follow (``--trainer.max_epochs 5``; ``--ckpt_path
 <run>/checkpoints/last.ckpt`` resumes a run: weights, optimizer, step and elapsed time).
 The run folder (``trainer.default_root_dir``) receives Lightning's ``config.yaml``,
@@ -24,7 +24,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
-from experiments.results import _git_revision, _package_versions, atomic_write_text
+from experiments.reporting.results import _git_revision, _package_versions, atomic_write_text
 from jscc.data import ImageDataModule
 from jscc.lightning import JSCCModule
 

@@ -12,8 +12,8 @@ written atomically at every evaluation; ``--resume FOLDER`` continues from it an
 same trajectory. At the end the model is saved with ``save_pretrained`` and ``training.json``
 (each file replaced atomically, ``training.json`` last).
 
-    python -m experiments.train_text_moe                      # the shipped model (CPU hours)
-    python -m experiments.train_text_moe --steps 20 --eval-every 10 --out /tmp/text  # a check
+    python -m experiments.tools.train_text_moe                      # the shipped model (CPU hours)
+    python -m experiments.tools.train_text_moe --steps 20 --eval-every 10 --out /tmp/text  # a check
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from experiments.results import ResultsDir, atomic_write_text
-from experiments.train_tiny_moe import lr_at, save_model_dir
+from experiments.reporting.results import ResultsDir, atomic_write_text
+from experiments.tools.train_tiny_moe import lr_at, save_model_dir
 from wdmoe_link.routing import TopNDispatcher
 from wdmoe_link.split import SplitMoE
 from wdmoe_link.text import TextCorpus, evaluate_text
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train_time_s": round(train_s, 1),
         "test": scores,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "command": "python -m experiments.train_text_moe",
+        "command": "python -m experiments.tools.train_text_moe",
     }
     # shards of < 8 MB each (30 MB of fp32 weights in all)
     save_model_dir(model, args.out, record, max_shard_size="7MB")

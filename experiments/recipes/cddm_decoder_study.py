@@ -1,7 +1,7 @@
 """Where does a CDDM's denoising go? The shipped codec with and without its CDDM, and decoders
 re-trained on the CDDM's output and on the equalizer's output, at one SNR.
 
-    python -m experiments.cddm_decoder_study --train-dir ../shared/datasets/csun_hays80 \\
+    python -m experiments.recipes.cddm_decoder_study --train-dir ../shared/datasets/csun_hays80 \\
         --test-dir ../shared/datasets/cbsd68 [--snr-db 10 --crops 4096 --steps 3000]
 
 Systems, all on the same test crops, noise stream and SNR (AWGN):
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import phy
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 from jscc.batches import CropBatchLoader
 from jscc.data import ImageDataModule, ImageFolderDataset
 from jscc.evaluation import evaluate_codec
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     from cddm.pipeline import JSCCWithCDDM
     from jscc import build_codec
 
-    p = argparse.ArgumentParser(prog="python -m experiments.cddm_decoder_study",
+    p = argparse.ArgumentParser(prog="python -m experiments.recipes.cddm_decoder_study",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--train-dir", required=True, help="training photos (crops for the pairs)")
     p.add_argument("--test-dir", required=True, help="test photos (256x256 centre crops)")

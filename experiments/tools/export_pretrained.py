@@ -2,7 +2,7 @@
 
 JSCC codec (``jscc/pretrained/weights/``)::
 
-    python -m experiments.export_pretrained jscc adjscc_awgn_cbr1-12 \\
+    python -m experiments.tools.export_pretrained jscc adjscc_awgn_cbr1-12 \\
         results/pretrained/adjscc_awgn_cbr1-12/lightning_logs/version_0/checkpoints/last.ckpt \\
         --config experiments/configs/pretrained/adjscc_awgn_cbr1-12.yaml \\
         --test-dir ../shared/datasets/cbsd68
@@ -11,7 +11,7 @@ The card records the training data, the config and the command that reproduces t
 optimizer steps, the CPU hours (wall time between the run's ``manifest.json`` and the checkpoint,
 times the threads the run used) and a PSNR / MS-SSIM table measured here: on the test folder's
 256×256 centre crops and whole images, and on the held-out built-in photos, AWGN or the card's
-channel, SNR 0–20 dB. CDDM entries are exported by :mod:`experiments.make_pretrained_cddm`.
+channel, SNR 0–20 dB. CDDM entries are exported by :mod:`experiments.tools.make_pretrained_cddm`.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m experiments.export_pretrained",
+    p = argparse.ArgumentParser(prog="python -m experiments.tools.export_pretrained",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("kind", choices=["jscc"])
     p.add_argument("name", help="entry name, e.g. adjscc_awgn_cbr1-12")

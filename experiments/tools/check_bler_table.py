@@ -16,7 +16,7 @@ Shannon limit of 256QAM at R = 0.93), so the summary rates the PDSCH comparison 
 
 Usage::
 
-    python -m experiments.check_bler_table [--target 0.1] [--out results]
+    python -m experiments.tools.check_bler_table [--target 0.1] [--out results]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import phy
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 from phy.codeblock import CRC_BITS
 
 __all__ = ["compare_to_sionna", "run_check_bler_table", "sionna_bracket", "sionna_snr_at_bler"]

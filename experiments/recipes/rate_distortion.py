@@ -9,7 +9,7 @@ and AVIF boxes deflated against their template, :mod:`jscc.baselines.isobmff`). 
 
 Usage::
 
-    python -m experiments.rate_distortion --data ../shared/datasets/cbsd68 --crop 256
+    python -m experiments.recipes.rate_distortion --data ../shared/datasets/cbsd68 --crop 256
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
-from experiments.eval_images import load_images
-from experiments.results import ResultsDir
+from experiments.recipes.eval_images import load_images
+from experiments.reporting.results import ResultsDir
 from jscc.baselines.source import SOURCE_CODECS, source_codec
 from jscc.metrics import psnr
 

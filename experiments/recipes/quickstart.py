@@ -25,9 +25,9 @@ import torch
 from scipy.special import exp1
 
 import phy
-from experiments.console import quiet_libraries
-from experiments.link_curves import read_link_curves, run_link_curves, snr_at_bler
-from experiments.results import ResultsDir
+from experiments.recipes.link_curves import read_link_curves, run_link_curves, snr_at_bler
+from experiments.reporting.console import quiet_libraries
+from experiments.reporting.results import ResultsDir
 
 __all__ = ["run_quickstart"]
 
@@ -70,7 +70,7 @@ def _analog_section(res: ResultsDir, snrs: list[float], num_values: int) -> list
 def _pretrained_section(res: ResultsDir, seed: int, fast: bool) -> list[str]:
     """The main figure: shipped ADJSCC and ADJSCC + CDDM against JPEG2000 + 5G LDPC per MCS,
     their envelope and the capacity bound, on crops of the held-out built-in photos."""
-    from experiments.pretrained_curves import plot_curves, pretrained_curves
+    from experiments.recipes.pretrained_curves import plot_curves, pretrained_curves
     from jscc.data import BuiltinPhotosDataset
 
     ds = BuiltinPhotosDataset(crop=128, train=False, num_crops=4 if fast else 8)
@@ -138,7 +138,7 @@ def _train_demo_section(res: ResultsDir, seed: int, fast: bool, progress: bool) 
 def _wdmoe_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> list[str]:
     """The shipped tiny MoE split over 8 devices: policies on ideal links, then analog links
     with and without the hidden-state CDDM at 10 dB."""
-    from experiments.wdmoe import run_wdmoe
+    from experiments.recipes.wdmoe import run_wdmoe
 
     n = 10 if fast else 20
     pol = run_wdmoe(model="tiny", policies=("topk", "wlr:0.3", "joint:0"), transports=("ideal",),

@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
-from experiments.results import ResultsDir
+from experiments.reporting.results import ResultsDir
 
 __all__ = ["DEFAULT_SCHEDULERS", "run_edge_batching"]
 

@@ -1,7 +1,7 @@
 """The best-MCS envelope of JPEG2000 + 5G LDPC on an image set, searching MCSs near link
 adaptation's choice only.
 
-    python -m experiments.digital_envelope --data ../shared/datasets/cbsd68 --crop 256 \\
+    python -m experiments.recipes.digital_envelope --data ../shared/datasets/cbsd68 --crop 256 \\
         --snr-db 0:20:5 --window 2 [--cbr 0.0833] [--out results]
 
 For a fixed bandwidth a higher MCS carries more bits, so a decoded image is better; the
@@ -22,8 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 import phy
-from experiments.eval_images import load_images
-from experiments.results import ResultsDir
+from experiments.recipes.eval_images import load_images
+from experiments.reporting.results import ResultsDir
 from jscc.baselines import JPEG2000LDPC, JPEG2000Capacity, best_mcs_envelope
 from jscc.metrics import psnr
 
@@ -31,7 +31,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m experiments.digital_envelope",
+    p = argparse.ArgumentParser(prog="python -m experiments.recipes.digital_envelope",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="image folder or 'builtin'")
     p.add_argument("--crop", type=int, default=256)

@@ -1,6 +1,6 @@
 """Train the 1-D CDDM that denoises a split MoE model's hidden states on the analog link.
 
-``python -m experiments.train_hidden_cddm --model tiny --out wdmoe_link/data/tiny_moe``
+``python -m experiments.tools.train_hidden_cddm --model tiny --out wdmoe_link/data/tiny_moe``
 
 1. Run the model on training prompts of its task and record what would cross the air: every
    expert input row (downlink) and every expert output row (uplink) of every MoE layer.
