@@ -18,7 +18,7 @@ Public API::
 
 from __future__ import annotations
 
-from .abstraction import AbstractDigitalLink
+from .abstraction import AbstractDigitalLink, send_tensors
 from .adaptation import LinkAdaptation, LinkPlan, select_mcs
 from .airtime import (
     airtime_s,
@@ -118,6 +118,7 @@ __all__ = [
     "payload_values",
     "rng_state",
     "select_mcs",
+    "send_tensors",
     "set_rng_state",
     "set_seed",
     "simulate_link",

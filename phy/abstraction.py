@@ -26,6 +26,7 @@ bit errors inside a failed block.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from .codeblock import check_block_bits
 from .digital import DigitalLink, DigitalResult, TensorResult
 from .payload import lost_elements_of_blocks, payload_values
 
-__all__ = ["AbstractDigitalLink"]
+__all__ = ["AbstractDigitalLink", "send_tensors"]
 
 
 class AbstractDigitalLink(DigitalLink):
@@ -157,3 +158,101 @@ class AbstractDigitalLink(DigitalLink):
         lost = lost_elements_of_blocks(~block_ok, k, tuple(values.shape), dtype, group_size)
         return self._tensor_result(values, lost, block_ok, transmissions, nbits, fill_value,
                                    t.device)
+
+
+def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor],
+                 snr_db: Sequence[float], dtype: str = "bf16", *,
+                 group_size: int | None = None, fill_value: float = 0.0) -> list[TensorResult]:
+    """:meth:`AbstractDigitalLink.send_tensor` of several payloads, each over its own link
+    (e.g. one MCS per device), with the CRC outcomes of all their code blocks drawn at once.
+
+    This is what a system-level simulator does for one slot: every block's outcome comes from
+    its own link's curve at its own SNR (Chase combining and block fading as in
+    :meth:`~AbstractDigitalLink.send_tensor`), but each HARQ round makes one random draw for
+    all pending blocks of all payloads instead of one per payload. The results therefore have
+    the same distribution as sending payload after payload, not the same values for a seed
+    (the per-payload path also draws the replacement bits that :meth:`send_bits` needs); with
+    no block error they are identical.
+
+    Args:
+        links: one :class:`AbstractDigitalLink` per payload (links may repeat).
+        ts: the payloads (any real tensors).
+        snr_db: one SNR (dB, Es/N0) per payload.
+        dtype, group_size, fill_value: as :meth:`DigitalLink.send_tensor`.
+
+    Raises:
+        ValueError: lengths differ, a link is not an :class:`AbstractDigitalLink`, or any
+            per-payload argument is invalid (as :meth:`~DigitalLink.send_tensor` checks it).
+    """
+    if not (len(links) == len(ts) == len(snr_db)):
+        raise ValueError(f"links, ts and snr_db must have one entry per payload, got "
+                         f"{len(links)}, {len(ts)} and {len(snr_db)}")
+    for link in links:
+        if not isinstance(link, AbstractDigitalLink):
+            raise ValueError(f"send_tensors needs AbstractDigitalLink links, got "
+                             f"{type(link).__name__}")
+    snrs = [float(link._tensor_snr(s, dtype, fill_value))
+            for link, s in zip(links, snr_db, strict=True)]
+    payloads = [payload_values(t, dtype, group_size) for t in ts]
+    counts = [-(-nbits // link.block_bits) for link, (_, nbits) in
+              zip(links, payloads, strict=True)]
+    # every block of every payload: its link (by position in `groups`) and its SNR
+    groups: dict[int, list[int]] = {}
+    for i, link in enumerate(links):
+        groups.setdefault(id(link), []).append(i)
+    owner = torch.repeat_interleave(torch.arange(len(links)), torch.tensor(counts))
+    snr64 = torch.repeat_interleave(torch.tensor(snrs, dtype=torch.float64),
+                                    torch.tensor(counts))
+    ok, transmissions = _draw_outcomes_many(links, groups, owner, snr64)
+    results = []
+    start = 0
+    for link, t, (values, nbits), n in zip(links, ts, payloads, counts, strict=True):
+        block_ok = ok[start:start + n]
+        tx = transmissions[start:start + n]
+        start += n
+        values = values.cpu()
+        if bool(block_ok.all()):
+            lost = torch.zeros(values.shape, dtype=torch.bool)
+        else:
+            lost = lost_elements_of_blocks(~block_ok, link.block_bits, tuple(values.shape),
+                                           dtype, group_size)
+        results.append(link._tensor_result(values, lost, block_ok, tx, nbits, fill_value,
+                                           t.device))
+    return results
+
+
+def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], groups: dict[int, list[int]],
+                        owner: torch.Tensor, snr: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ok, transmissions)`` of blocks owned by ``links[owner]`` at ``snr`` (dB, float64):
+    :meth:`AbstractDigitalLink._draw_outcomes` with one uniform draw per HARQ round."""
+    num_blocks = snr.numel()
+    snr_lin = 10.0 ** (snr / 10.0)
+    combined = torch.zeros(num_blocks, dtype=torch.float64)
+    ok = torch.zeros(num_blocks, dtype=torch.bool)
+    transmissions = torch.zeros(num_blocks, dtype=torch.int64)
+    pending = torch.arange(num_blocks)
+    max_tx = torch.tensor([link.max_transmissions for link in links])
+    members = [torch.tensor(idx) for idx in groups.values()]
+    for r in range(int(max_tx.max())):
+        pending = pending[max_tx[owner[pending]] > r]  # links may differ in HARQ depth
+        if pending.numel() == 0:
+            break
+        own = owner[pending]
+        sels = [(links[int(idx[0])], torch.isin(own, idx)) for idx in members]
+        sels = [(link, sel) for link, sel in sels if bool(sel.any())]
+        gain = torch.ones(pending.numel(), dtype=torch.float64)
+        for link, sel in sels:
+            if link._block_fading:
+                h = link.channel.draw_h((int(sel.sum()), 1)).reshape(-1).cpu()
+                gain[sel] = h.abs().square().to(torch.float64)
+        combined[pending] += snr_lin[pending] * gain
+        transmissions[pending] += 1
+        snr_eff_db = 10.0 * torch.log10(combined[pending].clamp_min(1e-30))
+        bler = torch.empty(pending.numel(), dtype=torch.float64)
+        for link, sel in sels:
+            bler[sel] = link._bler(snr_eff_db[sel], link.block_bits)
+        passed = torch.rand(pending.numel(), dtype=torch.float64) >= bler
+        ok[pending] = passed
+        pending = pending[~passed]
+    return ok, transmissions

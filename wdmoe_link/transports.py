@@ -154,6 +154,12 @@ def _checked_payload(x: torch.Tensor, snr_db: float, bandwidth_hz: float,
     return x.detach().to(torch.float32), snr, bw
 
 
+def _empty_delivery(x: torch.Tensor) -> Delivery:
+    """The :class:`Delivery` of a payload without rows: nothing on air."""
+    return Delivery(x_hat=x.clone(), ok=torch.ones(0, dtype=torch.bool, device=x.device),
+                    airtime_s=0.0, bits=0, channel_uses=0, transmissions=0)
+
+
 def _check_lengths(xs: Sequence[torch.Tensor], snr_db: Sequence[float],
                    bandwidth_hz: Sequence[float]) -> None:
     if not len(xs) == len(snr_db) == len(bandwidth_hz):
@@ -215,8 +221,7 @@ class Transport(ABC):
         """
         x, snr, bw = _checked_payload(x, snr_db, bandwidth_hz, check_finite)
         if x.shape[0] == 0:
-            return Delivery(x_hat=x.clone(), ok=torch.ones(0, dtype=torch.bool, device=x.device),
-                            airtime_s=0.0, bits=0, channel_uses=0, transmissions=0)
+            return _empty_delivery(x)
         return self._send(x, snr, bw)
 
     @abstractmethod
@@ -495,11 +500,44 @@ class DigitalTransport(Transport):
 
     # ---- sending ---------------------------------------------------------------------------
 
+    def send_many(self, xs: Sequence[torch.Tensor], snr_db: Sequence[float],
+                  bandwidth_hz: Sequence[float], *, check_finite: bool = True
+                  ) -> list[Delivery]:
+        """Several payloads (e.g. all devices of a layer) with the CRC outcomes of all their
+        code blocks drawn at once (:func:`phy.send_tensors`): the same distribution as
+        :meth:`send` after :meth:`send`, not the same values for a seed (identical when no
+        block fails). Decoded links send payload after payload."""
+        _check_lengths(xs, snr_db, bandwidth_hz)
+        if self.decoded:
+            return super().send_many(xs, snr_db, bandwidth_hz, check_finite=check_finite)
+        checked = [_checked_payload(x, s, b, check_finite)
+                   for x, s, b in zip(xs, snr_db, bandwidth_hz, strict=True)]
+        out: list[Delivery | None] = [None] * len(checked)
+        busy = [i for i, (x, _, _) in enumerate(checked) if x.shape[0] > 0]
+        for i, (x, _, _) in enumerate(checked):
+            if x.shape[0] == 0:
+                out[i] = _empty_delivery(x)
+        snrs = [_phy_snr(checked[i][1]) for i in busy]
+        picks = [self.select(s) for s in snrs]
+        links = [self.link(mcs) for mcs, _ in picks]
+        results = phy.send_tensors(links, [checked[i][0] for i in busy], snrs, self.dtype,
+                                   group_size=self.group_size)
+        for i, (mcs, meets), link, r in zip(busy, picks, links, results, strict=True):
+            out[i] = self._delivery(r, link, mcs, meets, checked[i][2])
+        return out  # type: ignore[return-value]
+
     def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
         s = _phy_snr(snr_db)
         mcs, meets = self.select(s)
         link = self.link(mcs)
         r = link.send_tensor(x, s, dtype=self.dtype, group_size=self.group_size)
+        return self._delivery(r, link, mcs, meets, bandwidth_hz)
+
+    @staticmethod
+    def _delivery(r: phy.TensorResult, link: phy.DigitalLink, mcs: phy.MCS, meets: bool,
+                  bandwidth_hz: float) -> Delivery:
+        """The :class:`Delivery` of a link's :class:`phy.TensorResult` (a row with any lost
+        element is not ``ok`` and holds zeros)."""
         ok = ~r.lost.any(dim=-1) & _finite_rows(r.t_hat)
         x_hat = torch.where(ok[:, None], r.t_hat, torch.zeros_like(r.t_hat))
         transmissions = int(r.transmissions.sum())
