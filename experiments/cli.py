@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 
 def _version() -> str:
@@ -280,6 +281,78 @@ def _floor(spec: str) -> float | str | None:
                          f"{spec!r}") from None
 
 
+def _run_command(args: argparse.Namespace) -> Any:
+    """Run the recipe behind ``args.command``; returns its results folder."""
+    if args.command == "quickstart":
+        from experiments.recipes.quickstart import run_quickstart
+
+        return run_quickstart(out=args.out, seed=args.seed, fast=args.fast)
+    if args.command == "link-curves":
+        from experiments.recipes.link_curves import run_link_curves
+
+        return run_link_curves(
+            channel=args.channel, mcs=args.mcs, table=args.table, snr_db=args.snr_db,
+            block_bits=args.block_bits, batch_size=args.batch_size,
+            max_batches=args.max_batches, target_block_errors=args.target_block_errors,
+            max_transmissions=args.max_transmissions, seed=args.seed, out=args.out,
+            decoder=args.decoder, abstraction=args.abstraction, resume=args.resume,
+            progress=not args.no_progress)
+    if args.command == "eval-images":
+        from experiments.recipes.eval_images import CODEC_BASELINES, run_eval_images
+
+        bl = {"all": list(CODEC_BASELINES), "none": []}.get(
+            args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
+        return run_eval_images(
+            checkpoint=args.checkpoint, data=args.data, crop=args.crop, channel=args.channel,
+            snr_db=args.snr_db, baselines=bl, mcs=args.mcs, cbr=args.cbr,
+            max_images=args.max_images, ladder=args.ladder, seed=args.seed, out=args.out,
+            resume=args.resume, csi_error_std=args.csi_error_std,
+            progress=not args.no_progress)
+    if args.command == "eval-cddm":
+        from experiments.recipes.eval_cddm import run_eval_cddm
+        from experiments.recipes.eval_images import CODEC_BASELINES
+
+        bl = {"all": list(CODEC_BASELINES), "none": []}.get(
+            args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
+        return run_eval_cddm(
+            cddm_checkpoint=args.cddm, jscc_checkpoint=args.jscc,
+            decoders=_decoder_map(args.decoder), data=args.data, crop=args.crop,
+            snr_db=args.snr_db, baselines=bl, mcs=args.mcs, max_images=args.max_images,
+            convention=args.convention, floor_db=_floor(args.floor_db), seed=args.seed,
+            out=args.out, resume=args.resume, csi_error_std=args.csi_error_std,
+            progress=not args.no_progress)
+    if args.command == "wdmoe":
+        from experiments.recipes.wdmoe import run_wdmoe
+        from phy.sweep import parse_snr_range
+
+        return run_wdmoe(
+            model=args.model, policies=_csv_list(args.policy),
+            transports=_csv_list(args.transport),
+            snr_db=[None] if args.snr_db is None else parse_snr_range(args.snr_db),
+            bandwidth_mhz=args.bandwidth_mhz, devices=args.devices, limit=args.limit,
+            compute_model=args.compute_model, digits=args.digits, seed=args.seed,
+            out=args.out, resume=args.resume, progress=not args.no_progress,
+            baselines=[b.strip() for b in args.baseline.split(",") if b.strip()])
+    if args.command == "edge-batching":
+        from experiments.recipes.edge_batching import run_edge_batching
+
+        try:
+            bws = [float(x) for x in _csv_list(args.bandwidth_mhz)]
+            lo, hi = (float(x) for x in args.deadline_s.split(","))
+        except ValueError:
+            raise ValueError("--bandwidth-mhz must be a comma list of numbers and "
+                             "--deadline-s two numbers low,high") from None
+        return run_edge_batching(
+            users=_int_range(args.users, "--users"), nodes=args.nodes,
+            schedulers=_csv_list(args.scheduler), bandwidth_mhz=bws,
+            links=_csv_list(args.links), instances=args.instances,
+            search_sizes=[] if args.search_sizes == "none"
+            else _int_range(args.search_sizes, "--search-sizes"),
+            deadline_s=(lo, hi), ot_max_nodes=args.ot_max_nodes, seed=args.seed,
+            out=args.out, resume=args.resume, progress=not args.no_progress)
+    raise ValueError(f"unknown command {args.command!r}")  # argparse rejects these first
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -296,76 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from experiments.reporting.console import quiet_libraries
+
     try:
-        if args.command == "quickstart":
-            from experiments.recipes.quickstart import run_quickstart
-
-            res = run_quickstart(out=args.out, seed=args.seed, fast=args.fast)
-        elif args.command == "link-curves":
-            from experiments.recipes.link_curves import run_link_curves
-
-            res = run_link_curves(
-                channel=args.channel, mcs=args.mcs, table=args.table, snr_db=args.snr_db,
-                block_bits=args.block_bits, batch_size=args.batch_size,
-                max_batches=args.max_batches, target_block_errors=args.target_block_errors,
-                max_transmissions=args.max_transmissions, seed=args.seed, out=args.out,
-                decoder=args.decoder, abstraction=args.abstraction, resume=args.resume,
-                progress=not args.no_progress)
-        elif args.command == "eval-images":
-            from experiments.recipes.eval_images import CODEC_BASELINES, run_eval_images
-
-            bl = {"all": list(CODEC_BASELINES), "none": []}.get(
-                args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
-            res = run_eval_images(
-                checkpoint=args.checkpoint, data=args.data, crop=args.crop, channel=args.channel,
-                snr_db=args.snr_db, baselines=bl, mcs=args.mcs, cbr=args.cbr,
-                max_images=args.max_images, ladder=args.ladder, seed=args.seed, out=args.out,
-                resume=args.resume, csi_error_std=args.csi_error_std,
-                progress=not args.no_progress)
-        elif args.command == "eval-cddm":
-            from experiments.recipes.eval_cddm import run_eval_cddm
-            from experiments.recipes.eval_images import CODEC_BASELINES
-
-            bl = {"all": list(CODEC_BASELINES), "none": []}.get(
-                args.baselines, [b.strip() for b in args.baselines.split(",") if b.strip()])
-            res = run_eval_cddm(
-                cddm_checkpoint=args.cddm, jscc_checkpoint=args.jscc,
-                decoders=_decoder_map(args.decoder), data=args.data, crop=args.crop,
-                snr_db=args.snr_db, baselines=bl, mcs=args.mcs, max_images=args.max_images,
-                convention=args.convention, floor_db=_floor(args.floor_db), seed=args.seed,
-                out=args.out, resume=args.resume, csi_error_std=args.csi_error_std,
-                progress=not args.no_progress)
-        elif args.command == "wdmoe":
-            from experiments.recipes.wdmoe import run_wdmoe
-            from phy.sweep import parse_snr_range
-
-            res = run_wdmoe(
-                model=args.model, policies=_csv_list(args.policy),
-                transports=_csv_list(args.transport),
-                snr_db=[None] if args.snr_db is None else parse_snr_range(args.snr_db),
-                bandwidth_mhz=args.bandwidth_mhz, devices=args.devices, limit=args.limit,
-                compute_model=args.compute_model, digits=args.digits, seed=args.seed,
-                out=args.out, resume=args.resume, progress=not args.no_progress,
-                baselines=[b.strip() for b in args.baseline.split(",") if b.strip()])
-        elif args.command == "edge-batching":
-            from experiments.recipes.edge_batching import run_edge_batching
-
-            try:
-                bws = [float(x) for x in _csv_list(args.bandwidth_mhz)]
-                lo, hi = (float(x) for x in args.deadline_s.split(","))
-            except ValueError:
-                raise ValueError("--bandwidth-mhz must be a comma list of numbers and "
-                                 "--deadline-s two numbers low,high") from None
-            res = run_edge_batching(
-                users=_int_range(args.users, "--users"), nodes=args.nodes,
-                schedulers=_csv_list(args.scheduler), bandwidth_mhz=bws,
-                links=_csv_list(args.links), instances=args.instances,
-                search_sizes=[] if args.search_sizes == "none"
-                else _int_range(args.search_sizes, "--search-sizes"),
-                deadline_s=(lo, hi), ot_max_nodes=args.ot_max_nodes, seed=args.seed,
-                out=args.out, resume=args.resume, progress=not args.no_progress)
-        else:  # pragma: no cover - argparse rejects unknown commands
-            parser.error(f"unknown command {args.command!r}")
+        with quiet_libraries():  # our progress and results, not the libraries' notes
+            res = _run_command(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"semcom {args.command}: error: {err}", file=sys.stderr)
         return 2
