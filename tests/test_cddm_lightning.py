@@ -212,6 +212,11 @@ def test_eval_cddm_writes_mse_and_psnr(checkpoints, tmp_path):
     methods = {r["method"] for r in csv.DictReader(open(res.path / "mean.csv"))}
     assert methods == {"jscc", "jscc+cddm"}
     assert "MMSE + CDDM" in (res.path / "summary.md").read_text()
+    again = run_eval_cddm(cddm_checkpoint=checkpoints[1], data="builtin", crop=32,
+                          snr_db=(5.0, 15.0), baselines=(), max_images=4, out=tmp_path / "again",
+                          progress=False)
+    for name in ("channel_mse.csv", "mean.csv"):  # same config and seed: the same bytes
+        assert (res.path / name).read_bytes() == (again.path / name).read_bytes(), name
 
 
 def test_eval_cddm_cli_errors(tmp_path, capsys):

@@ -6,7 +6,8 @@ and p95, prefill latency, bits and channel uses on air per token, experts droppe
 and lost on the links). Plots: latency vs accuracy per policy (one marker per transport and SNR)
 and accuracy vs SNR per transport. ``snr_db=None`` uses the cell's link budget (distances, path
 loss, powers, bandwidth share); a value sets every link's mean SNR (Rayleigh block fading kept)
-for controlled sweeps. Rows are written after every configuration; ``resume`` skips the
+for controlled sweeps. Wall times go to ``timings.csv``, so that the same config and seed give
+byte-identical ``results.csv``. Rows are written after every configuration; ``resume`` skips the
 configurations an earlier folder already holds and writes into that folder; its settings other
 than the grid (policies, transports, SNRs, baselines) must match, or the run is refused.
 """
@@ -103,13 +104,12 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
               "bandwidth_mhz": float(bandwidth_mhz), "devices": devices, "limit": limit,
               "compute_model": compute_model, "digits": digits, "baselines": list(baselines)}
     rows: list[dict[str, Any]] = []
+    timings: list[dict[str, Any]] = []  # wall times apart: results.csv is reproducible
     if resume is not None:  # the grid may grow; everything else must match the folder's run
         res = ResultsDir.resume(resume, "wdmoe", config, seed,
                                 extendable=("policies", "transports", "snr_db", "baselines"))
-        prev = Path(resume) / "results.csv"
-        if prev.is_file():
-            with prev.open() as f:
-                rows = list(csv.DictReader(f))
+        rows, timings = (_read_csv(Path(resume) / name) for name in ("results.csv",
+                                                                      "timings.csv"))
     else:
         res = ResultsDir.create("wdmoe", config, seed, root=out)
     done = {tuple(str(r[k]) for k in _KEY) for r in rows}
@@ -139,13 +139,23 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
                     report = system.evaluate(task, limit=limit)
             row = {"policy_spec": p, "transport_spec": t,
                    "snr_db": "" if s is None else float(s), **report.to_dict(), **extra}
+            timings.append({**{k: row[k] for k in _KEY}, "wall_time_s": row.pop("wall_time_s")})
             rows.append(row)
             res.write_csv("results.csv", rows)
+            res.write_csv("timings.csv", timings)
         if rows:
             res.write_csv("results.csv", rows)
             _plots(res, rows)
             res.write_summary(_summary(rows, config))
     return res
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of an earlier run's CSV (none if it has no such file)."""
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
 
 
 def _f(v: Any) -> float:
