@@ -92,26 +92,8 @@ class AbstractDigitalLink(DigitalLink):
     def _draw_outcomes(self, snr: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ok, transmissions)`` of blocks of ``k`` bits at ``snr`` (dB, float64 ``[B]``):
         the CRC outcome of each transmission drawn from the curve at the combined SNR."""
-        num_blocks = snr.numel()
-        snr_lin = 10.0 ** (snr / 10.0)
-        combined = torch.zeros(num_blocks, dtype=torch.float64)
-        ok = torch.zeros(num_blocks, dtype=torch.bool)
-        transmissions = torch.zeros(num_blocks, dtype=torch.int64)
-        pending = torch.arange(num_blocks)
-        for _ in range(self.max_transmissions):
-            gain = torch.ones(pending.numel(), dtype=torch.float64)
-            if self._block_fading:
-                h = self.channel.draw_h((pending.numel(), 1)).reshape(-1).cpu()
-                gain = h.abs().square().to(torch.float64)
-            combined[pending] += snr_lin[pending] * gain
-            transmissions[pending] += 1
-            snr_eff_db = 10.0 * torch.log10(combined[pending].clamp_min(1e-30))
-            passed = torch.rand(pending.numel(), dtype=torch.float64) >= self._bler(snr_eff_db, k)
-            ok[pending] = passed
-            pending = pending[~passed]
-            if pending.numel() == 0:
-                break
-        return ok, transmissions
+        return _draw_outcomes_many([self], [k], torch.zeros(snr.numel(), dtype=torch.long),
+                                   snr)
 
     @torch.no_grad()
     def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
@@ -154,10 +136,23 @@ class AbstractDigitalLink(DigitalLink):
             torch.randint(0, 2, (n, k), dtype=torch.bool)  # send_bits' replacement bits
             block_ok[start:start + n] = ok
             transmissions[start:start + n] = tx
+        return self._values_result(values, block_ok, transmissions, nbits, dtype, group_size,
+                                   fill_value, t.device)
+
+    def _values_result(self, values: torch.Tensor, block_ok: torch.Tensor,
+                       transmissions: torch.Tensor, nbits: int, dtype: str,
+                       group_size: int | None, fill_value: float,
+                       device: torch.device) -> TensorResult:
+        """The :class:`TensorResult` of a payload's round-trip ``values`` whose blocks
+        arrived as ``block_ok`` (the elements a failed block touches are lost)."""
         values = values.cpu()
-        lost = lost_elements_of_blocks(~block_ok, k, tuple(values.shape), dtype, group_size)
+        if bool(block_ok.all()):
+            lost = torch.zeros(values.shape, dtype=torch.bool)
+        else:
+            lost = lost_elements_of_blocks(~block_ok, self.block_bits, tuple(values.shape),
+                                           dtype, group_size)
         return self._tensor_result(values, lost, block_ok, transmissions, nbits, fill_value,
-                                   t.device)
+                                   device)
 
 
 def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor],
@@ -196,36 +191,31 @@ def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor
     payloads = [payload_values(t, dtype, group_size) for t in ts]
     counts = [-(-nbits // link.block_bits) for link, (_, nbits) in
               zip(links, payloads, strict=True)]
-    # every block of every payload: its link (by position in `groups`) and its SNR
-    groups: dict[int, list[int]] = {}
-    for i, link in enumerate(links):
-        groups.setdefault(id(link), []).append(i)
+    # every block of every payload: the payload it belongs to and its SNR
     owner = torch.repeat_interleave(torch.arange(len(links)), torch.tensor(counts))
     snr64 = torch.repeat_interleave(torch.tensor(snrs, dtype=torch.float64),
                                     torch.tensor(counts))
-    ok, transmissions = _draw_outcomes_many(links, groups, owner, snr64)
+    ok, transmissions = _draw_outcomes_many(links, [link.block_bits for link in links], owner,
+                                            snr64)
     results = []
     start = 0
     for link, t, (values, nbits), n in zip(links, ts, payloads, counts, strict=True):
         block_ok = ok[start:start + n]
         tx = transmissions[start:start + n]
         start += n
-        values = values.cpu()
-        if bool(block_ok.all()):
-            lost = torch.zeros(values.shape, dtype=torch.bool)
-        else:
-            lost = lost_elements_of_blocks(~block_ok, link.block_bits, tuple(values.shape),
-                                           dtype, group_size)
-        results.append(link._tensor_result(values, lost, block_ok, tx, nbits, fill_value,
-                                           t.device))
+        results.append(link._values_result(values, block_ok, tx, nbits, dtype, group_size,
+                                           fill_value, t.device))
     return results
 
 
-def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], groups: dict[int, list[int]],
+def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequence[int],
                         owner: torch.Tensor, snr: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(ok, transmissions)`` of blocks owned by ``links[owner]`` at ``snr`` (dB, float64):
-    :meth:`AbstractDigitalLink._draw_outcomes` with one uniform draw per HARQ round."""
+    """``(ok, transmissions)`` of blocks of ``block_bits[owner]`` bits sent over
+    ``links[owner]`` at ``snr`` (dB, float64 ``[B]``): each HARQ round draws the gains of
+    block-fading links, then one uniform number per pending block, compared with the block's
+    BLER on its link's curve at the combined SNR (Chase: linear sum of the transmissions'
+    SNRs)."""
     num_blocks = snr.numel()
     snr_lin = 10.0 ** (snr / 10.0)
     combined = torch.zeros(num_blocks, dtype=torch.float64)
@@ -233,16 +223,20 @@ def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], groups: dict[int, 
     transmissions = torch.zeros(num_blocks, dtype=torch.int64)
     pending = torch.arange(num_blocks)
     max_tx = torch.tensor([link.max_transmissions for link in links])
+    groups: dict[tuple[int, int], list[int]] = {}  # payloads that share a link and block size
+    for i, (link, k) in enumerate(zip(links, block_bits, strict=True)):
+        groups.setdefault((id(link), int(k)), []).append(i)
     members = [torch.tensor(idx) for idx in groups.values()]
     for r in range(int(max_tx.max())):
         pending = pending[max_tx[owner[pending]] > r]  # links may differ in HARQ depth
         if pending.numel() == 0:
             break
         own = owner[pending]
-        sels = [(links[int(idx[0])], torch.isin(own, idx)) for idx in members]
-        sels = [(link, sel) for link, sel in sels if bool(sel.any())]
+        sels = [(links[int(idx[0])], int(block_bits[int(idx[0])]), torch.isin(own, idx))
+                for idx in members]
+        sels = [(link, k, sel) for link, k, sel in sels if bool(sel.any())]
         gain = torch.ones(pending.numel(), dtype=torch.float64)
-        for link, sel in sels:
+        for link, _, sel in sels:
             if link._block_fading:
                 h = link.channel.draw_h((int(sel.sum()), 1)).reshape(-1).cpu()
                 gain[sel] = h.abs().square().to(torch.float64)
@@ -250,8 +244,8 @@ def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], groups: dict[int, 
         transmissions[pending] += 1
         snr_eff_db = 10.0 * torch.log10(combined[pending].clamp_min(1e-30))
         bler = torch.empty(pending.numel(), dtype=torch.float64)
-        for link, sel in sels:
-            bler[sel] = link._bler(snr_eff_db[sel], link.block_bits)
+        for link, k, sel in sels:
+            bler[sel] = link._bler(snr_eff_db[sel], k)
         passed = torch.rand(pending.numel(), dtype=torch.float64) >= bler
         ok[pending] = passed
         pending = pending[~passed]

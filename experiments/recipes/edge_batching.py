@@ -16,7 +16,6 @@ from its run's settings).
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
-from experiments.reporting.results import ResultsDir
+from experiments.reporting.results import ResultsDir, cell_float, read_csv_rows
 
 __all__ = ["DEFAULT_SCHEDULERS", "run_edge_batching"]
 
@@ -172,17 +171,7 @@ def _read(folder: str | Path | None, name: str) -> list[dict[str, Any]]:
     path = Path(folder) / name
     if not Path(folder).is_dir():
         raise ValueError(f"resume folder {str(folder)!r} does not exist")
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
-
-
-def _f(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
+    return read_csv_rows(path)
 
 
 def _mean(values: list[float]) -> float:
@@ -194,9 +183,10 @@ def _served_table(rows: list[dict[str, Any]], link: str, bandwidth: float, m: in
     """scheduler -> users -> mean served over instances."""
     out: dict[str, dict[int, list[float]]] = {}
     for r in rows:
-        if r["link"] == link and _f(r["bandwidth_mhz"]) == bandwidth and int(r["nodes"]) == m:
+        if (r["link"] == link and cell_float(r["bandwidth_mhz"]) == bandwidth
+                and int(r["nodes"]) == m):
             out.setdefault(r["scheduler"], {}).setdefault(int(r["users"]), []).append(
-                _f(r["served"]))
+                cell_float(r["served"]))
     return {s: {n: _mean(v) for n, v in sorted(d.items())} for s, d in out.items()}
 
 
@@ -204,7 +194,7 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]],
            search_rows: list[dict[str, Any]]) -> None:
     if rows:
         node_counts = sorted({int(r["nodes"]) for r in rows})
-        link, bw = rows[0]["link"], _f(rows[0]["bandwidth_mhz"])
+        link, bw = rows[0]["link"], cell_float(rows[0]["bandwidth_mhz"])
         fig, axes = plt.subplots(1, len(node_counts), figsize=(5.5 * len(node_counts), 4.2),
                                  squeeze=False)
         for ax, m in zip(axes[0], node_counts, strict=True):
@@ -223,7 +213,7 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]],
         sizes = sorted({int(r["n"]) for r in search_rows})
         for name, label in (("brute_force", "brute force"), ("ot_paper", "OT (paper pruning)"),
                             ("ot_tight", "OT (tightened pruning)"), ("sweep", "threshold sweep")):
-            ax.semilogy(sizes, [_mean([_f(r[f"{name}_nodes"]) for r in search_rows
+            ax.semilogy(sizes, [_mean([cell_float(r[f"{name}_nodes"]) for r in search_rows
                                        if int(r["n"]) == n]) for n in sizes], "o-", label=label)
         ax.set_xlabel("users N (one node)")
         ax.set_ylabel("batches evaluated (mean)")
@@ -247,14 +237,15 @@ def _summary(rows: list[dict[str, Any]], search_rows: list[dict[str, Any]],
                   "|---|---|---|---|---|---|"]
         for n in sorted({int(r["n"]) for r in search_rows}):
             sel = [r for r in search_rows if int(r["n"]) == n]
-            bf = _mean([_f(r["brute_force_nodes"]) for r in sel])
-            op = _mean([_f(r["ot_paper_nodes"]) for r in sel])
+            bf = _mean([cell_float(r["brute_force_nodes"]) for r in sel])
+            op = _mean([cell_float(r["ot_paper_nodes"]) for r in sel])
             lines.append(f"| {n} | {bf:.0f} | {op:.0f} | "
-                         f"{_mean([_f(r['ot_tight_nodes']) for r in sel]):.0f} | "
-                         f"{_mean([_f(r['sweep_nodes']) for r in sel]):.0f} | {op / bf:.4f} |")
+                         f"{_mean([cell_float(r['ot_tight_nodes']) for r in sel]):.0f} | "
+                         f"{_mean([cell_float(r['sweep_nodes']) for r in sel]):.0f} | "
+                         f"{op / bf:.4f} |")
         lines.append("")
     for lk in dict.fromkeys(r["link"] for r in rows):
-        for bw in dict.fromkeys(_f(r["bandwidth_mhz"]) for r in rows):
+        for bw in dict.fromkeys(cell_float(r["bandwidth_mhz"]) for r in rows):
             for m in sorted({int(r["nodes"]) for r in rows}):
                 table = _served_table(rows, lk, bw, m)
                 if not table:

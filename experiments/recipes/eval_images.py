@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 import phy
-from experiments.reporting.results import ResultsDir
+from experiments.reporting.results import ResultsDir, read_csv_rows
 from jscc.baselines import SOURCE_CODECS, SeparateCapacity, SeparateLDPC, best_mcs_envelope
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.metrics import ms_ssim, psnr
@@ -66,10 +66,7 @@ def _previous_rows(resume: str | Path | None) -> list[dict]:
     prev = Path(resume) / "per_image.csv"
     if not prev.is_file():
         raise ValueError(f"resume folder {str(resume)!r} holds no per_image.csv")
-    import csv
-
-    with prev.open() as f:
-        return list(csv.DictReader(f))
+    return read_csv_rows(prev)
 
 
 def eval_channel(channel: str, csi_error_std: float = 0.0) -> phy.Channel:

@@ -14,7 +14,6 @@ than the grid (policies, transports, SNRs, baselines) must match, or the run is 
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 import phy
-from experiments.reporting.results import ResultsDir
+from experiments.reporting.results import ResultsDir, cell_float, read_csv_rows
 
 __all__ = ["run_wdmoe"]
 
@@ -108,7 +107,7 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
     if resume is not None:  # the grid may grow; everything else must match the folder's run
         res = ResultsDir.resume(resume, "wdmoe", config, seed,
                                 extendable=("policies", "transports", "snr_db", "baselines"))
-        rows, timings = (_read_csv(Path(resume) / name) for name in ("results.csv",
+        rows, timings = (read_csv_rows(Path(resume) / name) for name in ("results.csv",
                                                                       "timings.csv"))
     else:
         res = ResultsDir.create("wdmoe", config, seed, root=out)
@@ -150,24 +149,9 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
     return res
 
 
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    """The rows of an earlier run's CSV (none if it has no such file)."""
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
-
-
-def _f(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _experts(r: dict[str, Any]) -> str:
     """Experts per token, or a dash for a layer-split baseline (no experts cross the air)."""
-    v = _f(r["experts_per_token_mean"])
+    v = cell_float(r["experts_per_token_mean"])
     return "—" if math.isnan(v) else f"{v:.2f}"
 
 
@@ -183,11 +167,12 @@ def _axes(rows: list[dict[str, Any]]) -> tuple[Any, str, Any, str]:
     quality is bits per byte (lower is better).
     """
     if _is_text(rows):
-        return (lambda r: _f(r["prefill_latency_mean_s"]) * 1e3,
+        return (lambda r: cell_float(r["prefill_latency_mean_s"]) * 1e3,
                 "latency per forward pass (ms)",
-                lambda r: _f(r["bits_per_byte"]), "held-out bits per byte")
-    return (lambda r: _f(r["latency_per_token_mean_s"]) * 1e3, "decode latency per token (ms)",
-            lambda r: _f(r["accuracy"]) * 100, "exact-match accuracy (%)")
+                lambda r: cell_float(r["bits_per_byte"]), "held-out bits per byte")
+    return (lambda r: cell_float(r["latency_per_token_mean_s"]) * 1e3,
+            "decode latency per token (ms)",
+            lambda r: cell_float(r["accuracy"]) * 100, "exact-match accuracy (%)")
 
 
 def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
@@ -199,7 +184,7 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
         sel = [r for r in rows if r["policy_spec"] == p]
         ax.scatter([x_of(r) for r in sel], [y_of(r) for r in sel], label=p, color=f"C{i}")
         for r in sel if several else ():
-            snr = None if r["snr_db"] in ("", None) else _f(r["snr_db"])
+            snr = None if r["snr_db"] in ("", None) else cell_float(r["snr_db"])
             ax.annotate(f"{r['transport_spec']} {_snr_label(snr)}", (x_of(r), y_of(r)),
                         fontsize=6, alpha=0.7)
     ax.set_xlabel(x_label)
@@ -215,9 +200,9 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
         for t in dict.fromkeys(r["transport_spec"] for r in swept):
             for p in dict.fromkeys(r["policy_spec"] for r in swept):
                 sel = sorted((r for r in swept if r["transport_spec"] == t
-                              and r["policy_spec"] == p), key=lambda r: _f(r["snr_db"]))
+                              and r["policy_spec"] == p), key=lambda r: cell_float(r["snr_db"]))
                 if sel:
-                    ax.plot([_f(r["snr_db"]) for r in sel], [y_of(r) for r in sel], "o-",
+                    ax.plot([cell_float(r["snr_db"]) for r in sel], [y_of(r) for r in sel], "o-",
                             label=f"{t} / {p}")
         ax.set_xlabel("link SNR (dB)")
         ax.set_ylabel(y_label)
@@ -229,11 +214,11 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
 
 
 def _pct(key: str) -> Any:
-    return lambda r: f"{_f(r[key]) * 100:.1f}"
+    return lambda r: f"{cell_float(r[key]) * 100:.1f}"
 
 
 def _ms(key: str, digits: int) -> Any:
-    return lambda r: f"{_f(r[key]) * 1e3:.{digits}f}"
+    return lambda r: f"{cell_float(r[key]) * 1e3:.{digits}f}"
 
 
 #: Summary columns after transport, SNR and policy: (header, cell of a row).
@@ -243,15 +228,16 @@ _TASK_COLUMNS = (("accuracy (%)", _pct("accuracy")),
                  ("experts/token", _experts),
                  ("dropped (%)", _pct("experts_dropped_fraction")),
                  ("lost (%)", _pct("experts_lost_fraction")),
-                 ("kbit DL/token", lambda r: f"{_f(r['bits_dl_per_token']) / 1e3:.1f}"))
-_TEXT_COLUMNS = (("bits/byte", lambda r: f"{_f(r['bits_per_byte']):.3f}"),
+                 ("kbit DL/token", lambda r: f"{cell_float(r['bits_dl_per_token']) / 1e3:.1f}"))
+_TEXT_COLUMNS = (("bits/byte", lambda r: f"{cell_float(r['bits_per_byte']):.3f}"),
                  ("next-byte accuracy (%)", _pct("accuracy")),
                  ("latency/forward (ms)", _ms("prefill_latency_mean_s", 1)),
                  ("experts/token", _experts),
                  ("dropped (%)", _pct("experts_dropped_fraction")),
                  ("lost (%)", _pct("experts_lost_fraction")),
                  ("kbit DL/byte",
-                  lambda r: f"{_f(r['bits_dl_total']) / _f(r['num_examples']) / 1e3:.1f}"))
+                  lambda r: format(cell_float(r["bits_dl_total"])
+                                   / cell_float(r["num_examples"]) / 1e3, ".1f")))
 
 
 def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
@@ -269,7 +255,7 @@ def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
     lines += ["| transport | SNR | policy | " + " | ".join(h for h, _ in columns) + " |",
               "|---" * (3 + len(columns)) + "|"]
     for r in rows:
-        snr = "budget" if r["snr_db"] in ("", None) else f"{_f(r['snr_db']):g} dB"
+        snr = "budget" if r["snr_db"] in ("", None) else f"{cell_float(r['snr_db']):g} dB"
         lines.append(f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
                      + " | ".join(cell(r) for _, cell in columns) + " |")
     return "\n".join(lines) + "\n"

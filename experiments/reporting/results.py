@@ -35,6 +35,7 @@ import csv
 import importlib.metadata
 import io
 import json
+import math
 import os
 import platform
 import shlex
@@ -191,6 +192,26 @@ def _csv_cell(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # ResultsDir
 # --------------------------------------------------------------------------------------------
+
+
+def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a results CSV as written (text cells, e.g. an earlier run's, to resume);
+    no rows when the file does not exist."""
+    import csv
+
+    p = Path(path)
+    if not p.is_file():
+        return []
+    with p.open() as f:
+        return list(csv.DictReader(f))
+
+
+def cell_float(value: Any) -> float:
+    """A CSV cell as a number: ``nan`` for an empty or non-numeric cell."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 class ResumeMismatchError(ValueError):
