@@ -146,3 +146,17 @@ def test_transport_and_policy_names_are_canonical_specs() -> None:
     assert parse_transport("ideal:16").name == "ideal"
     assert parse_policy("wlr").name == "wlr:0.2:share:renorm"
     assert parse_policy("joint:gamma=0.8").name == "joint:weight=renorm:gamma=0.8"
+
+
+def test_importing_wdmoe_link_leaves_cddm_and_jscc_unloaded() -> None:
+    """The analog+cddm denoiser is registered at import, but cddm (and jscc, CompressAI below
+    it) load only when one is built: the split-MoE package stands on phy alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys, wdmoe_link; from wdmoe_link import available_denoisers; "
+            "assert 'cddm' in available_denoisers(); "
+            "print(sorted(m for m in ('cddm', 'jscc', 'compressai') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip().splitlines()[-1]
+    assert out == "[]"

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import save_file
 
 import phy
-from cddm import CDDMSampler, CDDMSchedule, net_from_config
-from jscc.checkpoints import read_safetensors
 from phy.channels import snr_db_to_no
 
 from .transports import register_denoiser
+
+if TYPE_CHECKING:  # cddm (and jscc below it) load only when a hidden-state CDDM does
+    from cddm import CDDMSampler
 
 __all__ = ["HiddenStateCDDM", "load_hidden_cddm", "save_hidden_cddm"]
 
@@ -100,6 +101,9 @@ def load_hidden_cddm(directory: str | Path | None = None, **sampler_overrides: A
     if not (d / WEIGHTS).is_file() or not (d / META).is_file():
         raise ValueError(f"no hidden-state CDDM in {str(d)!r} (needs {WEIGHTS} and {META}; "
                          f"train one with python -m experiments.tools.train_hidden_cddm)")
+    from cddm import CDDMSampler, CDDMSchedule, net_from_config
+    from jscc.checkpoints import read_safetensors
+
     try:
         meta = json.loads((d / META).read_text())
         net = net_from_config(meta["net"])
