@@ -46,7 +46,7 @@ from jscc.pretrained import PRETRAINED_PREFIX, codec_from_ref
 from phy.sweep import make_channel
 
 from .metrics import channel_mse
-from .nets import build_net
+from .nets import NETS, build_net
 from .pipeline import JSCCWithCDDM
 from .sampler import CDDMSampler, expand_symbols
 from .schedule import CDDMSchedule
@@ -175,9 +175,12 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
     """Stage 2: train the CDDM noise predictor on latents sent through ``phy``.
 
     Args:
-        net: ``"unet-small"``, ``"unet-paper"`` (the published ~523 M U-Net at C = 36),
-            ``"unet"`` (configure with ``net_kwargs``) or ``"mlp"`` (vectors ``[B, D]``).
-        net_kwargs: extra arguments of the network.
+        net: the noise predictor as a :data:`cddm.nets.NETS` spec: ``"unet-small"``,
+            ``"unet-paper"`` (the published ~523 M U-Net at C = 36), ``"unet"`` or ``"mlp"``
+            (vectors ``[B, D]``), with options as ``"unet-small:ch=16"`` or, in YAML, an object
+            ``{name: unet-small, ch: 16}``.
+        net_kwargs: network options as a separate dict, the form of checkpoints written before
+            ``net`` carried them (still read; new configs put options in ``net``).
         jscc_checkpoint: a :class:`jscc.lightning.JSCCModule` checkpoint whose frozen encoder
             turns image batches into latents, or ``"pretrained:<name>"`` for a codec shipped in
             :mod:`jscc.pretrained`; None: batches are the latents themselves.
@@ -200,7 +203,8 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
         seed: seed of Sionna's channel generator.
     """
 
-    def __init__(self, net: str = "unet-small", net_kwargs: dict[str, Any] | None = None,
+    def __init__(self, net: str | dict[str, Any] = "unet-small",
+                 net_kwargs: dict[str, Any] | None = None,
                  jscc_checkpoint: str | None = None,
                  latent_shape: Sequence[int] | None = None, image_size: int = 64,
                  encoder_snr_db: float = 13.0,
@@ -245,7 +249,8 @@ class CDDMModule(_LinkMixin, pl.LightningModule):
         self.sampler_settings = dict(convention=convention, floor_db=floor_db,
                                      design_snr_offset_db=design_snr_offset_db)
         self.schedule = CDDMSchedule(T=T)
-        self.net = build_net(net, shape, T=T, **(net_kwargs or {}))
+        net_name, net_options = NETS.split(net, net_kwargs)
+        self.net = build_net(net_name, shape, T=T, **net_options)
         self.ema = (AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
                                   use_buffers=True) if ema_decay > 0 else None)
         self.link: phy.AnalogLink | None = None

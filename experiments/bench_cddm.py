@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         ckpt = ckpt_dir / f"cddm_{ch}.ckpt"
         if not ckpt.exists():
             pl.seed_everything(a.seed, verbose=False)
-            m = CDDMModule(net="unet-small", net_kwargs={"ch": a.width}, latent_shape=latent,
+            m = CDDMModule(net={"name": "unet-small", "ch": a.width}, latent_shape=latent,
                            channel=ch, train_snr_db=13.0, lr=a.lr, ema_decay=0.995,
                            seed=a.seed)
             trainer = pl.Trainer(max_steps=a.steps, max_epochs=-1, accelerator="cpu",

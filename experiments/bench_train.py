@@ -61,7 +61,7 @@ def _jscc_config(root: Path, steps: int, batch: int) -> dict:
                         "num_sanity_val_steps": 0, "accelerator": "cpu", "logger": False,
                         "enable_progress_bar": False, "enable_model_summary": False,
                         "default_root_dir": str(root)},
-            "model": {"codec": "adjscc", "cbr": 1 / 12, "codec_kwargs": {"num_filters": 64},
+            "model": {"codec": {"name": "adjscc", "num_filters": 64}, "cbr": 1 / 12,
                       "train_snr_range_db": [0.0, 20.0], "lr": 1e-3},
             "data": {"source": "builtin", "crop": 64, "batch_size": batch,
                      "batches_per_epoch": 1000}}
@@ -110,7 +110,7 @@ def _bare_jscc(steps: int, batch: int, warmup: int) -> list[float]:
 def _cddm_module() -> Any:
     from cddm.lightning import CDDMModule
 
-    return CDDMModule(net="unet-small", net_kwargs={"ch": 16}, latent_shape=(8, 16, 16),
+    return CDDMModule(net="unet-small:ch=16", latent_shape=(8, 16, 16),
                       channel="awgn", lr=5e-4, ema_decay=0.995, T=100, val_snrs_db=(10.0,))
 
 

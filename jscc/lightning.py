@@ -27,7 +27,7 @@ import phy
 from phy.sweep import make_channel
 
 from .metrics import ms_ssim, psnr
-from .models import build_codec
+from .models import CODECS, build_codec
 
 __all__ = ["JSCCModule", "sionna_device"]
 
@@ -43,9 +43,12 @@ class JSCCModule(pl.LightningModule):
     """A JSCC codec trained through a simulated channel.
 
     Args:
-        codec: registered codec name (``"deepjscc"``, ``"adjscc"``, ``"swinjscc"``).
+        codec: the codec as a registry spec: a name (``"deepjscc"``, ``"adjscc"``,
+            ``"swinjscc"``), a string with options (``"adjscc:num_filters=128"``) or, in YAML,
+            an object ``{name: adjscc, num_filters: 128}``.
         cbr: channel bandwidth ratio (complex channel uses per source dimension).
-        codec_kwargs: extra keyword arguments of the codec.
+        codec_kwargs: codec options as a separate dict, the form of checkpoints written before
+            ``codec`` carried them (still read; new configs put options in ``codec``).
         channel: channel name for :func:`phy.make_channel` (``"awgn"``, ``"rayleigh"``, ...).
         train_snr_db: fixed training SNR (Es/N0, dB), used when ``train_snr_range_db`` is None.
         train_snr_range_db: ``(low, high)``: an SNR drawn uniformly per image and step.
@@ -65,7 +68,7 @@ class JSCCModule(pl.LightningModule):
         seed: seed of Sionna's generators (channel gains and noise).
     """
 
-    def __init__(self, codec: str = "deepjscc", cbr: float = 1 / 12,
+    def __init__(self, codec: str | dict[str, Any] = "deepjscc", cbr: float = 1 / 12,
                  codec_kwargs: dict[str, Any] | None = None, channel: str = "awgn",
                  train_snr_db: float = 10.0,
                  train_snr_range_db: tuple[float, float] | None = None,
@@ -97,7 +100,8 @@ class JSCCModule(pl.LightningModule):
         if msssim_weight < 0:
             raise ValueError(f"msssim_weight must be >= 0, got {msssim_weight}")
         make_channel(channel)  # validate the name now, build on the right device in setup()
-        self.codec = build_codec(codec, cbr=cbr, **(codec_kwargs or {}))
+        name, kwargs = CODECS.split(codec, codec_kwargs)
+        self.codec = build_codec(name, cbr=cbr, **kwargs)
         if init_from is not None:
             self._init_codec(str(init_from))
         self.link: phy.AnalogLink | None = None
@@ -111,8 +115,8 @@ class JSCCModule(pl.LightningModule):
             self.codec.load_state_dict(sd)
         except RuntimeError as e:
             raise ValueError(f"init_from={source!r} does not fit this codec "
-                             f"({self.hparams.codec}, cbr={self.hparams.cbr:.4g}, "
-                             f"{self.hparams.codec_kwargs}): {str(e)[:300]}") from None
+                             f"({self.hparams.codec}, cbr={self.hparams.cbr:.4g}): "
+                             f"{str(e)[:300]}") from None
 
     # ----------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:

@@ -216,6 +216,40 @@ class Registry(Generic[T]):
                              f"{self.available()}")
         return found[0]
 
+    def parse(self, spec: str | Mapping[str, Any]) -> tuple[str, list[Any], dict[str, Any]]:
+        """``(name, positional args, options)`` of a spec string or mapping (the name is not
+        looked up).
+
+        Raises:
+            ValueError: a malformed spec, or a mapping without a ``"name"`` string.
+        """
+        what = f"{self.kind} spec"
+        if isinstance(spec, Mapping):
+            options = dict(spec)
+            name = options.pop("name", None)
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"a {what} mapping needs a 'name' string, got {spec!r}")
+            return name.strip().lower(), [], options
+        return parse_spec(spec, what)
+
+    def split(self, spec: str | Mapping[str, Any], extra: Mapping[str, Any] | None = None
+              ) -> tuple[str, dict[str, Any]]:
+        """``(name, options)`` of a spec whose options are all ``key=value``, merged with
+        ``extra`` (e.g. the separate options dict of an older config).
+
+        Raises:
+            ValueError: a malformed spec, positional fields, or an option given twice.
+        """
+        name, args, options = self.parse(spec)
+        if args:
+            raise ValueError(f"{self.kind} spec {spec!r}: give options as key=value, got "
+                             f"positional {args}")
+        clash = sorted(set(options) & set(extra or {}))
+        if clash:
+            raise ValueError(f"{self.kind} spec {spec!r} and its separate options both set "
+                             f"{clash}")
+        return name, {**options, **(extra or {})}
+
     def build(self, spec: str | Mapping[str, Any], *args: Any, **kwargs: Any) -> T:
         """The object a spec describes: ``factory(*spec_args, *args, **spec_options,
         **kwargs)``.
@@ -228,14 +262,7 @@ class Registry(Generic[T]):
                 both give, or arguments the factory rejects (the spec is named).
         """
         what = f"{self.kind} spec"
-        if isinstance(spec, Mapping):
-            options = dict(spec)
-            name = options.pop("name", None)
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError(f"a {what} mapping needs a 'name' string, got {spec!r}")
-            name, spec_args = name.strip().lower(), []
-        else:
-            name, spec_args, options = parse_spec(spec, what)
+        name, spec_args, options = self.parse(spec)
         self._load()
         found = self._lookup(name)
         if found is None:

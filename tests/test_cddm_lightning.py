@@ -102,7 +102,7 @@ def checkpoints(tmp_path_factory):
     """A tiny Deep JSCC (CBR 1/48, latent 2x8x8 for 32x32 crops) and a CDDM on its latents."""
     root = tmp_path_factory.mktemp("cddm_ckpts")
     pl.seed_everything(0)
-    jscc = JSCCModule(codec="deepjscc", cbr=1 / 48, codec_kwargs={"num_filters": 16},
+    jscc = JSCCModule(codec="deepjscc:num_filters=16", cbr=1 / 48,
                       train_snr_db=13.0)
     trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=root,

@@ -17,7 +17,7 @@ from jscc.lightning import JSCCModule
 def checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ckpt")
     pl.seed_everything(0)
-    model = JSCCModule(codec="adjscc", cbr=1 / 12, codec_kwargs={"num_filters": 16},
+    model = JSCCModule(codec="adjscc:num_filters=16", cbr=1 / 12,
                        train_snr_range_db=(0.0, 20.0), val_snrs_db=(10.0,), lr=1e-3)
     trainer = pl.Trainer(max_steps=2, limit_val_batches=1, accelerator="cpu", logger=False,
                          enable_progress_bar=False, enable_model_summary=False,

@@ -24,7 +24,7 @@ def _config(root: Path, batch_size: int, **trainer) -> dict:
                                "init_args": {"save_dir": str(root)}}, **trainer},
         # a high fixed SNR: the ranks' channel noise (own Sionna seed per rank) barely moves
         # the loss, so what is compared is data sharding and gradient averaging
-        "model": {"codec": "adjscc", "cbr": 1 / 12, "codec_kwargs": {"num_filters": 8},
+        "model": {"codec": {"name": "adjscc", "num_filters": 8}, "cbr": 1 / 12,
                   "train_snr_db": 30.0, "val_snrs_db": [10.0], "lr": 1e-3},
         "data": {"source": "builtin", "crop": 32, "batch_size": batch_size,
                  "batches_per_epoch": 5},

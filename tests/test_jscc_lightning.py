@@ -24,7 +24,7 @@ def _trainer(root: Path, max_epochs: int) -> pl.Trainer:
 
 
 def _module(**kw) -> JSCCModule:
-    return JSCCModule(codec="deepjscc", cbr=1 / 12, codec_kwargs={"num_filters": 16},
+    return JSCCModule(codec="deepjscc:num_filters=16", cbr=1 / 12,
                       val_snrs_db=(0.0, 20.0), lr=1e-3, **kw)
 
 
@@ -100,7 +100,7 @@ def test_train_jscc_cli_writes_a_run_folder(tmp_path: Path) -> None:
                     "default_root_dir": str(root),
                     "logger": {"class_path": "pytorch_lightning.loggers.CSVLogger",
                                "init_args": {"save_dir": str(root)}}},
-        "model": {"codec": "adjscc", "cbr": 1 / 12, "codec_kwargs": {"num_filters": 16},
+        "model": {"codec": {"name": "adjscc", "num_filters": 16}, "cbr": 1 / 12,
                   "train_snr_range_db": [0.0, 20.0], "val_snrs_db": [5.0, 15.0]},
         "data": {"source": "builtin", "crop": 32, "batch_size": 4, "crops_per_image": 1},
     }
@@ -123,7 +123,25 @@ def test_init_from_starts_from_another_runs_codec_weights(tmp_path: Path) -> Non
     for k, v in first.codec.state_dict().items():
         assert torch.equal(second.codec.state_dict()[k], v), k
     with pytest.raises(ValueError, match="does not fit this codec"):
-        JSCCModule(codec="deepjscc", cbr=1 / 12, codec_kwargs={"num_filters": 8},
+        JSCCModule(codec="deepjscc:num_filters=8", cbr=1 / 12,
                    init_from=str(ckpt))
     with pytest.raises(ValueError, match="does not exist"):
         _module(init_from=str(tmp_path / "missing.ckpt"))
+
+
+def test_codec_spec_forms_build_the_same_codec() -> None:
+    """A codec spec string, its YAML object form and the codec_kwargs of older checkpoints
+    build the same architecture; an option given twice is refused by name."""
+    forms = [dict(codec="adjscc:num_filters=8"),
+             dict(codec={"name": "adjscc", "num_filters": 8}),
+             dict(codec="adjscc", codec_kwargs={"num_filters": 8})]
+    shapes = []
+    for kw in forms:
+        torch.manual_seed(0)
+        m = JSCCModule(cbr=1 / 12, **kw)
+        shapes.append({k: tuple(v.shape) for k, v in m.codec.state_dict().items()})
+    assert shapes[0] == shapes[1] == shapes[2]
+    with pytest.raises(ValueError, match=r"both set \['num_filters'\]"):
+        JSCCModule(codec="adjscc:num_filters=8", codec_kwargs={"num_filters": 16})
+    with pytest.raises(ValueError, match="key=value"):
+        JSCCModule(codec="adjscc:8")

@@ -19,7 +19,7 @@ def _config(root: Path, max_steps: int, **trainer) -> dict:
                     "enable_model_summary": False, "default_root_dir": str(root),
                     "logger": {"class_path": "pytorch_lightning.loggers.CSVLogger",
                                "init_args": {"save_dir": str(root)}}, **trainer},
-        "model": {"codec": "adjscc", "cbr": 1 / 12, "codec_kwargs": {"num_filters": 8},
+        "model": {"codec": {"name": "adjscc", "num_filters": 8}, "cbr": 1 / 12,
                   "train_snr_range_db": [0.0, 20.0], "val_snrs_db": [10.0], "lr": 1e-3,
                   "lr_schedule": "cosine", "lr_min": 1e-4, "lr_steps": 14},
         # 5 batches per epoch: the runs cross epoch boundaries at steps 5 and 10

@@ -83,6 +83,12 @@ def test_registry_build_forms_errors_and_families() -> None:
             reg.register(bad, pair)
     with pytest.raises(TypeError, match="callable"):
         reg.register("x", 3)  # type: ignore[arg-type]
+    assert reg.split("Pair:scale=2", {"b": 1}) == ("pair", {"scale": 2, "b": 1})
+    assert reg.split({"name": "pair", "a": 3}) == ("pair", {"a": 3})
+    with pytest.raises(ValueError, match="key=value"):
+        reg.split("pair:1")
+    with pytest.raises(ValueError, match=r"both set \['scale'\]"):
+        reg.split("pair:scale=2", {"scale": 3})
     reg.unregister("pair")
     assert "pair" not in reg
 

@@ -113,7 +113,7 @@ def _train_demo_section(res: ResultsDir, seed: int, fast: bool, progress: bool) 
 
     pl.seed_everything(seed, verbose=False)
     steps = 150 if fast else 400
-    model = JSCCModule(codec="adjscc", cbr=1 / 12, codec_kwargs={"num_filters": 32},
+    model = JSCCModule(codec="adjscc:num_filters=32", cbr=1 / 12,
                        train_snr_range_db=(0.0, 20.0), val_snrs_db=(10.0,), lr=2e-3, seed=seed,
                        lr_schedule="cosine", lr_min=2e-4)
     trainer = pl.Trainer(max_epochs=-1, max_steps=steps, accelerator="cpu", logger=False,

@@ -128,6 +128,7 @@ def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | 
     weights as stored); ``default``: the entry :func:`jscc.pretrained.find` returns for its
     ``(codec, cbr, channel)``."""
     from jscc.checkpoints import load_jscc_module
+    from jscc.models import CODECS
 
     checkpoint = Path(checkpoint)
     module = load_jscc_module(checkpoint)
@@ -138,11 +139,12 @@ def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | 
             for p in codec.parameters():
                 p.copy_(p.to(torch.float16).float())
     hp = dict(module.hparams)
+    codec_name, codec_kwargs = CODECS.split(hp["codec"], hp.get("codec_kwargs"))
     t0 = time.time()
     results = card_results(codec, hp["channel"], test_dir)
     card = {
-        "codec": hp["codec"], "cbr": float(hp["cbr"]), "channel": hp["channel"],
-        "codec_kwargs": dict(hp.get("codec_kwargs") or {}),
+        "codec": codec_name, "cbr": float(hp["cbr"]), "channel": hp["channel"],
+        "codec_kwargs": codec_kwargs,
         "snr_range_db": list(getattr(codec, "snr_range_db", ()) or []),
         "parameters": sum(p.numel() for p in codec.parameters()),
         "training": {"data": train_data,

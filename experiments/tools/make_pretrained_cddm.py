@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     if not s2_ckpt.exists():
         t0 = time.time()
         pl.seed_everything(a.seed, verbose=False)
-        model = CDDMModule(net="unet-small", net_kwargs={"ch": a.width},
+        model = CDDMModule(net={"name": "unet-small", "ch": a.width},
                            latent_shape=latent_shape, channel="awgn", lr=a.lr,
                            ema_decay=0.995, T=a.T, val_snrs_db=(10.0,), seed=a.seed)
         trainer = _quiet_trainer(

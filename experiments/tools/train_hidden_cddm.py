@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     d = rows.shape[1]
     print(f"recorded {rows.shape[0]} rows of size {d}: {train.shape[0]} train, {n_test} test")
     pl.seed_everything(a.seed, verbose=False)
-    m = CDDMModule(net="mlp", net_kwargs={"width": a.width}, latent_shape=(d,), channel="awgn",
+    m = CDDMModule(net={"name": "mlp", "width": a.width}, latent_shape=(d,), channel="awgn",
                    lr=a.lr, ema_decay=0.995, seed=a.seed, **SAMPLER)
     t0 = time.perf_counter()
     pl.Trainer(max_steps=a.steps, max_epochs=-1, accelerator="cpu", logger=False,

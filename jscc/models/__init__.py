@@ -5,11 +5,12 @@ from __future__ import annotations
 from .adjscc import ADJSCC
 from .base import JSCCCodec
 from .deepjscc import DeepJSCC
-from .registry import available_codecs, build_codec, register_codec
+from .registry import CODECS, available_codecs, build_codec, register_codec
 from .swinjscc import SwinJSCC
 
 __all__ = [
     "ADJSCC",
+    "CODECS",
     "DeepJSCC",
     "JSCCCodec",
     "SwinJSCC",
