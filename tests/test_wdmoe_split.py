@@ -44,7 +44,6 @@ class RecordingDispatcher(LocalDispatcher):
         return super().moe_layer(layer, x, routing, experts)
 
 
-
 def _ids(vocab: int, shape: tuple[int, int], seed: int = 0) -> Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab, shape, generator=g)

@@ -128,8 +128,6 @@ class ShannonAirtime:
         return n * d * self.bits_per_element / (bw * phy.capacity_bits_per_use(float(snr_db)))
 
 
-
-
 def equal_split(num_devices: int) -> torch.Tensor:
     """Equal bandwidth fractions ``1/K`` for every device, float64 ``[K]``."""
     if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:

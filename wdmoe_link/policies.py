@@ -133,8 +133,6 @@ class Decision:
 # building blocks (also usable by other policies)
 
 
-
-
 def _check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
     top_idx, top_w = routing.top_idx, routing.top_w
     n, e = routing.num_tokens, routing.num_experts
@@ -367,7 +365,6 @@ class JointConfig:
         check_bool("renormalize", self.renormalize)
         check_positive_int("max_iter", self.max_iter)
         object.__setattr__(self, "tol", check_number("tol", self.tol, low=0.0))
-
 
 
 class WLR(Policy):

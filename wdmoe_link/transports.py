@@ -118,9 +118,6 @@ class Delivery:
         return int((~self.ok).sum())
 
 
-
-
-
 def _payload_snr(snr_db: float) -> float:
     """A payload's SNR in dB: any real number (+-inf included; :func:`_phy_snr` clips it)."""
     return check_number("snr_db", snr_db, finite=False, unit="dB")

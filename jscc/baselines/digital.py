@@ -73,7 +73,6 @@ _STREAM_CACHE_SIZE = 4096
 REASONS: tuple[str, ...] = ("ok", "lost", "budget_too_small", "undecodable")
 
 
-
 # ---------------------------------------------------------------------------------- helpers
 def _as_fraction(cbr: float | Fraction) -> Fraction:
     if isinstance(cbr, bool) or not isinstance(cbr, (int, float, Fraction, np.floating)):

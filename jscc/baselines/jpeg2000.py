@@ -179,7 +179,6 @@ def min_stream_bytes(img: np.ndarray | torch.Tensor,
     return len(encode_ratio(arr, _min_ratio(arr), num_resolutions))
 
 
-
 def encode_to_budget_info(img: np.ndarray | torch.Tensor, budget_bytes: int, *,
                           num_resolutions: int | None = None,
                           max_encodes: int = DEFAULT_MAX_ENCODES) -> J2KEncoding:

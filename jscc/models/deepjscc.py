@@ -67,7 +67,6 @@ DOWNSAMPLING = 2**DOWNSAMPLING_STAGES
 _STAGES_RANGE = (1, 6)
 
 
-
 def cbr_denominator(downsampling_stages: int = DOWNSAMPLING_STAGES) -> int:
     """``2 · 3 · 4^s``: 2 reals per complex channel use × 3 colours × ``2^s × 2^s`` pixels per
     latent position, so that ``CBR = C / cbr_denominator(s)`` (96 for ``s = 2``, 1536 for 4)."""
