@@ -101,8 +101,10 @@ def test_link_curves_errors(capsys) -> None:
     assert main(["link-curves", "--mcs", "29", "--out", "/nonexistent"]) == 2
     assert "index" in capsys.readouterr().err
     assert main(["link-curves", "--channel", "tdl-z", "--out", "/nonexistent"]) == 2
-    with pytest.raises(SystemExit):
-        main(["link-curves", "--snr-db", "5:1:1"])
+    capsys.readouterr()
+    assert main(["link-curves", "--snr-db", "5:1:1"]) == 2  # refused while parsing
+    err = capsys.readouterr().err
+    assert "snr_db" in err and "start:stop:step" in err
 
 
 def test_helpers() -> None:
@@ -123,8 +125,53 @@ def test_zero_crop_and_max_images_are_refused(command: str, option: str, capsys)
     from experiments.cli import main
 
     extra = ["--cddm", "x.ckpt"] if command == "eval-cddm" else []
+    assert main([command, *extra, option, "0"]) == 2
+    err = capsys.readouterr().err
+    assert option[2:].replace("-", "_") in err and "must be a positive integer (>= 1)" in err
+
+
+def test_recipe_options_come_from_the_function_and_a_config_file(tmp_path: Path,
+                                                                 capsys) -> None:
+    """Every recipe subcommand is built from its function's signature: --print_config shows
+    the function's defaults, a YAML --config sets options (command-line options override it),
+    the resolved configuration is printed, and earlier spellings still parse."""
+    import yaml
+
+    from experiments.cli import RECIPES, build_parser, normalize_argv
+    from experiments.recipes.link_curves import run_link_curves
+
+    for command in RECIPES:  # each parser builds, and knows --config
+        assert "--config" in build_parser(command).format_help()
     with pytest.raises(SystemExit) as e:
-        main([command, *extra, option, "0"])
-    assert e.value.code == 2
-    assert f"argument {option}: must be a positive integer (>= 1), got 0" in \
-        capsys.readouterr().err
+        main(["link-curves", "--print_config"])
+    assert e.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(run_link_curves).parameters.items()}
+    assert printed["block_bits"] == defaults["block_bits"] == 1024
+    assert printed["snr_db"] == [float(s) for s in defaults["snr_db"]]
+    cfg = tmp_path / "lc.yaml"
+    cfg.write_text(yaml.safe_dump({"mcs": [4], "snr_db": "0:2:2", "block_bits": 256,
+                                   "batch_size": 20, "max_batches": 1, "progress": False,
+                                   "out": str(tmp_path / "from_file")}))
+    assert main(["link-curves", "--config", str(cfg), "--block-bits", "512"]) == 0
+    out = capsys.readouterr().out
+    assert "resolved configuration" in out and "block_bits: 512" in out
+    run = next((tmp_path / "from_file" / "link_curves").iterdir())
+    written = yaml.safe_load((run / "config.yaml").read_text())
+    assert written["block_bits"] == 512 and written["mcs"] == [4]
+    fn = run_link_curves
+    assert normalize_argv("link-curves", ["--snr-db", "-5:0:5", "--abstraction",
+                                          "--no-progress"], fn) == \
+        ["--snr_db=-5:0:5", "--abstraction=true", "--progress=false"]
+    from experiments.recipes.eval_cddm import run_eval_cddm
+    from experiments.recipes.wdmoe import run_wdmoe
+
+    assert normalize_argv("wdmoe", ["--policy", "topk,wlr:0.2", "--transport=ideal"],
+                          run_wdmoe) == ["--policies=topk,wlr:0.2", "--transports=ideal"]
+    assert normalize_argv("eval-cddm", ["--cddm", "c.ckpt", "--decoder", "10=a.ckpt",
+                                        "--decoder", "15=b.ckpt"], run_eval_cddm) == \
+        ["--cddm_checkpoint=c.ckpt", "--decoders=10=a.ckpt,15=b.ckpt"]
+    assert main(["link-curves", "--no-such-option", "1"]) == 2
+    assert "unrecognized" in capsys.readouterr().err

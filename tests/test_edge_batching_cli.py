@@ -60,10 +60,10 @@ def test_edge_batching_writes_csv_plots_and_summary(tmp_path: Path, capsys) -> N
 
 @pytest.mark.parametrize("args,message", [
     (["--scheduler", "lifo"], "unknown scheduler 'lifo'"),
-    (["--users", "10:5:1"], "--users must be start:stop:step"),
+    (["--users", "10:5:1"], "--users: expected integers as 'start:stop:step'"),
     (["--links", "ideal"], "links must be among"),
     (["--bandwidth-mhz", "-1"], "bandwidth_mhz must be finite and > 0"),
-    (["--deadline-s", "5"], "--deadline-s two numbers"),
+    (["--deadline-s", "5"], "deadline_s must be two numbers low,high"),
     (["--search-sizes", "30"], "search_sizes must be <= 20"),
 ])
 def test_bad_arguments_exit_2_and_leave_no_folder(tmp_path: Path, capsys, args: list[str],

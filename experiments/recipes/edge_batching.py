@@ -29,6 +29,7 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 from experiments.reporting.results import ResultsDir, cell_float, read_csv_rows
+from experiments.values import FloatGrid, IntGrid, Names
 
 __all__ = ["DEFAULT_SCHEDULERS", "run_edge_batching"]
 
@@ -48,17 +49,34 @@ def _check_sizes(name: str, values: Sequence[int], low: int) -> list[int]:
     return out
 
 
-def run_edge_batching(*, users: Sequence[int] = tuple(range(10, 201, 10)),
-                      nodes: Sequence[int] = (1, 3),
-                      schedulers: Sequence[str] = DEFAULT_SCHEDULERS,
-                      bandwidth_mhz: Sequence[float] = (20.0, 1.0, 0.2),
-                      links: Sequence[str] = ("phy", "shannon"), instances: int = 3,
-                      search_sizes: Sequence[int] = (4, 6, 8, 10, 12, 14),
-                      deadline_s: tuple[float, float] = (5.0, 30.0),
+def run_edge_batching(*, users: IntGrid = IntGrid(range(10, 201, 10)),
+                      nodes: IntGrid = IntGrid((1, 3)),
+                      schedulers: Names = Names(DEFAULT_SCHEDULERS),
+                      bandwidth_mhz: FloatGrid = FloatGrid((20.0, 1.0, 0.2)),
+                      links: Names = Names(("phy", "shannon")), instances: int = 3,
+                      search_sizes: IntGrid = IntGrid((4, 6, 8, 10, 12, 14)),
+                      deadline_s: FloatGrid = FloatGrid((5.0, 30.0)),
                       ot_max_nodes: int = 100_000, seed: int = 0,
                       out: str | Path = "results", resume: str | Path | None = None,
                       progress: bool = True) -> ResultsDir:
-    """Run the sweep and write the results folder (see the module docstring)."""
+    """Run the sweep and write the results folder (see the module docstring).
+
+    Args:
+        users: users per instance (``start:stop:step`` or ``a,b,c``).
+        nodes: edge nodes per instance.
+        schedulers: scheduler names (:data:`wdmoe_link.edge.SCHEDULERS`).
+        bandwidth_mhz: UL and DL bandwidth per node in MHz.
+        links: link models, ``phy`` (MCS, BLER curves, HARQ) and/or ``shannon`` (capacity).
+        instances: random instances per point.
+        search_sizes: user counts of the OT vs brute-force search study (one node; empty or
+            ``none`` skips it).
+        deadline_s: ``low,high`` of the uniform deadlines in s.
+        ot_max_nodes: evaluations after which OT returns its best batch so far.
+        seed: seed of the instances.
+        out: root folder of the results.
+        resume: an earlier edge-batching results folder.
+        progress: show a progress bar.
+    """
     from wdmoe_link.edge import (
         BRUTE_FORCE_MAX_USERS,
         LINK_MODELS,
@@ -72,6 +90,12 @@ def run_edge_batching(*, users: Sequence[int] = tuple(range(10, 201, 10)),
         sweep_schedule,
     )
 
+    users, nodes = IntGrid.parse(users), IntGrid.parse(nodes)
+    search_sizes = IntGrid.parse(search_sizes or ())
+    schedulers, links = Names.parse(schedulers), Names.parse(links)
+    bandwidth_mhz, deadline_s = FloatGrid.parse(bandwidth_mhz), FloatGrid.parse(deadline_s)
+    if len(deadline_s) != 2:
+        raise ValueError(f"deadline_s must be two numbers low,high (s), got {list(deadline_s)}")
     users = _check_sizes("users", users, 0)
     nodes = _check_sizes("nodes", nodes, 1)
     search_sizes = _check_sizes("search_sizes", search_sizes, 1) if search_sizes else []

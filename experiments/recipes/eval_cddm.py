@@ -12,7 +12,6 @@ For every SNR:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -28,6 +27,7 @@ from cddm.metrics import channel_mse, theory_mse_db
 from cddm.pipeline import JSCCWithCDDM
 from experiments.recipes.eval_images import DEFAULT_BASELINES, eval_channel, run_eval_images
 from experiments.reporting.results import ResultsDir
+from experiments.values import Decoders, FloatGrid, IntGrid, Names, PositiveInt
 
 __all__ = ["run_eval_cddm"]
 
@@ -38,10 +38,11 @@ def _check_file(name: str, path: str | None) -> None:
 
 
 def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
-                  decoders: Mapping[float, str] | None = None, data: str = "builtin",
-                  crop: int = 64, snr_db: Sequence[float] = (0, 5, 10, 15, 20),
-                  baselines: Sequence[str] = DEFAULT_BASELINES,
-                  mcs: Sequence[int] = (0, 5, 9, 13, 17, 22), max_images: int | None = None,
+                  decoders: Decoders | None = None, data: str = "builtin",
+                  crop: PositiveInt = 64, snr_db: FloatGrid = FloatGrid((0, 5, 10, 15, 20)),
+                  baselines: Names = Names(DEFAULT_BASELINES),
+                  mcs: IntGrid = IntGrid((0, 5, 9, 13, 17, 22)),
+                  max_images: PositiveInt | None = None,
                   batch_size: int = 16, convention: str | None = None,
                   floor_db: float | str | None = "checkpoint", seed: int = 0,
                   out: str | Path = "results", resume: str | Path | None = None,
@@ -61,6 +62,10 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
     jscc_checkpoint = cddm.jscc_checkpoint
     if jscc_checkpoint is None:
         raise ValueError("this CDDM was trained on raw payloads: pass jscc_checkpoint")
+    decoders = dict(Decoders.parse(decoders or {}))
+    snr_db, mcs = FloatGrid.parse(snr_db), IntGrid.parse(mcs)
+    if floor_db == "none":
+        floor_db = None
     for s, path in (decoders or {}).items():
         _check_file(f"decoder for {s} dB", path)
     channel = cddm.channel_name

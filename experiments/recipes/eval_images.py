@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.reporting.results import ResultsDir, read_csv_rows
+from experiments.values import FloatGrid, IntGrid, Names, PositiveInt
 from jscc.baselines import SOURCE_CODECS, SeparateCapacity, SeparateLDPC, best_mcs_envelope
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.metrics import ms_ssim, psnr
@@ -60,6 +61,13 @@ def _metrics(img_hat: torch.Tensor, img: torch.Tensor) -> tuple[list[float], lis
     return psnr(img_hat, img).tolist(), ms_ssim(img_hat, img).tolist()
 
 
+def expand_baselines(baselines: Names | str) -> Names:
+    """The baselines named by ``baselines``: ``"all"`` is :data:`CODEC_BASELINES`, ``"none"``
+    (or an empty list) none."""
+    names = Names.parse(baselines)
+    return Names(CODEC_BASELINES) if list(names) == ["all"] else names
+
+
 def _previous_rows(resume: str | Path | None) -> list[dict]:
     if resume is None:
         return []
@@ -88,11 +96,13 @@ def _learned_capacity(cbr: float, models: Any) -> Any:
     return LearnedCapacity(cbr, models)
 
 
-def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int | None = 64,
-                    channel: str = "awgn", snr_db: Sequence[float] = (0, 5, 10, 15, 20),
-                    baselines: Sequence[str] = DEFAULT_BASELINES,
-                    mcs: Sequence[int] = (0, 5, 9, 13, 17, 22),
-                    cbr: float | None = None, max_images: int | None = None, batch_size: int = 16,
+def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
+                    crop: PositiveInt | None = 64, channel: str = "awgn",
+                    snr_db: FloatGrid = FloatGrid((0, 5, 10, 15, 20)),
+                    baselines: Names = Names(DEFAULT_BASELINES),
+                    mcs: IntGrid = IntGrid((0, 5, 9, 13, 17, 22)),
+                    cbr: float | None = None, max_images: PositiveInt | None = None,
+                    batch_size: int = 16,
                     ladder: str | None = None,
                     seed: int = 0, out: str | Path = "results", progress: bool = True,
                     systems: Mapping[str, SystemFn] | None = None, name: str = "eval_images",
@@ -111,7 +121,32 @@ def run_eval_images(*, checkpoint: str | None, data: str = "builtin", crop: int 
     uninterrupted run; its settings other than SNRs, baselines and MCSs must match.
     ``csi_error_std`` > 0 gives every receiver (analog and digital) an estimate of ``h`` with
     that error (:class:`phy.ImperfectCSI`).
+
+    Args:
+        checkpoint: JSCCModule checkpoint (.ckpt) or ``pretrained:<name>`` (a shipped codec,
+            :func:`jscc.pretrained.available`); None: the baselines only (give ``cbr``).
+        data: ``builtin`` or an image folder.
+        crop: centre crop size in pixels (None: whole images).
+        channel: channel spec (:data:`phy.CHANNELS`).
+        snr_db: Es/N0 grid in dB (``start:stop:step`` or ``a,b,c``).
+        baselines: ``<codec>+ldpc`` / ``<codec>+capacity`` with codec jpeg2000, hevc
+            (BPG-class), avif or learned (needs ``ladder``); ``all`` (every codec but
+            learned) or ``none``.
+        mcs: MCS indices of the ``+ldpc`` curves.
+        cbr: channel bandwidth ratio when no checkpoint is given.
+        max_images: evaluate at most this many images.
+        batch_size: images per batch.
+        ladder: hyperprior ladder file for the learned baselines
+            (``python -m experiments.tools.train_hyperprior``).
+        seed: seed of every (system, SNR) evaluation.
+        out: root folder of the results.
+        progress: show a progress bar.
+        systems, name, extra, config_extra: for other recipes built on this one.
+        resume: an earlier results folder of this command: keep its rows, evaluate the rest.
+        csi_error_std: std of the receivers' channel-estimate error (0: perfect CSI).
     """
+    snr_db, mcs = FloatGrid.parse(snr_db), IntGrid.parse(mcs)
+    baselines = expand_baselines(baselines)
     for b in baselines:
         if b not in BASELINES:
             raise ValueError(f"baselines must be a subset of {list(BASELINES)}, got {b!r}")

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.reporting.results import ResultsDir
+from experiments.values import FloatGrid, IntGrid
 from phy.sweep import LinkPoint, make_channel, simulate_link
 
 __all__ = ["plot_link_curves", "read_link_curves", "run_link_curves", "snr_at_bler"]
@@ -107,8 +108,8 @@ def _previous_rows(resume: str | Path | None) -> dict[tuple[int, float], dict]:
         return {(int(r["mcs"]), float(r["snr_db"])): r for r in csv.DictReader(f)}
 
 
-def run_link_curves(*, channel: str = "awgn", mcs: Sequence[int] = (0, 5, 10),
-                    table: str = "qam64", snr_db: Sequence[float] = tuple(range(-5, 26)),
+def run_link_curves(*, channel: str = "awgn", mcs: IntGrid = IntGrid((0, 5, 10)),
+                    table: str = "qam64", snr_db: FloatGrid = FloatGrid(range(-5, 26)),
                     block_bits: int = 1024, batch_size: int = 100, max_batches: int = 20,
                     target_block_errors: int = 100, max_transmissions: int = 1, seed: int = 0,
                     decoder: str = "auto", abstraction: bool = False,
@@ -124,7 +125,28 @@ def run_link_curves(*, channel: str = "awgn", mcs: Sequence[int] = (0, 5, 10),
     as one uninterrupted run; its settings other than ``mcs`` and ``snr_db`` must match.
     ``abstraction`` draws block outcomes from the BLER table
     (:class:`phy.AbstractDigitalLink`) instead of decoding: BLER only, no BER.
+
+    Args:
+        channel: channel spec (:data:`phy.CHANNELS`: awgn, rayleigh, rayleigh-block[:L],
+            tdl-a ... tdl-e).
+        mcs: MCS indices of ``table`` (``0,5,10`` or ``start:stop:step``).
+        table: MCS table, ``qam64`` or ``qam256`` (TS 38.214).
+        snr_db: Es/N0 grid in dB (``start:stop:step``, stop included, or ``a,b,c``).
+        block_bits: information bits per code block.
+        batch_size: code blocks per batch.
+        max_batches: batches per SNR point at most.
+        target_block_errors: move to the next SNR after this many block errors.
+        max_transmissions: Chase-HARQ transmissions (1: off).
+        seed: seed of every point (with the table, MCS and SNR).
+        decoder: LDPC decoder, ``auto`` (the compiled layered decoder on CPU), ``cpu`` or
+            ``sionna``.
+        abstraction: draw block outcomes from the BLER table instead of decoding (BLER only).
+        out: root folder of the results.
+        name: results folder name.
+        resume: an earlier link-curves results folder: keep its points, simulate the rest.
+        progress: show a progress bar.
     """
+    mcs, snr_db = IntGrid.parse(mcs), FloatGrid.parse(snr_db)
     mcs_list = [phy.MCS.from_index(int(i), table) for i in mcs]  # validates before any work
     snrs = [float(s) for s in snr_db]
     if not snrs:

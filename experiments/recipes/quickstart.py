@@ -156,7 +156,14 @@ def _wdmoe_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> li
 
 def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool = True,
                    fast: bool = False) -> ResultsDir:
-    """Run the quickstart and return its results folder (digital curves in a sub-run)."""
+    """Run the quickstart and return its results folder (digital curves in a sub-run).
+
+    Args:
+        out: root folder of the results.
+        seed: seed of every section.
+        progress: show progress bars.
+        fast: fewer Monte-Carlo blocks and examples.
+    """
     snrs = [float(s) for s in range(-5, 26, 5)]
     config = {"analog_snr_db": snrs, "analog_values_per_snr": 2**18, "digital_channel": "awgn",
               "digital_mcs": [4, 13, 20], "fast": fast}

@@ -15,7 +15,6 @@ than the grid (policies, transports, SNRs, baselines) must match, or the run is 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.reporting.results import ResultsDir, cell_float, read_csv_rows
+from experiments.values import FloatGrid, Names
 
 __all__ = ["run_wdmoe"]
 
@@ -48,19 +48,36 @@ def _snr_label(s: float | None) -> str:
     return "budget" if s is None else f"{s:g} dB"
 
 
-def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.2", "joint"),
-              transports: Sequence[str] = ("ideal",),
-              snr_db: Sequence[float | None] = (None,), bandwidth_mhz: float = 100.0,
-              devices: int = 8, limit: int = 50, compute_model: str = "flops",
-              digits: int | None = None, seed: int = 0, out: str | Path = "results",
-              resume: str | Path | None = None, progress: bool = True,
-              baselines: Sequence[str] = ()) -> ResultsDir:
+def run_wdmoe(*, model: str = "tiny", policies: Names = Names(("topk", "wlr:0.2", "joint")),
+              transports: Names = Names(("ideal",)), snr_db: FloatGrid | None = None,
+              bandwidth_mhz: float = 100.0, devices: int = 8, limit: int = 50,
+              compute_model: str = "flops", digits: int | None = None, seed: int = 0,
+              out: str | Path = "results", resume: str | Path | None = None,
+              progress: bool = True, baselines: Names = Names()) -> ResultsDir:
     """Run the sweep and write the results folder (see the module docstring).
 
     ``baselines``: ``"split:<cut>"`` specs (:class:`wdmoe_link.split_layer.SplitAtLayer`, the
     model cut at a layer boundary with the activation on the uplink), run over the same
     transports and SNRs as the policies and reported in the same rows (``policy_spec`` is the
     baseline's spec).
+
+    Args:
+        model: ``tiny`` (shipped, arithmetic), ``text`` (shipped, held-out standard-library
+            source in bits per byte) or a local Hugging Face MoE checkpoint folder.
+        policies: policy specs, e.g. ``topk,wlr:0.2,joint,link-aware``.
+        transports: transport specs, e.g. ``ideal,digital:int4,analog,analog+cddm``.
+        snr_db: link SNRs in dB (``start:stop:step`` or ``a,b,c``); None: the cell's link
+            budget.
+        bandwidth_mhz: cell bandwidth in MHz.
+        devices: devices in the cell.
+        limit: examples of the task (128-byte windows for the text model).
+        compute_model: device compute time, ``flops`` or ``roofline``.
+        digits: operand digits of the arithmetic task for models other than the tiny one.
+        seed: seed of the topology, fading and links.
+        out: root folder of the results.
+        resume: an earlier wdmoe results folder.
+        progress: show a progress bar.
+        baselines: ``split:<cut>`` specs run beside the policies.
     """
     from wdmoe_link import WDMoESystem, default_topology, load_moe, parse_policy, parse_transport
     from wdmoe_link.split_layer import SplitAtLayer, parse_split_baseline
@@ -71,6 +88,11 @@ def run_wdmoe(*, model: str = "tiny", policies: Sequence[str] = ("topk", "wlr:0.
         raise ValueError(f"devices must be an int >= 1, got {devices!r}")
     if limit < 1:
         raise ValueError(f"limit must be >= 1 example, got {limit}")
+    policies, transports = Names.parse(policies), Names.parse(transports)
+    baselines = Names.parse(baselines)
+    snr_db = (None,) if snr_db is None else tuple(
+        None if s is None else float(s) for s in
+        (snr_db if isinstance(snr_db, (list, tuple)) else FloatGrid.parse(snr_db)))
     for s in snr_db:
         if s is not None and not (math.isfinite(float(s))
                                   and phy.SNR_DB_MIN <= float(s) <= phy.SNR_DB_MAX):

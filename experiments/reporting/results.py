@@ -143,10 +143,11 @@ def _default_device() -> str:
 
 def _plain(value: Any, where: str) -> Any:
     """Turn a config into YAML/JSON-safe builtins; ``where`` locates bad values in errors."""
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, float):
-        return value
+    for kind in (int, float, str):  # subclasses (IntEnum, typed ints) as their base value
+        if isinstance(value, kind):
+            return kind(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, Mapping):
