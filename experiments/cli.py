@@ -39,6 +39,12 @@ RECIPES: dict[str, tuple[str, str, str]] = {
                   "channel MSE and PSNR vs SNR of JSCC with and without CDDM"),
     "wdmoe": ("wdmoe", "run_wdmoe",
               "split MoE LM over the PHY: accuracy and latency per policy, transport and SNR"),
+    "digital-envelope": ("digital_envelope", "run_digital_envelope",
+                         "best-MCS envelope of JPEG2000 + 5G LDPC on an image set"),
+    "rate-distortion": ("rate_distortion", "run_rate_distortion",
+                        "bpp-PSNR curves of every source codec (no channel)"),
+    "cddm-decoder-study": ("cddm_decoder_study", "run_cddm_decoder_study",
+                           "does a decoder re-trained on CDDM output gain over plain JSCC?"),
     "edge-batching": ("edge_batching", "run_edge_batching",
                       "batched LLM serving at edge nodes: throughput per scheduler against "
                       "users, nodes and bandwidth"),

@@ -32,8 +32,8 @@ def _photos(root: Path, n: int, size: int, seed: int) -> Path:
 def test_study_scores_every_system(tmp_path: Path) -> None:
     train = _photos(tmp_path / "train", 2, 160, 0)
     test = _photos(tmp_path / "test", 2, 256, 1)
-    main(["--train-dir", str(train), "--test-dir", str(test), "--crops", "64", "--steps", "3",
-          "--max-images", "1", "--out", str(tmp_path / "out")])
+    assert main(["--train-dir", str(train), "--test-dir", str(test), "--crops", "64",
+                 "--steps", "3", "--max-images", "1", "--out", str(tmp_path / "out")]) == 0
     (run,) = (tmp_path / "out" / "cddm_decoder_study").iterdir()
     rows = list(csv.DictReader((run / "study.csv").open()))
     assert [r["system"] for r in rows] == [
@@ -46,8 +46,6 @@ def test_study_scores_every_system(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [["--steps", "0"], ["--crops", "0"], ["--snr-db", "500"],
                                  ["--lr", "0"]])
 def test_bad_arguments_leave_no_results_folder(tmp_path: Path, bad: list[str]) -> None:
-    with pytest.raises(SystemExit) as e:
-        main(["--train-dir", str(tmp_path), "--test-dir", str(tmp_path), "--out",
-              str(tmp_path / "out"), *bad])
-    assert e.value.code == 2
+    assert main(["--train-dir", str(tmp_path), "--test-dir", str(tmp_path), "--out",
+                 str(tmp_path / "out"), *bad]) == 2
     assert not (tmp_path / "out").exists()

@@ -44,3 +44,30 @@ def test_wdmoe_is_byte_reproducible(tmp_path: Path, transport: str) -> None:
 
     _twice_and_another_seed(run_wdmoe, tmp_path, model="tiny", policies=["topk", "wlr:0.3"],
                             transports=[transport], snr_db=[0.0], limit=3, progress=False)
+
+
+def test_digital_envelope_and_rate_distortion_run_and_repeat(tmp_path: Path, capsys) -> None:
+    """The two image-set recipes run as semcom subcommands (and their python -m entry
+    points), write their tables, and repeat byte for byte (JPEG2000 is deterministic; the
+    envelope's link noise is seeded)."""
+    from experiments.cli import main
+    from experiments.recipes.digital_envelope import main as envelope_main
+
+    env = ["--data", "builtin", "--crop", "64", "--snr-db", "15", "--window", "1",
+           "--max-images", "2"]
+    assert main(["digital-envelope", *env, "--out", str(tmp_path / "e1")]) == 0
+    assert envelope_main([*env, "--out", str(tmp_path / "e2")]) == 0
+    rd = ["--crop", "64", "--max-images", "2", "--codecs", "jpeg2000", "--bpp", "0.5,1",
+          "--no-progress"]
+    assert main(["rate-distortion", *rd, "--out", str(tmp_path / "r1")]) == 0
+    assert main(["rate-distortion", *rd, "--out", str(tmp_path / "r2")]) == 0
+    for kind in ("e", "r"):
+        name = "digital_envelope" if kind == "e" else "rate_distortion"
+        a, b = (_csvs(next((tmp_path / f"{kind}{i}" / name).iterdir())) for i in (1, 2))
+        assert a and a == b
+    env_rows = next((tmp_path / "e1" / "digital_envelope").iterdir()) / "envelope.csv"
+    assert len(env_rows.read_text().splitlines()) == 1 + 3  # MCSs within 1 of the choice
+    capsys.readouterr()
+    assert main(["digital-envelope", "--window", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "window must be an int >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -1,8 +1,8 @@
 """Where does a CDDM's denoising go? The shipped codec with and without its CDDM, and decoders
 re-trained on the CDDM's output and on the equalizer's output, at one SNR.
 
-    python -m experiments.recipes.cddm_decoder_study --train-dir ../shared/datasets/csun_hays80 \\
-        --test-dir ../shared/datasets/cbsd68 [--snr-db 10 --crops 4096 --steps 3000]
+    semcom cddm-decoder-study --train_dir ../shared/datasets/csun_hays80 \\
+        --test_dir ../shared/datasets/cbsd68 [--snr_db 10 --crops 4096 --steps 3000]
 
 Systems, all on the same test crops, noise stream and SNR (AWGN):
 
@@ -19,9 +19,10 @@ Writes ``study.csv`` (PSNR per system) and ``summary.md`` into a results folder.
 
 from __future__ import annotations
 
-import argparse
 import copy
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,11 +31,12 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.reporting.results import ResultsDir
+from experiments.values import PositiveInt
 from jscc.batches import CropBatchLoader
 from jscc.data import ImageDataModule, ImageFolderDataset
 from jscc.evaluation import evaluate_codec
 
-__all__ = ["finetune_decoder", "main"]
+__all__ = ["finetune_decoder", "main", "run_cddm_decoder_study"]
 
 
 def finetune_decoder(codec: torch.nn.Module, images: torch.Tensor, latents: torch.Tensor,
@@ -65,82 +67,97 @@ def _received(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
     return torch.cat([fn(images[i:i + batch]) for i in range(0, images.shape[0], batch)])
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_cddm_decoder_study(*, train_dir: str, test_dir: str, codec: str = "adjscc",
+                           cbr: float = 1 / 12, snr_db: float = 10.0,
+                           crops: PositiveInt = 4096, steps: PositiveInt = 3000,
+                           lr: float = 1e-4, max_images: PositiveInt = 20, seed: int = 0,
+                           out: str | Path = "results") -> ResultsDir:
+    """Score the shipped codec with and without the shipped CDDM, and with its decoder
+    re-trained on CDDM and on MMSE output, at one SNR; write the results folder.
+
+    Args:
+        train_dir: training photos (the crops of the re-training pairs).
+        test_dir: test photos (256x256 centre crops).
+        codec: the shipped codec (with a shipped CDDM) to study.
+        cbr: its channel bandwidth ratio.
+        snr_db: the AWGN Es/N0 in dB.
+        crops: 64x64 training crops (pairs).
+        steps: decoder fine-tuning steps.
+        lr: fine-tuning learning rate (cosine schedule).
+        max_images: test crops.
+        seed: seed of the crops, the link noise and the fine-tuning.
+        out: root folder of the results.
+    """
     from cddm import pretrained as cddm_pretrained
     from cddm.pipeline import JSCCWithCDDM
     from jscc import build_codec
 
-    p = argparse.ArgumentParser(prog="python -m experiments.recipes.cddm_decoder_study",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--train-dir", required=True, help="training photos (crops for the pairs)")
-    p.add_argument("--test-dir", required=True, help="test photos (256x256 centre crops)")
-    p.add_argument("--codec", default="adjscc")
-    p.add_argument("--cbr", type=float, default=1 / 12)
-    p.add_argument("--snr-db", type=float, default=10.0)
-    p.add_argument("--crops", type=int, default=4096, help="64x64 training crops (pairs)")
-    p.add_argument("--steps", type=int, default=3000, help="decoder fine-tuning steps")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--max-images", type=int, default=20, help="test crops")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results")
-    a = p.parse_args(argv)
-    for name, v in (("--crops", a.crops), ("--steps", a.steps), ("--max-images", a.max_images)):
-        if v < 1:
-            p.error(f"{name} must be >= 1, got {v}")
-    if not phy.SNR_DB_MIN <= a.snr_db <= phy.SNR_DB_MAX:
-        p.error(f"--snr-db must lie in [{phy.SNR_DB_MIN}, {phy.SNR_DB_MAX}] dB, got {a.snr_db}")
-    if not a.lr > 0:
-        p.error(f"--lr must be > 0, got {a.lr}")
-
-    codec = build_codec(a.codec, cbr=a.cbr, pretrained=True, channel="awgn")
-    sampler = cddm_pretrained.load_sampler(cddm_pretrained.find(a.codec, a.cbr, "awgn"))
-    test_ds = ImageFolderDataset(a.test_dir, crop=256, train=False)
-    test = torch.stack([test_ds[i] for i in range(min(a.max_images, len(test_ds)))])
-    dm = ImageDataModule(source="folder", train_dir=a.train_dir, builtin_train=True, crop=64,
-                         batch_size=64, seed=a.seed + 7)
-    loader = CropBatchLoader(dm.train_images(), 64, 64, -(-a.crops // 64), seed=a.seed + 7)
-    train = torch.cat(list(loader))[: a.crops]
+    for name, v in (("crops", crops), ("steps", steps), ("max_images", max_images)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    if not phy.SNR_DB_MIN <= snr_db <= phy.SNR_DB_MAX:
+        raise ValueError(f"snr_db must lie in [{phy.SNR_DB_MIN}, {phy.SNR_DB_MAX}] dB, got "
+                         f"{snr_db}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    config = {"train_dir": str(train_dir), "test_dir": str(test_dir), "codec": codec,
+              "cbr": cbr, "snr_db": snr_db, "crops": crops, "steps": steps, "lr": lr,
+              "max_images": max_images}
+    jscc = build_codec(codec, cbr=cbr, pretrained=True, channel="awgn")
+    sampler = cddm_pretrained.load_sampler(cddm_pretrained.find(codec, cbr, "awgn"))
+    test_ds = ImageFolderDataset(test_dir, crop=256, train=False)
+    test = torch.stack([test_ds[i] for i in range(min(max_images, len(test_ds)))])
+    dm = ImageDataModule(source="folder", train_dir=train_dir, builtin_train=True, crop=64,
+                         batch_size=64, seed=seed + 7)
+    loader = CropBatchLoader(dm.train_images(), 64, 64, -(-crops // 64), seed=seed + 7)
+    train = torch.cat(list(loader))[:crops]
     train = train.float() / 255 if train.dtype == torch.uint8 else train
     link = phy.AnalogLink(phy.AWGN())
-    s = a.snr_db
-    config = {**vars(a), "num_test_images": int(test.shape[0])}
-    res = ResultsDir.create("cddm_decoder_study", config, a.seed, root=a.out)
+    s = snr_db
+    res = ResultsDir.create("cddm_decoder_study", {**config, "num_test_images":
+                                                   int(test.shape[0])}, seed, root=out)
     with res:
-        with_cddm = JSCCWithCDDM(codec, sampler).eval()
+        with_cddm = JSCCWithCDDM(jscc, sampler).eval()
         rows: list[dict[str, Any]] = []
 
         def score(name: str, transmit: Any) -> None:
-            r = evaluate_codec(transmit, test, link, [s], seed=a.seed)[0]
+            r = evaluate_codec(transmit, test, link, [s], seed=seed)[0]
             rows.append({"system": name, "snr_db": s, "psnr": round(r.psnr, 3),
                          "msssim": round(r.msssim, 4)})
-            print(f"{name}: {r.psnr:.2f} dB", flush=True)
 
-        score("jscc", codec.transmit)
+        score("jscc", jscc.transmit)
         score("jscc+cddm, stage-1 decoder", with_cddm.transmit)
-        phy.set_seed(a.seed + 3)
+        phy.set_seed(seed + 3)
         z_cddm = _received(lambda x: with_cddm.denoised_latent(x, link, s)[0], train)
-        dec_cddm = finetune_decoder(codec, train, z_cddm, s, a.steps, a.lr, a.seed)
+        dec_cddm = finetune_decoder(jscc, train, z_cddm, s, steps, lr, seed)
         score("jscc+cddm, decoder re-trained on CDDM output",
-              JSCCWithCDDM(codec, sampler, decoder=dec_cddm).eval().transmit)
-        phy.set_seed(a.seed + 3)
-        z_mmse = _received(lambda x: link.send(codec.encode(x, s), s).z_hat, train)
-        dec_mmse = finetune_decoder(codec, train, z_mmse, s, a.steps, a.lr, a.seed)
+              JSCCWithCDDM(jscc, sampler, decoder=dec_cddm).eval().transmit)
+        phy.set_seed(seed + 3)
+        z_mmse = _received(lambda x: link.send(jscc.encode(x, s), s).z_hat, train)
+        dec_mmse = finetune_decoder(jscc, train, z_mmse, s, steps, lr, seed)
 
         def mmse_transmit(x: torch.Tensor, lk: phy.AnalogLink, snr: float) -> Any:
-            r = lk.send(codec.encode(x, snr), snr)
+            r = lk.send(jscc.encode(x, snr), snr)
             return dec_mmse.decode(r.z_hat, snr), r
 
         score("jscc, decoder re-trained on MMSE output", mmse_transmit)
         res.write_csv("study.csv", rows)
         base = rows[0]["psnr"]
-        lines = [f"# CDDM decoder study, {a.codec} CBR {a.cbr:.4g}, AWGN {s:g} dB",
-                 "", f"{test.shape[0]} test crops 256x256 of {a.test_dir}; decoders re-trained "
-                 f"on {a.crops} 64x64 crops of {a.train_dir} for {a.steps} steps (lr {a.lr:g}, "
+        lines = [f"# CDDM decoder study, {codec} CBR {cbr:.4g}, AWGN {s:g} dB",
+                 "", f"{test.shape[0]} test crops 256x256 of {test_dir}; decoders re-trained "
+                 f"on {crops} 64x64 crops of {train_dir} for {steps} steps (lr {lr:g}, "
                  "cosine).", "", "| system | PSNR (dB) | vs jscc (dB) |", "|---|---|---|"]
         lines += [f"| {r['system']} | {r['psnr']:.2f} | {r['psnr'] - base:+.2f} |" for r in rows]
         res.write_summary("\n".join(lines) + "\n")
-    print(f"results: {res.path}")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.recipes.cddm_decoder_study`` = ``semcom cddm-decoder-study``."""
+    from experiments.cli import main as semcom
+
+    return semcom(["cddm-decoder-study", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

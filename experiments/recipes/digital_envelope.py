@@ -1,8 +1,8 @@
 """The best-MCS envelope of JPEG2000 + 5G LDPC on an image set, searching MCSs near link
 adaptation's choice only.
 
-    python -m experiments.recipes.digital_envelope --data ../shared/datasets/cbsd68 --crop 256 \\
-        --snr-db 0:20:5 --window 2 [--cbr 0.0833] [--out results]
+    semcom digital-envelope --data ../shared/datasets/cbsd68 --crop 256 --snr_db 0:20:5 \\
+        --window 2 [--cbr 0.0833] [--out results]
 
 For a fixed bandwidth a higher MCS carries more bits, so a decoded image is better; the
 envelope at SNR ``s`` is therefore set by the highest MCSs that still decode. Instead of
@@ -16,7 +16,8 @@ Writes ``envelope.csv`` (per SNR and MCS), ``summary.md`` and the usual manifest
 
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -24,44 +25,53 @@ from tqdm.auto import tqdm
 import phy
 from experiments.recipes.eval_images import load_images
 from experiments.reporting.results import ResultsDir
+from experiments.values import FloatGrid, PositiveInt
 from jscc.baselines import JPEG2000LDPC, JPEG2000Capacity, best_mcs_envelope
 from jscc.metrics import psnr
 
-__all__ = ["main"]
+__all__ = ["main", "run_digital_envelope"]
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m experiments.recipes.digital_envelope",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="image folder or 'builtin'")
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--snr-db", default="0:20:5")
-    p.add_argument("--window", type=int, default=2)
-    p.add_argument("--cbr", type=float, default=1 / 12)
-    p.add_argument("--max-images", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results")
-    a = p.parse_args(argv)
-    if a.crop < 1 or a.window < 0:
-        raise SystemExit("--crop must be >= 1 and --window >= 0")
-    snrs = phy.parse_snr_range(a.snr_db)
-    images = load_images(a.data, a.crop, a.max_images)
-    res = ResultsDir.create("digital_envelope", {**vars(a), "num_images": images.shape[0]},
-                            a.seed, root=a.out)
+def run_digital_envelope(*, data: str = "builtin", crop: PositiveInt | None = 256,
+                         snr_db: FloatGrid = FloatGrid((0.0, 5.0, 10.0, 15.0, 20.0)),
+                         window: int = 2, cbr: float = 1 / 12,
+                         max_images: PositiveInt | None = None, seed: int = 0,
+                         out: str | Path = "results") -> ResultsDir:
+    """Find the best MCS per SNR near link adaptation's choice and write the results folder.
+
+    Args:
+        data: ``builtin`` or an image folder.
+        crop: centre crop size in pixels (None: whole images).
+        snr_db: Es/N0 grid in dB (``start:stop:step`` or ``a,b,c``).
+        window: MCS indices searched on each side of :func:`phy.select_mcs`'s choice (>= 0).
+        cbr: channel bandwidth ratio (complex channel uses per source dimension).
+        max_images: use at most this many images.
+        seed: seed of the link noise.
+        out: root folder of the results.
+    """
+    snrs = [float(s) for s in FloatGrid.parse(snr_db)]
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ValueError(f"window must be an int >= 0 (MCS indices), got {window!r}")
+    if not 0 < cbr <= 1:
+        raise ValueError(f"cbr must be in (0, 1], got {cbr!r}")
+    images = load_images(data, crop, max_images)
+    config = {"data": data, "crop": crop, "snr_db": snrs, "window": window, "cbr": cbr,
+              "max_images": max_images, "num_images": images.shape[0]}
+    res = ResultsDir.create("digital_envelope", config, seed, root=out)
     rows, lines = [], ["| SNR (dB) | best MCS | PSNR (dB) | delivered | inside window | "
                        "capacity bound (dB) |", "|---|---|---|---|---|---|"]
-    with res:
-        phy.set_seed(a.seed)
-        cap = JPEG2000Capacity(a.cbr)
+    with res, torch.no_grad():
+        phy.set_seed(seed)
+        cap = JPEG2000Capacity(cbr)
         for s in snrs:
-            centre = phy.select_mcs(float(s), target_bler=0.1, channel="awgn")
+            centre = phy.select_mcs(s, target_bler=0.1, channel="awgn")
             c = 0 if centre is None else centre.index
-            cands = range(max(0, c - a.window), min(28, c + a.window) + 1)
+            cands = range(max(0, c - window), min(28, c + window) + 1)
             per = {}
             for m in tqdm(cands, desc=f"{s:g} dB"):
-                r = JPEG2000LDPC(phy.AWGN(), m, a.cbr).transmit(images, float(s))
+                r = JPEG2000LDPC(phy.AWGN(), m, cbr).transmit(images, s)
                 per[m] = r
-                rows.append({"snr_db": float(s), "mcs": m, "psnr": float(r.psnr.mean()),
+                rows.append({"snr_db": s, "mcs": m, "psnr": float(r.psnr.mean()),
                              "delivered": sum(x == "ok" for x in r.reason) / len(r.reason)})
                 res.write_csv("envelope.csv", rows)  # streamed: one row per MCS
             best, value = best_mcs_envelope({m: v.psnr.mean() for m, v in per.items()})
@@ -70,17 +80,21 @@ def main(argv: list[str] | None = None) -> None:
             # above it: more bits, so the window must reach past the best
             inside = (best > min(cands) or best == 0 or deliv == 1.0) and (
                 best < max(cands) or best == 28)
-            bound = float(psnr(cap.transmit(images, float(s)).img_hat, images).mean())
+            bound = float(psnr(cap.transmit(images, s).img_hat, images).mean())
             lines.append(f"| {s:g} | {best} | {value:.2f} | {deliv:.2f} | {inside} | "
                          f"{bound:.2f} |")
-            print(lines[-1], flush=True)
-        text = (f"# JPEG2000 + 5G LDPC best-MCS envelope (AWGN, CBR {a.cbr:.4f}, "
-                f"{images.shape[0]} images from {a.data}, crop {a.crop})\n\n"
-                + "\n".join(lines) + "\n")
-        res.write_summary(text)
-    print(text)
+        res.write_summary(f"# JPEG2000 + 5G LDPC best-MCS envelope (AWGN, CBR {cbr:.4f}, "
+                          f"{images.shape[0]} images from {data}, crop {crop})\n\n"
+                          + "\n".join(lines) + "\n")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.recipes.digital_envelope`` = ``semcom digital-envelope``."""
+    from experiments.cli import main as semcom
+
+    return semcom(["digital-envelope", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    torch.set_grad_enabled(False)
-    main()
+    raise SystemExit(main())

@@ -14,9 +14,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Sequence
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 
 from experiments.recipes.eval_images import load_images
 from experiments.reporting.results import ResultsDir
+from experiments.values import FloatGrid, Names, PositiveInt
 from jscc.baselines.source import SOURCE_CODECS, source_codec
 from jscc.metrics import psnr
 
@@ -35,14 +35,26 @@ __all__ = ["run_rate_distortion"]
 DEFAULT_BPP = (0.125, 0.25, 0.5, 1.0)
 
 
-def run_rate_distortion(*, data: str = "builtin", crop: int | None = 256,
-                        codecs: Sequence[str] = tuple(SOURCE_CODECS),
-                        bpp: Sequence[float] = DEFAULT_BPP, max_images: int | None = None,
+def run_rate_distortion(*, data: str = "builtin", crop: PositiveInt | None = 256,
+                        codecs: Names = Names(SOURCE_CODECS),
+                        bpp: FloatGrid = FloatGrid(DEFAULT_BPP),
+                        max_images: PositiveInt | None = None,
                         out: str | Path = "results", seed: int = 0,
                         progress: bool = True) -> ResultsDir:
-    """Code every image at every rate with every codec and write the results folder."""
-    chosen = [source_codec(c) for c in codecs]
-    rates = [float(b) for b in bpp]
+    """Code every image at every rate with every codec and write the results folder.
+
+    Args:
+        data: ``builtin`` or an image folder.
+        crop: centre crop size in pixels (None: whole images).
+        codecs: source codecs (:data:`jscc.baselines.SOURCE_CODECS`).
+        bpp: rates in bits per pixel.
+        max_images: use at most this many images.
+        out: root folder of the results.
+        seed: recorded in the manifest (the codecs are deterministic).
+        progress: show a progress bar.
+    """
+    chosen = [source_codec(c) for c in Names.parse(codecs)]
+    rates = [float(b) for b in FloatGrid.parse(bpp)]
     if not rates or min(rates) <= 0 or not all(math.isfinite(b) for b in rates):
         raise ValueError(f"bpp must be positive bits per pixel, got {list(bpp)}")
     images = load_images(data, crop, max_images)
@@ -112,25 +124,10 @@ def run_rate_distortion(*, data: str = "builtin", crop: int | None = 256,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="builtin", help="builtin or an image folder")
-    ap.add_argument("--crop", type=int, default=256, help="centre crop (pixels)")
-    ap.add_argument("--codecs", default=",".join(SOURCE_CODECS))
-    ap.add_argument("--bpp", default=",".join(f"{b:g}" for b in DEFAULT_BPP))
-    ap.add_argument("--max-images", type=int, default=None)
-    ap.add_argument("--out", default="results")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        res = run_rate_distortion(
-            data=args.data, crop=args.crop,
-            codecs=[c.strip() for c in args.codecs.split(",") if c.strip()],
-            bpp=[float(b) for b in args.bpp.split(",") if b.strip()],
-            max_images=args.max_images, out=args.out, progress=not args.no_progress)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
-    print((res.path / "summary.md").read_text())
-    return 0
+    """``python -m experiments.recipes.rate_distortion`` = ``semcom rate-distortion``."""
+    from experiments.cli import main as semcom
+
+    return semcom(["rate-distortion", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
