@@ -27,25 +27,28 @@ from typing import Any
 
 __all__ = ["RECIPES", "main"]
 
-#: subcommand -> (recipe module, function, one-line help)
+#: subcommand -> (module, function, one-line help): the recipes, and the tools whose results
+#: are a results folder
 RECIPES: dict[str, tuple[str, str, str]] = {
-    "quickstart": ("quickstart", "run_quickstart",
+    "quickstart": ("experiments.recipes.quickstart", "run_quickstart",
                    "short tour on the embedded defaults (minutes, CPU)"),
-    "link-curves": ("link_curves", "run_link_curves",
+    "link-curves": ("experiments.recipes.link_curves", "run_link_curves",
                     "BER/BLER vs SNR of the 5G digital chain per MCS"),
-    "eval-images": ("eval_images", "run_eval_images",
+    "eval-images": ("experiments.recipes.eval_images", "run_eval_images",
                     "PSNR/MS-SSIM vs SNR of a JSCC checkpoint and the digital baselines"),
-    "eval-cddm": ("eval_cddm", "run_eval_cddm",
+    "eval-cddm": ("experiments.recipes.eval_cddm", "run_eval_cddm",
                   "channel MSE and PSNR vs SNR of JSCC with and without CDDM"),
-    "wdmoe": ("wdmoe", "run_wdmoe",
+    "wdmoe": ("experiments.recipes.wdmoe", "run_wdmoe",
               "split MoE LM over the PHY: accuracy and latency per policy, transport and SNR"),
-    "digital-envelope": ("digital_envelope", "run_digital_envelope",
+    "digital-envelope": ("experiments.recipes.digital_envelope", "run_digital_envelope",
                          "best-MCS envelope of JPEG2000 + 5G LDPC on an image set"),
-    "rate-distortion": ("rate_distortion", "run_rate_distortion",
+    "rate-distortion": ("experiments.recipes.rate_distortion", "run_rate_distortion",
                         "bpp-PSNR curves of every source codec (no channel)"),
-    "cddm-decoder-study": ("cddm_decoder_study", "run_cddm_decoder_study",
+    "cddm-decoder-study": ("experiments.recipes.cddm_decoder_study", "run_cddm_decoder_study",
                            "does a decoder re-trained on CDDM output gain over plain JSCC?"),
-    "edge-batching": ("edge_batching", "run_edge_batching",
+    "check-bler-table": ("experiments.tools.check_bler_table", "run_check_bler_table",
+                         "the shipped BLER table against Sionna's PHYAbstraction tables"),
+    "edge-batching": ("experiments.recipes.edge_batching", "run_edge_batching",
                       "batched LLM serving at edge nodes: throughput per scheduler against "
                       "users, nodes and bandwidth"),
 }
@@ -74,7 +77,7 @@ def _version() -> str:
 
 def _recipe(command: str) -> Callable[..., Any]:
     module, function, _ = RECIPES[command]
-    return getattr(importlib.import_module(f"experiments.recipes.{module}"), function)
+    return getattr(importlib.import_module(module), function)
 
 
 def _bool_options(fn: Callable[..., Any]) -> set[str]:

@@ -71,3 +71,17 @@ def test_digital_envelope_and_rate_distortion_run_and_repeat(tmp_path: Path, cap
     assert main(["digital-envelope", "--window", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert "window must be an int >= 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_check_bler_table_runs_as_a_subcommand_and_repeats(tmp_path: Path, capsys) -> None:
+    from experiments.cli import main
+    from experiments.tools.check_bler_table import main as tool_main
+
+    assert main(["check-bler-table", "--out", str(tmp_path / "a")]) == 0
+    assert tool_main(["--out", str(tmp_path / "b")]) == 0  # python -m: the same command
+    a, b = (_csvs(next((tmp_path / d / "check_bler_table").iterdir())) for d in "ab")
+    assert a and a == b
+    capsys.readouterr()
+    assert main(["check-bler-table", "--target", "1.5", "--out", str(tmp_path / "c")]) == 2
+    assert "target must lie in (0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

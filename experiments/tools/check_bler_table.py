@@ -21,8 +21,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,16 @@ def _stats(diffs: list[float]) -> dict[str, float]:
 
 def run_check_bler_table(*, target: float = 0.1, channel: str = "awgn",
                          out: str | Path = "results", seed: int = 0) -> ResultsDir:
-    """Write ``bler_crosscheck.csv``, ``bler_crosscheck.png`` and a summary of the gaps."""
+    """Write ``bler_crosscheck.csv``, ``bler_crosscheck.png`` and a summary of the gaps.
+
+    Args:
+        target: the BLER at which the SNRs are compared, in (0, 1).
+        channel: channel of our curves (Sionna's tables are AWGN).
+        out: root folder of the results.
+        seed: recorded in the manifest (nothing is random).
+    """
+    if not 0 < target < 1:
+        raise ValueError(f"target must lie in (0, 1), got {target}")
     config = {"target_bler": target, "channel": channel,
               "ours": "phy/data/bler_table.csv", "sionna": "sionna.sys.PHYAbstraction tables"}
     rows = compare_to_sionna(target=target, channel=channel)
@@ -166,16 +175,10 @@ def run_check_bler_table(*, target: float = 0.1, channel: str = "awgn",
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--target", type=float, default=0.1, help="BLER target (default 0.1)")
-    ap.add_argument("--channel", default="awgn")
-    ap.add_argument("--out", default="results")
-    args = ap.parse_args(argv)
-    if not 0 < args.target < 1:
-        raise SystemExit(f"--target must lie in (0, 1), got {args.target}")
-    res = run_check_bler_table(target=args.target, channel=args.channel, out=args.out)
-    print((res.path / "summary.md").read_text())
-    return 0
+    """``python -m experiments.tools.check_bler_table`` = ``semcom check-bler-table``."""
+    from experiments.cli import main as semcom
+
+    return semcom(["check-bler-table", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
