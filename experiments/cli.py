@@ -27,8 +27,8 @@ from typing import Any
 
 __all__ = ["RECIPES", "main"]
 
-#: subcommand -> (module, function, one-line help): the recipes, and the tools whose results
-#: are a results folder
+#: subcommand -> (module, function, one-line help): the recipes (each writes a results folder)
+#: and the tools (a results folder, or the artifact they make)
 RECIPES: dict[str, tuple[str, str, str]] = {
     "quickstart": ("experiments.recipes.quickstart", "run_quickstart",
                    "short tour on the embedded defaults (minutes, CPU)"),
@@ -46,6 +46,8 @@ RECIPES: dict[str, tuple[str, str, str]] = {
                         "bpp-PSNR curves of every source codec (no channel)"),
     "cddm-decoder-study": ("experiments.recipes.cddm_decoder_study", "run_cddm_decoder_study",
                            "does a decoder re-trained on CDDM output gain over plain JSCC?"),
+    "make-bler-table": ("experiments.tools.make_bler_table", "make_bler_table",
+                        "simulate (or resume) the BLER table shipped in phy/data"),
     "check-bler-table": ("experiments.tools.check_bler_table", "run_check_bler_table",
                          "the shipped BLER table against Sionna's PHYAbstraction tables"),
     "edge-batching": ("experiments.recipes.edge_batching", "run_edge_batching",
@@ -220,7 +222,7 @@ def _run(command: str, kwargs: dict[str, Any]) -> int:
 
         print(f"semcom {command}: interrupted", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
-    print(f"results: {res.path}")
+    print(f"results: {res.path}" if hasattr(res, "path") else f"wrote: {res}")
     return 0
 
 

@@ -63,7 +63,7 @@ class AbstractDigitalLink(DigitalLink):
         if not self.bler_table.block_sizes(self._curve_channel, self.mcs.table, self.mcs.index):
             raise ValueError(f"the BLER table has no curve for {self.mcs.name} on "
                              f"{self._curve_channel!r}; regenerate it with "
-                             "python -m experiments.tools.make_bler_table")
+                             "semcom make-bler-table")
 
     def _fading_model(self, channel: Channel) -> tuple[str, bool]:
         """(curve channel, block fading?) for ``channel``."""

@@ -6,9 +6,9 @@ link's decoder, APP demapping, one transmission); the rows are written for every
 that uses that pair.
 
 A curve starts below the pair's Shannon threshold ``10 log10(2^SE - 1)`` and walks up the SNR
-grid of its channel. Each point runs until ``--target-block-errors`` block errors or
-``--max-blocks`` blocks; the curve ends at the first point whose BLER is at most ``--min-bler``
-(or after ``--max-points`` points). Leading points where every block failed are dropped but the
+grid of its channel. Each point runs until ``target_block_errors`` block errors or
+``max_blocks`` blocks; the curve ends at the first point whose BLER is at most ``min_bler``
+(or at the end of its channel's grid). Leading points where every block failed are dropped but the
 last of them. Every point is seeded from (seed, channel, Qm, R, k, SNR), so a point's result does
 not depend on what ran before it.
 
@@ -19,16 +19,15 @@ ship in stages.
 
 Usage::
 
-    python -m experiments.tools.make_bler_table --channels awgn,rayleigh \\
-        --block-bits 256,1024,4096,8424 --out phy/data/bler_table.csv
+    semcom make-bler-table --channels awgn,rayleigh --block_bits 256,1024,4096,8424
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import torch
 
 import phy
 from experiments.reporting.results import atomic_write_text
+from experiments.values import IntGrid, Names
 from phy.bler import BLER_TABLE_COLUMNS
 from phy.mcs import MCS, mcs_table
 from phy.sweep import make_channel
@@ -50,6 +50,18 @@ BLOCK_BITS = (256, 1024, 4096, 8424)
 PARTIAL_COLUMNS = ("channel", "qm", "code_rate", "block_bits", "snr_db", "block_errors",
                    "num_blocks")
 _MAX_BATCH_BITS = 2_000_000  # information bits per decoded batch (bounds memory)
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """How every point of a curve is simulated (see :func:`make_bler_table`)."""
+
+    decoder: str = "cpu"
+    seed: int = 2026
+    target_block_errors: int = 100
+    max_blocks: int = 100_000
+    min_bler: float = 1e-3
+    write_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,10 +122,10 @@ def _append_partial(path: Path, row: dict) -> None:
         f.flush()
 
 
-def run_curve(channel: str, qm: int, rate: float, k: int, *, args: argparse.Namespace,
+def run_curve(channel: str, qm: int, rate: float, k: int, *, args: CurveSettings,
               done: dict[tuple, Point], partial: Path) -> tuple[list[Point], bool] | None:
     """The points of one curve (from ``done`` where already simulated) and whether it ended
-    at ``--min-bler``; ``None`` with ``--write-only`` where the curve is not finished."""
+    at ``min_bler``; ``None`` with ``write_only`` where the curve is not finished."""
     link = phy.DigitalLink(make_channel(channel), MCS.custom(qm, rate), block_bits=k,
                            decoder=args.decoder)
     rate_key = f"{rate:.6f}"
@@ -153,50 +165,52 @@ def _read_table(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO("\n".join(lines))))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--channels", default="awgn,rayleigh")
-    ap.add_argument("--block-bits", default=",".join(map(str, BLOCK_BITS)),
-                    help="information bits per block, comma-separated (1 .. 8424)")
-    ap.add_argument("--target-block-errors", type=int, default=100)
-    ap.add_argument("--max-blocks", type=int, default=100_000)
-    ap.add_argument("--min-bler", type=float, default=1e-3,
-                    help="a curve ends at its first point with BLER <= this")
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--decoder", default="cpu", choices=list(phy.DECODERS),
-                    help="LDPC decoder of phy.DigitalLink (default cpu: the layered one)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="decoder threads (numba; default: numba's)")
-    ap.add_argument("--keep-old", action="store_true",
-                    help="keep the curves of the existing --out table that this run has not "
-                         "replaced yet")
-    ap.add_argument("--write-only", action="store_true",
-                    help="simulate nothing: write --out from the finished curves of the partial "
-                         "file (with --keep-old, a table shipped in stages)")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "phy" / "data"
-                                          / "bler_table.csv"))
-    args = ap.parse_args(argv)
-    channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+#: Where the table ships.
+DEFAULT_OUT = str(Path(__file__).resolve().parents[2] / "phy" / "data" / "bler_table.csv")
+
+
+def make_bler_table(*, channels: Names = Names(("awgn", "rayleigh")),
+                    block_bits: IntGrid = IntGrid(BLOCK_BITS), target_block_errors: int = 100,
+                    max_blocks: int = 100_000, min_bler: float = 1e-3, seed: int = 2026,
+                    decoder: str = "cpu", threads: int | None = None, keep_old: bool = False,
+                    write_only: bool = False, out: str = DEFAULT_OUT) -> Path:
+    """Simulate (or resume) the curves and write the table; returns its path.
+
+    Args:
+        channels: channels with an SNR grid (``awgn``, ``rayleigh``: i.i.d. per symbol).
+        block_bits: information bits per block (1 .. 8424), block size by block size.
+        target_block_errors: a point ends after this many block errors ...
+        max_blocks: ... or this many blocks.
+        min_bler: a curve ends at its first point with BLER <= this.
+        seed: seed of every point (with channel, Qm, R, k and SNR).
+        decoder: LDPC decoder of :class:`phy.DigitalLink` (``cpu``: the layered one).
+        threads: decoder threads (numba; None: numba's default).
+        keep_old: keep the curves of the existing table at ``out`` that this run has not
+            replaced yet (a table shipped in stages).
+        write_only: simulate nothing: write ``out`` from the finished curves of the partial
+            file.
+        out: the table file (``<out>.partial.csv`` holds the points as they finish).
+    """
+    channels, sizes = list(Names.parse(channels)), list(IntGrid.parse(block_bits))
     for ch in channels:
         if ch not in GRIDS:
-            raise SystemExit(f"--channels: {ch!r} has no SNR grid; use {list(GRIDS)}")
-    try:
-        sizes = [int(v) for v in args.block_bits.split(",") if v.strip()]
-    except ValueError:
-        raise SystemExit(f"--block-bits must be integers, got {args.block_bits!r}") from None
+            raise ValueError(f"channels: {ch!r} has no SNR grid; use {list(GRIDS)}")
     if not sizes or not all(1 <= k <= 8424 for k in sizes):
-        raise SystemExit(f"--block-bits must lie in 1 .. 8424, got {args.block_bits!r}")
-    if args.target_block_errors < 1 or args.max_blocks < 1:
-        raise SystemExit("--target-block-errors and --max-blocks must be >= 1")
-    if not 0 < args.min_bler < 1:
-        raise SystemExit(f"--min-bler must lie in (0, 1), got {args.min_bler}")
-    if args.threads is not None:
+        raise ValueError(f"block_bits must lie in 1 .. 8424, got {sizes}")
+    if target_block_errors < 1 or max_blocks < 1:
+        raise ValueError("target_block_errors and max_blocks must be >= 1")
+    if not 0 < min_bler < 1:
+        raise ValueError(f"min_bler must lie in (0, 1), got {min_bler}")
+    if decoder not in phy.DECODERS:
+        raise ValueError(f"decoder must be one of {list(phy.DECODERS)}, got {decoder!r}")
+    args = CurveSettings(decoder, seed, target_block_errors, max_blocks, min_bler, write_only)
+    if threads is not None:
         import numba
 
-        numba.set_num_threads(args.threads)
+        numba.set_num_threads(threads)
     torch.set_num_threads(1)
 
-    out = Path(args.out)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".partial.csv")
     done = _read_partial(partial)
@@ -226,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{time.time() - t0:7.0f} s] {ch} k={k} Qm={qm} R={rate:.4f}: "
                       + " ".join(f"{p.snr_db:g}:{p.bler:.3g}" for p in points) + flag,
                       flush=True)
-    old = [r for r in _read_table(out) if args.keep_old
+    old = [r for r in _read_table(out) if keep_old
            and (r["channel"], r["table"], r["mcs"], r["block_bits"]) not in replaced]
     header = (f"# BLER of phy.DigitalLink.block_errors (CRC24B + 5G LDPC, decoder="
               f"{args.decoder!r} ({phy.DECODERS[args.decoder]}), 20 it., APP demapping, one "
@@ -235,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
               f"point runs to {args.target_block_errors} block errors or {args.max_blocks} "
               f"blocks, each curve down to BLER {args.min_bler:g}; made by "
               f"experiments/tools/make_bler_table.py (seed {args.seed})\n"
-              f"# regenerate: python -m experiments.tools.make_bler_table --channels "
-              f"{','.join(channels)} --block-bits {','.join(map(str, sizes))}\n")
+              f"# regenerate: semcom make-bler-table --channels {','.join(channels)} "
+              f"--block_bits {','.join(map(str, sizes))}\n")
     if old or any(n < len(pairs) for n in finished.values()) \
             or len(finished) < len(channels) * len(sizes):
         done_text = ", ".join(f"{c} k={k}: {finished.get((c, k), 0)} of {len(pairs)}"
@@ -255,7 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     writer.writerows(rows)
     atomic_write_text(out, buf.getvalue())
     print(f"wrote {len(rows)} rows to {out} in {time.time() - t0:.0f} s")
-    return 0
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.tools.make_bler_table`` = ``semcom make-bler-table``."""
+    from experiments.cli import main as semcom
+
+    return semcom(["make-bler-table", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
