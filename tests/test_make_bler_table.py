@@ -45,3 +45,22 @@ def test_small_table_simulates_resumes_and_refuses_bad_settings(tmp_path: Path,
         assert main(["make-bler-table", *small, *bad, "--out", str(tmp_path / "x.csv")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_artifact_tools_run_as_subcommands(tmp_path: Path, capsys) -> None:
+    """make-lm-eval-tasks rebuilds the shipped task file byte for byte (its provenance);
+    make-quant-table refuses bad settings before measuring or writing anything."""
+    from wdmoe_link.harness import TASKS_DIR
+
+    shipped = TASKS_DIR / "arith_test.jsonl"
+    before = shipped.read_bytes()
+    try:
+        assert main(["make-lm-eval-tasks"]) == 0
+        assert shipped.read_bytes() == before
+    finally:
+        shipped.write_bytes(before)
+    capsys.readouterr()
+    out = tmp_path / "levels.csv"
+    assert main(["make-quant-table", "--threads", "0", "--out", str(out)]) == 2
+    assert "threads" in capsys.readouterr().err and not out.exists()
+    assert main(["make-lm-eval-tasks", "--size", "0"]) == 2

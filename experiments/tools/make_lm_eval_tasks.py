@@ -7,22 +7,29 @@ Two tasks on the held-out ``test`` split of the tiny model's arithmetic (the pro
 * ``wdmoe_arith_mc``: log-likelihood choice between the answer and three near misses
   (answer + 1, - 1, + 10), accuracy.
 
-Run: ``python -m experiments.tools.make_lm_eval_tasks [--size 200]``.
+Run: ``semcom make-lm-eval-tasks [--size 200]`` (or ``python -m
+experiments.tools.make_lm_eval_tasks``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
+from pathlib import Path
 
+from experiments.values import PositiveInt
 from wdmoe_link.harness import TASKS_DIR
 from wdmoe_link.tiny import tiny_task
 
 
-def write(size: int = 200) -> None:
-    """Write ``arith_test.jsonl`` (``size`` problems) into :data:`TASKS_DIR`."""
-    if size < 1:
-        raise ValueError(f"size must be >= 1 problem, got {size}")
+def make_lm_eval_tasks(*, size: PositiveInt = 200) -> Path:
+    """Write ``arith_test.jsonl`` into :data:`TASKS_DIR`; returns its path.
+
+    Args:
+        size: held-out problems.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be an int >= 1 (problems), got {size!r}")
     rows = []
     for ex in tiny_task("test", size=size, seed=0):
         a = int(ex.answer)
@@ -33,10 +40,15 @@ def write(size: int = 200) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tmp.replace(path)
-    print(f"{len(rows)} problems -> {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.tools.make_lm_eval_tasks`` = ``semcom make-lm-eval-tasks``."""
+    from experiments.cli import main as semcom
+
+    return semcom(["make-lm-eval-tasks", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=200, help="problems (default 200)")
-    write(ap.parse_args().size)
+    raise SystemExit(main())

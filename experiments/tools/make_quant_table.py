@@ -11,7 +11,6 @@ standard-library modules (next-byte accuracy, bits per byte).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -21,24 +20,30 @@ from pathlib import Path
 import torch
 
 from experiments.reporting.results import atomic_write_text
+from experiments.values import PositiveInt
 from wdmoe_link.edge.quantization import LEVELS_CSV, WEIGHT_BITS, measure_levels
 
 COMMAND = "python -m experiments.tools.make_quant_table"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tiny-examples", type=int, default=2000)
-    p.add_argument("--text-windows", type=int, default=512)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=LEVELS_CSV)
-    args = p.parse_args(argv)
-    for name in ("tiny_examples", "text_windows", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    torch.set_num_threads(args.threads)
+def make_quant_table(*, tiny_examples: PositiveInt = 2000, text_windows: PositiveInt = 512,
+                     threads: PositiveInt = 2, out: str = str(LEVELS_CSV)) -> Path:
+    """Measure every shipped model at every weight precision and write the table; returns
+    its path.
+
+    Args:
+        tiny_examples: held-out arithmetic problems of the tiny model (exact match).
+        text_windows: held-out 256-byte windows of the text model.
+        threads: torch threads.
+        out: the table file.
+    """
+    for name, v in (("tiny_examples", tiny_examples), ("text_windows", text_windows),
+                    ("threads", threads)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    torch.set_num_threads(threads)
     rows = []
-    for model, n in (("tiny", args.tiny_examples), ("text", args.text_windows)):
+    for model, n in (("tiny", tiny_examples), ("text", text_windows)):
         for r in measure_levels(model, WEIGHT_BITS, examples=n):
             r["value"] = round(r["value"], 5)
             rows.append({**r, "command": COMMAND})
@@ -47,9 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(args.out, buf.getvalue())
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    return atomic_write_text(out, buf.getvalue())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m experiments.tools.make_quant_table`` = ``semcom make-quant-table``."""
+    from experiments.cli import main as semcom
+
+    return semcom(["make-quant-table", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
