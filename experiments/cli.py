@@ -25,7 +25,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__all__ = ["RECIPES", "main"]
+__all__ = ["RECIPES", "entry_point", "main"]
 
 #: subcommand -> (module, function, one-line help): the recipes (each writes a results folder)
 #: and the tools (a results folder, or the artifact they make)
@@ -70,6 +70,17 @@ _RENAMED = {"wdmoe": {"policy": "policies", "transport": "transports", "baseline
             "eval-cddm": {"cddm": "cddm_checkpoint", "jscc": "jscc_checkpoint",
                           "decoder": "decoders"}}
 _BARE = ("help", "print_config")  # options that may come without a value
+
+
+def entry_point(command: str) -> Callable[[list[str] | None], int]:
+    """The ``main`` of a module that is also ``semcom <command>``: its ``python -m`` entry
+    point runs the same command (``argv`` default: the process's arguments)."""
+
+    def run(argv: list[str] | None = None) -> int:
+        return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+    run.__doc__ = f"``semcom {command}`` with ``argv`` (default: the process's arguments)."
+    return run
 
 
 def _version() -> str:

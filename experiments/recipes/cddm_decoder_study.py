@@ -20,7 +20,6 @@ Writes ``study.csv`` (PSNR per system) and ``summary.md`` into a results folder.
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import phy
+from experiments.cli import entry_point
 from experiments.reporting.results import ResultsDir
 from experiments.values import PositiveInt
 from jscc.batches import CropBatchLoader
@@ -152,11 +152,8 @@ def run_cddm_decoder_study(*, train_dir: str, test_dir: str, codec: str = "adjsc
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.recipes.cddm_decoder_study`` = ``semcom cddm-decoder-study``."""
-    from experiments.cli import main as semcom
-
-    return semcom(["cddm-decoder-study", *(sys.argv[1:] if argv is None else argv)])
+#: ``python -m experiments.recipes.cddm_decoder_study`` = ``semcom cddm-decoder-study``.
+main = entry_point("cddm-decoder-study")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ Writes ``envelope.csv`` (per SNR and MCS), ``summary.md`` and the usual manifest
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 import phy
+from experiments.cli import entry_point
 from experiments.recipes.eval_images import load_images
 from experiments.reporting.results import ResultsDir
 from experiments.values import FloatGrid, PositiveInt
@@ -89,11 +89,8 @@ def run_digital_envelope(*, data: str = "builtin", crop: PositiveInt | None = 25
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.recipes.digital_envelope`` = ``semcom digital-envelope``."""
-    from experiments.cli import main as semcom
-
-    return semcom(["digital-envelope", *(sys.argv[1:] if argv is None else argv)])
+#: ``python -m experiments.recipes.digital_envelope`` = ``semcom digital-envelope``.
+main = entry_point("digital-envelope")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Usage::
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
+from experiments.cli import entry_point
 from experiments.recipes.eval_images import load_images
 from experiments.reporting.results import ResultsDir
 from experiments.values import FloatGrid, Names, PositiveInt
@@ -123,11 +123,8 @@ def run_rate_distortion(*, data: str = "builtin", crop: PositiveInt | None = 256
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.recipes.rate_distortion`` = ``semcom rate-distortion``."""
-    from experiments.cli import main as semcom
-
-    return semcom(["rate-distortion", *(sys.argv[1:] if argv is None else argv)])
+#: ``python -m experiments.recipes.rate_distortion`` = ``semcom rate-distortion``.
+main = entry_point("rate-distortion")
 
 
 if __name__ == "__main__":

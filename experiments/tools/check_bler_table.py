@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import phy
+from experiments.cli import entry_point
 from experiments.reporting.results import ResultsDir
 from phy.codeblock import CRC_BITS
 
@@ -174,11 +174,8 @@ def run_check_bler_table(*, target: float = 0.1, channel: str = "awgn",
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.tools.check_bler_table`` = ``semcom check-bler-table``."""
-    from experiments.cli import main as semcom
-
-    return semcom(["check-bler-table", *(sys.argv[1:] if argv is None else argv)])
+#: ``python -m experiments.tools.check_bler_table`` = ``semcom check-bler-table``.
+main = entry_point("check-bler-table")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from pathlib import Path
 import torch
 
 import phy
+from experiments.cli import entry_point
 from experiments.reporting.results import atomic_write_text
 from experiments.values import IntGrid, Names
 from phy.bler import BLER_TABLE_COLUMNS
@@ -272,11 +272,8 @@ def make_bler_table(*, channels: Names = Names(("awgn", "rayleigh")),
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.tools.make_bler_table`` = ``semcom make-bler-table``."""
-    from experiments.cli import main as semcom
-
-    return semcom(["make-bler-table", *(sys.argv[1:] if argv is None else argv)])
+#: ``python -m experiments.tools.make_bler_table`` = ``semcom make-bler-table``.
+main = entry_point("make-bler-table")
 
 
 if __name__ == "__main__":

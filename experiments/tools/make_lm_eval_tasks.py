@@ -14,9 +14,9 @@ experiments.tools.make_lm_eval_tasks``).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from experiments.cli import entry_point
 from experiments.values import PositiveInt
 from wdmoe_link.harness import TASKS_DIR
 from wdmoe_link.tiny import tiny_task
@@ -43,11 +43,8 @@ def make_lm_eval_tasks(*, size: PositiveInt = 200) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.tools.make_lm_eval_tasks`` = ``semcom make-lm-eval-tasks``."""
-    from experiments.cli import main as semcom
-
-    return semcom(["make-lm-eval-tasks", *(sys.argv[1:] if argv is None else argv)])
+#: ``python -m experiments.tools.make_lm_eval_tasks`` = ``semcom make-lm-eval-tasks``.
+main = entry_point("make-lm-eval-tasks")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from experiments.cli import entry_point
 from experiments.reporting.results import atomic_write_text
 from experiments.values import PositiveInt
 from wdmoe_link.edge.quantization import LEVELS_CSV, WEIGHT_BITS, measure_levels
@@ -55,11 +55,8 @@ def make_quant_table(*, tiny_examples: PositiveInt = 2000, text_windows: Positiv
     return atomic_write_text(out, buf.getvalue())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m experiments.tools.make_quant_table`` = ``semcom make-quant-table``."""
-    from experiments.cli import main as semcom
-
-    return semcom(["make-quant-table", *(sys.argv[1:] if argv is None else argv)])
+#: ``python -m experiments.tools.make_quant_table`` = ``semcom make-quant-table``.
+main = entry_point("make-quant-table")
 
 
 if __name__ == "__main__":
