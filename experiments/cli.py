@@ -52,6 +52,8 @@ RECIPES: dict[str, tuple[str, str, str]] = {
                          "accuracy of the shipped models per weight precision (torchao)"),
     "make-lm-eval-tasks": ("experiments.tools.make_lm_eval_tasks", "make_lm_eval_tasks",
                            "the offline lm-eval tasks of the shipped tiny model"),
+    "train-hyperprior": ("experiments.tools.train_hyperprior", "train_hyperprior",
+                         "a CompressAI scale-hyperprior rate ladder (the learned baseline)"),
     "check-bler-table": ("experiments.tools.check_bler_table", "run_check_bler_table",
                          "the shipped BLER table against Sionna's PHYAbstraction tables"),
     "edge-batching": ("experiments.recipes.edge_batching", "run_edge_batching",

@@ -182,3 +182,18 @@ def test_rejects_bad_models():
         LearnedLDPC(phy.AWGN(), 27, 1 / 6, [])
     with pytest.raises(TypeError):
         LearnedLDPC(phy.AWGN(), 27, 1 / 6, [torch.nn.Linear(2, 2)])
+
+
+def test_train_hyperprior_subcommand_writes_a_loadable_ladder(tmp_path, capsys) -> None:
+    from experiments.cli import main
+    from jscc.baselines.learned import load_ladder
+
+    out = tmp_path / "ladder.pt"
+    assert main(["train-hyperprior", "--steps", "2", "--lambdas", "0.01,0.05", "--N", "16",
+                 "--M", "24", "--eval-crops", "2", "--no-progress", "--out", str(out)]) == 0
+    models = load_ladder(out)
+    assert [m.lmbda for m in models] == [0.01, 0.05]
+    capsys.readouterr()
+    assert main(["train-hyperprior", "--crop", "32", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "crop must be a positive multiple of 64" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

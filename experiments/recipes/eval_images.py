@@ -137,7 +137,7 @@ def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
         max_images: evaluate at most this many images.
         batch_size: images per batch.
         ladder: hyperprior ladder file for the learned baselines
-            (``python -m experiments.tools.train_hyperprior``).
+            (``semcom train-hyperprior``).
         seed: seed of every (system, SNR) evaluation.
         out: root folder of the results.
         progress: show a progress bar.
@@ -162,7 +162,7 @@ def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
     if learned:
         if ladder is None or not Path(ladder).is_file():
             raise ValueError(f"baselines {learned} need ladder= (a file written by "
-                             f"experiments.tools.train_hyperprior), got {ladder!r}")
+                             f"semcom train-hyperprior), got {ladder!r}")
         from jscc.baselines.learned import load_ladder
 
         models = load_ladder(ladder)

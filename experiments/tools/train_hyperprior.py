@@ -9,14 +9,12 @@ save_ladder` (atomically). The ladder feeds :class:`jscc.baselines.learned.Learn
 
 Example::
 
-    python -m experiments.tools.train_hyperprior --data builtin --crop 64 \\
-        --lambdas 0.0018,0.0067,0.025 --N 64 --M 96 --steps 2000 \\
-        --out results/hyperprior/ladder.pt
+    semcom train-hyperprior --data builtin --crop 64 --lambdas 0.0018,0.0067,0.025 \\
+        --N 64 --M 96 --steps 2000 --out results/hyperprior/ladder.pt
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -27,10 +25,13 @@ from compressai.models import ScaleHyperprior
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from experiments.cli import entry_point
+from experiments.values import FloatGrid, PositiveInt
 from jscc.baselines.learned import compressed_bytes, save_ladder
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 
-__all__ = ["evaluate_model", "main", "make_datasets", "rd_loss", "train_ladder", "train_model"]
+__all__ = ["evaluate_model", "main", "make_datasets", "rd_loss", "train_hyperprior",
+           "train_ladder", "train_model"]
 
 
 def rd_loss(out: dict, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, torch.Tensor,
@@ -134,48 +135,59 @@ def train_ladder(lambdas: Sequence[float], train: Dataset, *, batch_size: int = 
     return models
 
 
-def _parse_lambdas(text: str) -> list[float]:
-    values = [float(v) for v in text.split(",") if v.strip()]
+def train_hyperprior(*, data: str = "builtin", crop: int = 64,
+                     lambdas: FloatGrid = FloatGrid((0.0018, 0.0067, 0.025)), N: int = 64,
+                     M: int = 96, steps: PositiveInt = 300, batch_size: PositiveInt = 8,
+                     lr: float = 1e-3, eval_crops: PositiveInt = 16, seed: int = 0,
+                     threads: PositiveInt = 1, progress: bool = True,
+                     out: str = "results/hyperprior/ladder.pt") -> Path:
+    """Train one model per λ, measure it on held-out crops and write the ladder; returns the
+    ladder's path.
+
+    Args:
+        data: ``builtin`` or a folder of images.
+        crop: crop side in pixels (a multiple of 64).
+        lambdas: rate-distortion weights λ, one model each.
+        N: channels of the hyperprior's transforms.
+        M: channels of its latent ``y``.
+        steps: training steps per model.
+        batch_size: crops per step.
+        lr: Adam learning rate.
+        eval_crops: held-out crops of the rate and PSNR measurement.
+        seed: seed of the crops and the initialisation.
+        threads: torch CPU threads.
+        progress: show progress bars.
+        out: the ladder file (:func:`jscc.baselines.learned.save_ladder`).
+    """
+    values = [float(v) for v in FloatGrid.parse(lambdas)]
     if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
-        raise argparse.ArgumentTypeError(f"lambdas must be positive numbers, got {text!r}")
-    return values
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="builtin", help="'builtin' or a folder of images")
-    p.add_argument("--crop", type=int, default=64, help="crop side (a multiple of 64)")
-    p.add_argument("--lambdas", type=_parse_lambdas, default=[0.0018, 0.0067, 0.025])
-    p.add_argument("--N", type=int, default=64)
-    p.add_argument("--M", type=int, default=96)
-    p.add_argument("--steps", type=int, default=300, help="training steps per model")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--eval-crops", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--out", default="results/hyperprior/ladder.pt")
-    a = p.parse_args(argv)
-    if a.crop < 64 or a.crop % 64:
-        p.error(f"--crop must be a positive multiple of 64, got {a.crop}")
-    torch.set_num_threads(a.threads)
-    train, held = make_datasets(a.data, a.crop, num_crops=max(a.steps * a.batch_size, 64),
-                                eval_crops=a.eval_crops, seed=a.seed)
-    held_imgs = [held[i] for i in range(min(len(held), a.eval_crops))]
+        raise ValueError(f"lambdas must be positive numbers, got {values}")
+    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 64 or crop % 64:
+        raise ValueError(f"crop must be a positive multiple of 64, got {crop!r}")
+    for name, v in (("steps", steps), ("batch_size", batch_size), ("eval_crops", eval_crops),
+                    ("threads", threads), ("N", N), ("M", M)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    torch.set_num_threads(threads)
+    train, held = make_datasets(data, crop, num_crops=max(steps * batch_size, 64),
+                                eval_crops=eval_crops, seed=seed)
+    held_imgs = [held[i] for i in range(min(len(held), eval_crops))]
     t0 = time.perf_counter()
-    models = train_ladder(a.lambdas, train, batch_size=a.batch_size, seed=a.seed,
-                          progress=not a.no_progress, N=a.N, M=a.M, steps=a.steps, lr=a.lr)
+    models = train_ladder(values, train, batch_size=batch_size, seed=seed, progress=progress,
+                          N=N, M=M, steps=steps, lr=lr)
     print(f"trained {len(models)} models in {time.perf_counter() - t0:.1f} s "
-          f"(N={a.N}, M={a.M}, {a.steps} steps, crop {a.crop})")
+          f"(N={N}, M={M}, {steps} steps, crop {crop})")
     for m in models:
         bpp, psnr = evaluate_model(m, held_imgs)
         print(f"  λ={m.lmbda:<8g} bpp={bpp:.3f}  PSNR={psnr:.2f} dB  "
               f"({len(held_imgs)} held-out crops)")
-    out = Path(a.out)
-    save_ladder(models, out)
-    print(f"saved {out}")
-    return 0
+    path = Path(out)
+    save_ladder(models, path)
+    return path
+
+
+#: ``python -m experiments.tools.train_hyperprior`` = ``semcom train-hyperprior``.
+main = entry_point("train-hyperprior")
 
 
 if __name__ == "__main__":

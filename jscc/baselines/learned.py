@@ -25,7 +25,7 @@ size ``H x W`` (as for JPEG2000): images whose sides are not multiples of 64 are
 **Ladders on disk** (:func:`save_ladder` / :func:`load_ladder`): one ``torch.save`` file of
 plain dicts, numbers and tensors (loads with ``weights_only=True``): per model ``N``, ``M``,
 ``lmbda`` and its ``state_dict`` including the entropy-coder tables. Train one with
-``python -m experiments.tools.train_hyperprior``.
+``semcom train-hyperprior``.
 
 The codecs run on the CPU in float32 (the range coder needs encoder and decoder to compute the
 same hyper-prior scales; both run here in the same process).
