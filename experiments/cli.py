@@ -54,6 +54,8 @@ RECIPES: dict[str, tuple[str, str, str]] = {
                            "the offline lm-eval tasks of the shipped tiny model"),
     "train-hyperprior": ("experiments.tools.train_hyperprior", "train_hyperprior",
                          "a CompressAI scale-hyperprior rate ladder (the learned baseline)"),
+    "train-hidden-cddm": ("experiments.tools.train_hidden_cddm", "train_hidden_cddm",
+                          "the 1-D CDDM of a split MoE model's hidden states (analog+cddm)"),
     "check-bler-table": ("experiments.tools.check_bler_table", "run_check_bler_table",
                          "the shipped BLER table against Sionna's PHYAbstraction tables"),
     "edge-batching": ("experiments.recipes.edge_batching", "run_edge_batching",

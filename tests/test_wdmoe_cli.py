@@ -124,3 +124,19 @@ def test_semcom_wdmoe_runs_a_local_checkpoint(tmp_path):
     run = next((tmp_path / "wdmoe").iterdir())
     (row,) = list(csv.DictReader(open(run / "results.csv")))
     assert int(row["num_examples"]) == 2 and int(row["num_decode_steps"]) > 0
+
+
+def test_train_hidden_cddm_subcommand_writes_a_loadable_denoiser(tmp_path, capsys):
+    """semcom train-hidden-cddm records the tiny model's expert rows, trains a few steps and
+    saves what analog+cddm loads; bad settings are refused before any work."""
+    from experiments.cli import main
+    from wdmoe_link.denoise import load_hidden_cddm
+
+    out = tmp_path / "hc"
+    assert main(["train-hidden-cddm", "--examples", "6", "--steps", "3", "--batch-size", "32",
+                 "--width", "16", "--out", str(out)]) == 0
+    den = load_hidden_cddm(out)
+    assert den.hidden_size == 64
+    capsys.readouterr()
+    assert main(["train-hidden-cddm", "--steps", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "steps" in capsys.readouterr().err and not (tmp_path / "x").exists()

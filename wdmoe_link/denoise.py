@@ -4,7 +4,7 @@ The network and sampler are :mod:`cddm`'s (:class:`cddm.nets.MLPDenoiser`,
 :class:`cddm.sampler.CDDMSampler`); this module only stores a trained predictor for one model's
 hidden states and plugs it into :class:`~wdmoe_link.transports.AnalogTransport` as
 ``"analog+cddm"``. The predictor is trained by
-``python -m experiments.tools.train_hidden_cddm`` on the expert inputs and outputs the model
+``semcom train-hidden-cddm`` on the expert inputs and outputs the model
 itself produces (both directions of the link), per row power-normalized exactly as
 :class:`phy.AnalogLink` sends them.
 
@@ -100,7 +100,7 @@ def load_hidden_cddm(directory: str | Path | None = None, **sampler_overrides: A
     d = Path(directory)
     if not (d / WEIGHTS).is_file() or not (d / META).is_file():
         raise ValueError(f"no hidden-state CDDM in {str(d)!r} (needs {WEIGHTS} and {META}; "
-                         f"train one with python -m experiments.tools.train_hidden_cddm)")
+                         f"train one with semcom train-hidden-cddm)")
     from cddm import CDDMSampler, CDDMSchedule, net_from_config
     from jscc.checkpoints import read_safetensors
 
