@@ -38,6 +38,8 @@ from torch import nn
 
 from phy import Registry
 
+from .checks import check_h_abs, check_steps
+
 __all__ = ["NETS", "MLPDenoiser", "UNet", "build_net", "net_from_config"]
 
 HConcat = Literal["height", "channel"]
@@ -82,35 +84,6 @@ def _xavier(module: nn.Conv2d | nn.Linear, gain: float = 1.0) -> None:
     if module.bias is not None:
         nn.init.zeros_(module.bias)
 
-
-def _check_t(t: torch.Tensor | int, batch: int, T: int, device: torch.device) -> torch.Tensor:
-    """``t`` as a LongTensor ``[batch]`` on ``device``; a scalar is broadcast to the batch."""
-    t = torch.as_tensor(t, device=device)
-    if t.dtype.is_floating_point or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"t must hold integer step indices, got dtype {t.dtype}")
-    if t.dim() == 0:
-        t = t.expand(batch)
-    if t.shape != (batch,):
-        raise ValueError(f"t must have shape [{batch}] (one step index per example), got "
-                         f"{tuple(t.shape)}")
-    if t.device.type != "meta" and batch > 0:
-        lo, hi = int(t.min()), int(t.max())
-        if lo < 0 or hi >= T:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"t must lie in [0, {T}) (0-based step indices, T={T}), got {bad}")
-    return t.long()
-
-
-def _check_h(x_t: torch.Tensor, h_abs: torch.Tensor) -> torch.Tensor:
-    if not isinstance(h_abs, torch.Tensor):
-        raise ValueError(f"h_abs must be a tensor shaped like x_t {tuple(x_t.shape)}, got "
-                         f"{type(h_abs).__name__}")
-    if h_abs.shape != x_t.shape:
-        raise ValueError(f"h_abs must have the shape of x_t {tuple(x_t.shape)}, got "
-                         f"{tuple(h_abs.shape)}")
-    if h_abs.is_complex():
-        raise ValueError("h_abs must be the real amplitude |h|, got a complex tensor")
-    return h_abs.to(x_t.dtype)
 
 
 def _num_parameters(module: nn.Module, trainable_only: bool) -> int:
@@ -350,8 +323,8 @@ class UNet(nn.Module):
         # trained on the latents of 64x64 crops; latent_shape records the training size.
         H, W = x_t.shape[2], x_t.shape[3]
         self._check_spatial(H, W)
-        h_abs = _check_h(x_t, h_abs)
-        t = _check_t(t, x_t.shape[0], self.T, x_t.device)
+        h_abs = check_h_abs(x_t, h_abs)
+        t = check_steps(t, x_t.shape[0], self.T, x_t.device)
 
         x = torch.cat([x_t, h_abs], dim=2 if self.h_concat == "height" else 1)
         temb = self.time_embedding(t)
@@ -461,8 +434,8 @@ class MLPDenoiser(nn.Module):
         ``eps_hat [B, D]``."""
         if x_t.dim() != 2 or x_t.shape[1] != self.dim:
             raise ValueError(f"x_t must have shape [B, {self.dim}], got {tuple(x_t.shape)}")
-        h_abs = _check_h(x_t, h_abs)
-        t = _check_t(t, x_t.shape[0], self.T, x_t.device)
+        h_abs = check_h_abs(x_t, h_abs)
+        t = check_steps(t, x_t.shape[0], self.T, x_t.device)
         temb = self.time_embedding(t)
         h = self.head(torch.cat([x_t, h_abs], dim=1))
         for block in self.blocks:

@@ -39,6 +39,7 @@ import torch
 from phy import Registry, format_spec
 from phy.checks import check_bool, check_choice, check_number, check_positive_int
 
+from .checks import check_expert_map, check_routing
 from .latency import DeviceCost, equal_split, optimal_bandwidth
 
 if TYPE_CHECKING:
@@ -133,36 +134,6 @@ class Decision:
 # building blocks (also usable by other policies)
 
 
-def _check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
-    top_idx, top_w = routing.top_idx, routing.top_w
-    n, e = routing.num_tokens, routing.num_experts
-    if top_idx.dim() != 2 or top_idx.shape[0] != n or top_w.shape != top_idx.shape:
-        raise ValueError(f"routing.top_idx and routing.top_w must be [N={n}, k], got "
-                         f"{tuple(top_idx.shape)} and {tuple(top_w.shape)}")
-    if n == 0 or top_idx.shape[1] == 0:
-        raise ValueError(f"routing must hold at least one token and one expert slot, got "
-                         f"top_idx of shape {tuple(top_idx.shape)}")
-    if bool((top_idx < 0).any()) or bool((top_idx >= e).any()):
-        raise ValueError(f"routing.top_idx must lie in [0, {e - 1}], got values in "
-                         f"[{int(top_idx.min())}, {int(top_idx.max())}]")
-    return top_idx, top_w
-
-
-def check_expert_map(expert_map: Any, num_experts: int, num_devices: int) -> torch.Tensor:
-    """``expert_map`` (device index of each of ``num_experts`` experts, in ``[0, K)``) as
-    int64 on the CPU; a clear error otherwise."""
-    m = torch.as_tensor(expert_map)
-    if m.dim() != 1 or m.shape[0] != num_experts:
-        raise ValueError(f"expert_map must give a device for each of the {num_experts} experts "
-                         f"(shape [{num_experts}]), got shape {tuple(m.shape)}")
-    if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
-        raise ValueError(f"expert_map must hold integer device indices, got dtype {m.dtype}")
-    bad = (m < 0) | (m >= num_devices)
-    if bool(bad.any()):
-        e = int(torch.nonzero(bad)[0])
-        raise ValueError(f"expert_map must hold device indices in [0, {num_devices - 1}] "
-                         f"(K={num_devices} devices), got expert_map[{e}]={int(m[e])}")
-    return m.to(torch.long).cpu()
 
 
 def score_weights(routing: Routing, weight: WeightMode = "renorm") -> torch.Tensor:
@@ -172,7 +143,7 @@ def score_weights(routing: Routing, weight: WeightMode = "renorm") -> torch.Tens
     softmax probabilities over all experts (``routing.probs``) of the top-k experts.
     """
     check_choice("weight", weight, WEIGHT_MODES)
-    top_idx, top_w = _check_routing(routing)
+    top_idx, top_w = check_routing(routing)
     if weight == "raw":
         if routing.probs is None:
             raise ValueError("weight='raw' needs the router's probabilities over all experts, "
@@ -299,7 +270,7 @@ class Policy(ABC):
 
     def _prepare(self, routing: Routing, expert_map: torch.Tensor,
                  cost: DeviceCost) -> tuple[torch.Tensor, torch.Tensor]:
-        top_idx, _ = _check_routing(routing)
+        top_idx, _ = check_routing(routing)
         m = check_expert_map(expert_map, routing.num_experts, cost.num_devices)
         return top_idx.cpu(), m
 

@@ -45,8 +45,9 @@ from torch import Tensor, nn
 import phy
 
 from . import link_aware  # noqa: F401  (registers the "link-aware" policy)
+from .checks import check_expert_map
 from .latency import DeviceCost
-from .policies import Decision, Policy, check_expert_map, combine_weights, parse_policy
+from .policies import Decision, Policy, combine_weights, parse_policy
 from .routing import ExpertBank, Routing
 from .split import SplitMoE
 from .topology import Topology

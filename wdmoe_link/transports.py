@@ -53,6 +53,7 @@ from phy.checks import (
     check_positive_int,
 )
 
+from .checks import check_payload, check_payload_lengths, check_payload_snr
 from .latency import ShannonAirtime
 
 __all__ = [
@@ -118,10 +119,6 @@ class Delivery:
         return int((~self.ok).sum())
 
 
-def _payload_snr(snr_db: float) -> float:
-    """A payload's SNR in dB: any real number (+-inf included; :func:`_phy_snr` clips it)."""
-    return check_number("snr_db", snr_db, finite=False, unit="dB")
-
 
 def _phy_snr(snr_db: float) -> float:
     # payload SNRs are clipped into the range phy's links accept (phy.SNR_DB_MIN/MAX)
@@ -133,35 +130,12 @@ def _finite_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(x).all(dim=-1)
 
 
-def _checked_payload(x: torch.Tensor, snr_db: float, bandwidth_hz: float,
-                     check_finite: bool) -> tuple[torch.Tensor, float, float]:
-    """``(x as float32, snr_db, bandwidth_hz)`` of one payload, checked (see
-    :meth:`Transport.send`)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor [n, D], got {type(x).__name__}")
-    if x.dim() != 2 or x.shape[1] < 1:
-        raise ValueError(f"x must have shape [n, D] with D >= 1, got {tuple(x.shape)}")
-    if x.is_complex() or not x.is_floating_point():
-        raise ValueError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
-    if check_finite and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
-                         "only finite payloads can be sent")
-    snr = _payload_snr(snr_db)
-    bw = check_number("bandwidth_hz", bandwidth_hz, low=0.0, low_open=True, unit="Hz")
-    return x.detach().to(torch.float32), snr, bw
-
 
 def _empty_delivery(x: torch.Tensor) -> Delivery:
     """The :class:`Delivery` of a payload without rows: nothing on air."""
     return Delivery(x_hat=x.clone(), ok=torch.ones(0, dtype=torch.bool, device=x.device),
                     airtime_s=0.0, bits=0, channel_uses=0, transmissions=0)
 
-
-def _check_lengths(xs: Sequence[torch.Tensor], snr_db: Sequence[float],
-                   bandwidth_hz: Sequence[float]) -> None:
-    if not len(xs) == len(snr_db) == len(bandwidth_hz):
-        raise ValueError(f"xs, snr_db and bandwidth_hz must have equal lengths, got "
-                         f"{len(xs)}, {len(snr_db)}, {len(bandwidth_hz)}")
 
 
 class Transport(ABC):
@@ -216,7 +190,7 @@ class Transport(ABC):
         ``check_finite=False`` skips the scan for NaN/Inf values, for callers that have
         already zeroed non-finite rows (the split model guards every payload once per layer).
         """
-        x, snr, bw = _checked_payload(x, snr_db, bandwidth_hz, check_finite)
+        x, snr, bw = check_payload(x, snr_db, bandwidth_hz, check_finite)
         if x.shape[0] == 0:
             return _empty_delivery(x)
         return self._send(x, snr, bw)
@@ -231,7 +205,7 @@ class Transport(ABC):
         """Several payloads, in order: ``[send(x, s, b) for ...]`` with the same random draws
         in the same order (the default does exactly that); a transport may override it with
         a faster path of equal results, e.g. one call for all the devices of a layer."""
-        _check_lengths(xs, snr_db, bandwidth_hz)
+        check_payload_lengths(xs, snr_db, bandwidth_hz)
         return [self.send(x, s, b, check_finite=check_finite)
                 for x, s, b in zip(xs, snr_db, bandwidth_hz, strict=True)]
 
@@ -283,8 +257,8 @@ class IdealTransport(Transport):
                   ) -> list[Delivery]:
         """:meth:`send` of every payload with one vectorized airtime (no randomness; equal
         to the per-payload results)."""
-        _check_lengths(xs, snr_db, bandwidth_hz)
-        checked = [_checked_payload(x, s, b, check_finite)
+        check_payload_lengths(xs, snr_db, bandwidth_hz)
+        checked = [check_payload(x, s, b, check_finite)
                    for x, s, b in zip(xs, snr_db, bandwidth_hz, strict=True)]
         if len({x.shape[1] for x, _, _ in checked}) != 1 or any(x.shape[0] == 0
                                                                  for x, _, _ in checked):
@@ -436,11 +410,11 @@ class DigitalTransport(Transport):
     def select(self, snr_db: float) -> tuple[phy.MCS, bool]:
         """``(mcs, meets_target)``: :func:`phy.select_mcs` at ``snr_db``, or the most robust
         MCS (``meets_target`` False) when no MCS meets the target."""
-        return self.adaptation.select(_phy_snr(_payload_snr(snr_db)))
+        return self.adaptation.select(_phy_snr(check_payload_snr(snr_db)))
 
     def plan(self, snr_db: float) -> LinkPlan:
         """Link adaptation and its expected cost at ``snr_db`` (dB)."""
-        return self.adaptation.plan(_phy_snr(_payload_snr(snr_db)))
+        return self.adaptation.plan(_phy_snr(check_payload_snr(snr_db)))
 
     def _group(self, row_size: int) -> int | None:
         """Elements per quantization vector of a payload of ``row_size``-element rows (what
@@ -504,10 +478,10 @@ class DigitalTransport(Transport):
         code blocks drawn at once (:func:`phy.send_tensors`): the same distribution as
         :meth:`send` after :meth:`send`, not the same values for a seed (identical when no
         block fails). Decoded links send payload after payload."""
-        _check_lengths(xs, snr_db, bandwidth_hz)
+        check_payload_lengths(xs, snr_db, bandwidth_hz)
         if self.decoded:
             return super().send_many(xs, snr_db, bandwidth_hz, check_finite=check_finite)
-        checked = [_checked_payload(x, s, b, check_finite)
+        checked = [check_payload(x, s, b, check_finite)
                    for x, s, b in zip(xs, snr_db, bandwidth_hz, strict=True)]
         out: list[Delivery | None] = [None] * len(checked)
         busy = [i for i, (x, _, _) in enumerate(checked) if x.shape[0] > 0]

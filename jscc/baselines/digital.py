@@ -48,6 +48,7 @@ from phy import (
 )
 from phy.payload import bits_to_bytes, bytes_to_bits
 
+from ..checks import check_images
 from .source import SourceCodec, source_codec
 
 __all__ = [
@@ -103,16 +104,6 @@ def image_psnr(img_hat: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
 def _snr_per_image(snr_db: float | torch.Tensor, batch: int) -> list[float]:
     return snr_per_example(snr_db, batch)
 
-
-def _check_images(img: torch.Tensor) -> None:
-    if not isinstance(img, torch.Tensor):
-        raise TypeError(f"img must be a torch.Tensor [B, 3, H, W], got {type(img).__name__}")
-    if img.dim() != 4 or img.shape[1] != 3 or img.shape[0] < 1:
-        raise ValueError(f"img must have shape [B, 3, H, W] with B >= 1, got {tuple(img.shape)}")
-    if not img.is_floating_point():
-        raise ValueError(f"img must be floating point with values in [0, 1], got {img.dtype}")
-    if not bool(torch.isfinite(img).all()):
-        raise ValueError("img contains NaN/Inf")
 
 
 def _fallback_tensor(fallback_image: torch.Tensor | float | None) -> torch.Tensor:
@@ -313,7 +304,7 @@ class SeparateLDPC(_FallbackMixin):
     @torch.no_grad()
     def transmit(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> BaselineResult:
         """Send a batch ``[B, 3, H, W]`` (values in [0, 1]) at ``snr_db`` (scalar or ``[B]``)."""
-        _check_images(img)
+        check_images(img)
         _snr_per_image(snr_db, img.shape[0])  # validate before any work
         return send_streams(self.link, self.budget(*img.shape[-2:]), img, snr_db,
                             self.fallback_for(*img.shape[-2:]), self._encode,
@@ -421,7 +412,7 @@ class SeparateCapacity(_FallbackMixin):
     @torch.no_grad()
     def transmit(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> BaselineResult:
         """Code each image to its capacity budget and decode it (no channel errors)."""
-        _check_images(img)
+        check_images(img)
         return send_error_free(self.cbr, self.budget_bits, img, snr_db,
                                self.fallback_for(*img.shape[-2:]), self.source.encode_to_budget,
                                self.source.decode, self.source.decode_errors)

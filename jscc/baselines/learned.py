@@ -47,12 +47,12 @@ from compressai.models import ScaleHyperprior
 
 from phy import MCS, Channel
 
+from ..checks import check_hyperpriors, check_images
 from .digital import (
     JPEG2000LDPC,
     BaselineResult,
     BitBudget,
     JPEG2000Capacity,
-    _check_images,
     _FallbackMixin,
     _snr_per_image,
     send_error_free,
@@ -156,17 +156,6 @@ def compressed_bytes(enc: dict) -> int:
 
 
 # ---------------------------------------------------------------------------------- ladders
-def _check_models(models: ScaleHyperprior | Sequence[ScaleHyperprior]) -> list[ScaleHyperprior]:
-    if isinstance(models, ScaleHyperprior):
-        models = [models]
-    models = list(models)
-    if not models:
-        raise ValueError("models must hold at least one ScaleHyperprior")
-    for m in models:
-        if not isinstance(m, ScaleHyperprior):
-            raise TypeError(f"models must be compressai ScaleHyperprior, got {type(m).__name__}")
-    return models
-
 
 def save_ladder(models: ScaleHyperprior | Sequence[ScaleHyperprior], path: str | os.PathLike,
                 lambdas: Sequence[float] | None = None) -> None:
@@ -175,7 +164,7 @@ def save_ladder(models: ScaleHyperprior | Sequence[ScaleHyperprior], path: str |
     ``lambdas`` default to each model's ``lmbda`` attribute (NaN if missing). Entropy-coder
     tables are built first if a model has none (``update()``).
     """
-    models = _check_models(models)
+    models = check_hyperpriors(models)
     if lambdas is None:
         lambdas = [float(getattr(m, "lmbda", math.nan)) for m in models]
     if len(lambdas) != len(models):
@@ -228,7 +217,7 @@ class _LadderCodec:
     """Shared coding part of the learned baselines (CPU, float32, eval mode)."""
 
     def _init_models(self, models: ScaleHyperprior | Sequence[ScaleHyperprior]) -> None:
-        self.models = _check_models(models)
+        self.models = check_hyperpriors(models)
         for m in self.models:
             m.eval()
             m.update()
@@ -329,7 +318,7 @@ class LearnedLDPC(_LadderCodec, _FallbackMixin):
     @torch.no_grad()
     def transmit(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> BaselineResult:
         """Send a batch ``[B, 3, H, W]`` (values in [0, 1]) at ``snr_db`` (scalar or ``[B]``)."""
-        _check_images(img)
+        check_images(img)
         _snr_per_image(snr_db, img.shape[0])  # validate before any work
         h, w = img.shape[-2:]
         return send_streams(self.link, self.budget(h, w), img, snr_db, self.fallback_for(h, w),
@@ -366,7 +355,7 @@ class LearnedCapacity(_LadderCodec, _FallbackMixin):
     @torch.no_grad()
     def transmit(self, img: torch.Tensor, snr_db: float | torch.Tensor) -> BaselineResult:
         """Code each image to its capacity budget and decode it (no channel errors)."""
-        _check_images(img)
+        check_images(img)
         return send_error_free(self.cbr, self.budget_bits, img, snr_db,
                                self.fallback_for(*img.shape[-2:]), self.encode_to_budget,
                                self.decode, ContainerError)

@@ -44,6 +44,7 @@ from torch import nn
 
 from phy.checks import check_positive_int
 
+from ..checks import check_odd_kernel
 from .base import JSCCCodec, as_float_images
 from .registry import register_codec
 
@@ -97,11 +98,6 @@ def latent_channels_for_cbr(cbr: float, downsampling_stages: int = DOWNSAMPLING_
         )
     return c_int
 
-
-def _check_kernel(name: str, k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-        raise ValueError(f"{name} must be a positive odd int, got {k!r}")
-    return k
 
 
 def _filter_list(num_filters: int | Sequence[int], num_blocks: int | None,
@@ -246,8 +242,8 @@ class ConvJSCC(JSCCCodec):
         self.downsampling = 2**self.downsampling_stages
         self.latent_channels = latent_channels_for_cbr(cbr, self.downsampling_stages)
         self.filters = _filter_list(num_filters, num_blocks, self.downsampling_stages)
-        _check_kernel("kernel_size", kernel_size)
-        _check_kernel("first_kernel_size", first_kernel_size)
+        check_odd_kernel("kernel_size", kernel_size)
+        check_odd_kernel("first_kernel_size", first_kernel_size)
         self.encoder = ConvEncoder(self.filters, self.latent_channels, kernel_size,
                                    first_kernel_size, hook=encoder_hook,
                                    downsampling_stages=self.downsampling_stages)
