@@ -217,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     except ArgumentError as err:
         print(f"semcom {command}: error: {_error_text(err)}", file=sys.stderr)
         return 2
-    kwargs = {k: v for k, v in cfg.as_dict().items() if k not in ("config", "__path__")}
-    kwargs = {k: getattr(cfg, k) for k in kwargs}  # the parsed values, custom types kept
+    fn = _recipe(command)
+    kwargs = {k: getattr(cfg, k) for k in inspect.signature(fn).parameters  # parsed values
+              if k not in _NOT_OPTIONS}
     import yaml
 
     dumped = yaml.safe_dump(yaml.safe_load(parser.dump(cfg)), default_flow_style=None,
