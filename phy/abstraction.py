@@ -223,18 +223,22 @@ def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequen
     transmissions = torch.zeros(num_blocks, dtype=torch.int64)
     pending = torch.arange(num_blocks)
     max_tx = torch.tensor([link.max_transmissions for link in links])
-    groups: dict[tuple[int, int], list[int]] = {}  # payloads that share a link and block size
-    for i, (link, k) in enumerate(zip(links, block_bits, strict=True)):
-        groups.setdefault((id(link), int(k)), []).append(i)
-    members = [torch.tensor(idx) for idx in groups.values()]
+    # payloads that share a link and block size form one group (one curve lookup per round)
+    groups: dict[tuple[int, int], int] = {}
+    heads: list[tuple[AbstractDigitalLink, int]] = []
+    group_ids = []
+    for link, k in zip(links, block_bits, strict=True):
+        g = groups.setdefault((id(link), int(k)), len(groups))
+        if g == len(heads):
+            heads.append((link, int(k)))
+        group_ids.append(g)
+    group_of = torch.tensor(group_ids)
     for r in range(int(max_tx.max())):
         pending = pending[max_tx[owner[pending]] > r]  # links may differ in HARQ depth
         if pending.numel() == 0:
             break
-        own = owner[pending]
-        sels = [(links[int(idx[0])], int(block_bits[int(idx[0])]), torch.isin(own, idx))
-                for idx in members]
-        sels = [(link, k, sel) for link, k, sel in sels if bool(sel.any())]
+        grp = group_of[owner[pending]]
+        sels = [(*heads[g], grp == g) for g in torch.unique(grp).tolist()]
         gain = torch.ones(pending.numel(), dtype=torch.float64)
         for link, _, sel in sels:
             if link._block_fading:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .bler import BlerTable, _check_snr, _resolve_table
-from .checks import check_choice, check_number, check_positive_int
+from .checks import check_choice, check_number, check_positive_int, value_range
 from .codeblock import DEFAULT_BLOCK_BITS, channel_uses_per_block, check_block_bits
 from .mcs import MCS, _check_table_name, mcs_table
 
@@ -300,7 +300,8 @@ class LinkAdaptation:
         float64; inf at zero bandwidth, 0 for an empty payload)."""
         uses = self.expected_channel_uses(num_bits, snr_db)
         uses, b = torch.broadcast_tensors(uses, torch.as_tensor(bandwidth_hz, dtype=_F64))
-        if bool((b < 0).any()) or not bool(torch.isfinite(b).all()):
+        lo, hi = value_range(b)
+        if not (lo >= 0 and math.isfinite(hi)):
             raise ValueError("bandwidth_hz must be finite and >= 0 Hz")
         t = torch.where(b > 0, uses / b.clamp_min(1e-300), torch.full_like(uses, math.inf))
         return torch.where(uses > 0, t, torch.zeros_like(t))

@@ -21,6 +21,7 @@ redundancy, Sionna's ``harq_mode``). Every transmission's channel uses are count
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -34,7 +35,7 @@ from sionna.phy.mapping import Mapper
 from sionna.phy.utils import ebnodb2no
 
 from .channels import Channel
-from .checks import as_snr_db, check_bits, check_choice, check_positive_int
+from .checks import all_finite, as_snr_db, check_bits, check_choice, check_positive_int
 from .codeblock import (
     CRC_BITS,
     DEFAULT_BLOCK_BITS,
@@ -531,7 +532,7 @@ class DigitalLink:
         if snr.dim() != 0:
             raise ValueError(f"snr_db must be a scalar for send_tensor, got shape "
                              f"{tuple(snr.shape)}")
-        if not torch.isfinite(torch.tensor(float(fill_value))):
+        if not math.isfinite(float(fill_value)):
             raise ValueError(f"fill_value must be finite, got {fill_value}")
         return snr
 
@@ -540,8 +541,10 @@ class DigitalLink:
                        device: torch.device) -> TensorResult:
         """:class:`TensorResult` of received ``values`` whose ``lost`` elements (and any
         non-finite one) become ``fill_value``."""
-        lost = lost | ~torch.isfinite(values)
-        values = torch.where(lost, torch.full_like(values, float(fill_value)), values)
+        if not all_finite(values):
+            lost = lost | ~torch.isfinite(values)
+        if bool(lost.any()):
+            values = torch.where(lost, torch.full_like(values, float(fill_value)), values)
         k = self.block_bits
         return TensorResult(
             t_hat=values.to(device),

@@ -326,6 +326,12 @@ def test_generic_airtime_path_matches_the_shannon_fast_path() -> None:
     beta = torch.tensor([0.4, 0.1, 0.0, 0.5], dtype=F64)
     torch.testing.assert_close(slow.device_latency_s(loads, beta),
                                fast.device_latency_s(loads, beta), rtol=1e-12, atol=0.0)
+    # the fast path keeps the per-row times of recent shares: alternating shares, a batch of
+    # shares and repeated calls all give the generic path's values
+    other = torch.tensor([0.25, 0.25, 0.25, 0.25], dtype=F64)
+    for b_ in (beta, other, beta, torch.stack([beta, other]), other):
+        torch.testing.assert_close(slow.device_latency_s(loads, b_),
+                                   fast.device_latency_s(loads, b_), rtol=1e-12, atol=0.0)
     # per-device bits: an 8-bit payload takes half the airtime of a 16-bit one
     mixed = mixtral_cost(topo, gain, airtime=[ShannonAirtime(8), ShannonAirtime(16)] * 2)
     ratio = mixed.airtime_s("dl", loads, beta)[0] / fast.airtime_s("dl", loads, beta)[0]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from phy.checks import check_number
+from phy.checks import all_finite, check_number, value_range
 
 if TYPE_CHECKING:
     from .routing import Routing
@@ -27,9 +27,10 @@ def check_routing(routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
     if n == 0 or top_idx.shape[1] == 0:
         raise ValueError(f"routing must hold at least one token and one expert slot, got "
                          f"top_idx of shape {tuple(top_idx.shape)}")
-    if bool((top_idx < 0).any()) or bool((top_idx >= e).any()):
+    lo, hi = value_range(top_idx)
+    if lo < 0 or hi >= e:
         raise ValueError(f"routing.top_idx must lie in [0, {e - 1}], got values in "
-                         f"[{int(top_idx.min())}, {int(top_idx.max())}]")
+                         f"[{int(lo)}, {int(hi)}]")
     return top_idx, top_w
 
 
@@ -42,9 +43,9 @@ def check_expert_map(expert_map: Any, num_experts: int, num_devices: int) -> tor
                          f"(shape [{num_experts}]), got shape {tuple(m.shape)}")
     if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
         raise ValueError(f"expert_map must hold integer device indices, got dtype {m.dtype}")
-    bad = (m < 0) | (m >= num_devices)
-    if bool(bad.any()):
-        e = int(torch.nonzero(bad)[0])
+    lo, hi = value_range(m)
+    if lo < 0 or hi >= num_devices:
+        e = int(torch.nonzero((m < 0) | (m >= num_devices))[0])
         raise ValueError(f"expert_map must hold device indices in [0, {num_devices - 1}] "
                          f"(K={num_devices} devices), got expert_map[{e}]={int(m[e])}")
     return m.to(torch.long).cpu()
@@ -66,7 +67,7 @@ def check_payload(x: torch.Tensor, snr_db: float, bandwidth_hz: float,
         raise ValueError(f"x must have shape [n, D] with D >= 1, got {tuple(x.shape)}")
     if x.is_complex() or not x.is_floating_point():
         raise ValueError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
-    if check_finite and not bool(torch.isfinite(x).all()):
+    if check_finite and not all_finite(x):
         raise ValueError(f"x holds {int((~torch.isfinite(x)).sum())} NaN/Inf value(s); "
                          "only finite payloads can be sent")
     snr = check_payload_snr(snr_db)

@@ -28,7 +28,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 
 import phy
-from phy.checks import check_count, check_positive_int
+from phy.checks import check_count, check_positive_int, value_range
 
 from .topology import DIRECTIONS, Topology
 
@@ -54,7 +54,8 @@ def shannon_rate_bps(bandwidth_hz: torch.Tensor | float,
     """
     b = torch.as_tensor(bandwidth_hz, dtype=_F64)
     s = torch.as_tensor(snr_db, dtype=_F64)
-    if bool((b < 0).any()) or not bool(torch.isfinite(b).all()):
+    lo, hi = value_range(b)
+    if not (lo >= 0 and math.isfinite(hi)):
         raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {b.tolist()}")
     b, s = torch.broadcast_tensors(b, s)
     # phy's capacity (overflow-safe log2(1 + SNR)) where there is a band; a zero band (whose
@@ -186,7 +187,8 @@ class DeviceCost:
         g = torch.as_tensor(gain, dtype=_F64).detach().cpu()
         if g.shape != (k,):
             raise ValueError(f"gain must have shape [{k}] (one per device), got {tuple(g.shape)}")
-        if not bool(torch.isfinite(g).all()) or bool((g <= 0).any()):
+        lo, hi = value_range(g)
+        if not (lo > 0 and math.isfinite(hi)):
             raise ValueError(f"gain must be finite and > 0 (linear power gain), got {g.tolist()}")
         if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
             raise ValueError(f"hidden_size must be an int >= 1, got {hidden_size!r}")
@@ -213,6 +215,7 @@ class DeviceCost:
                     groups.setdefault(id(m), (m, []))[1].append(i)
             self._vector_groups[d] = list(groups.values())
         # Fast path: every model is ShannonAirtime -> one closed form over all devices.
+        self._row_time_cache: dict[tuple[str, tuple[float, ...]], torch.Tensor] = {}
         self._shannon_bits = {}
         for d, models in (("dl", self.airtime_dl), ("ul", self.airtime_ul)):
             if all(type(m) is ShannonAirtime for m in models):
@@ -233,7 +236,8 @@ class DeviceCost:
         if b.shape[-1] != self.num_devices:
             raise ValueError(f"beta must have shape [..., {self.num_devices}] (one fraction per "
                              f"device), got {tuple(b.shape)}")
-        if not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or bool((b > 1).any()):
+        lo, hi = value_range(b)
+        if not (lo >= 0 and hi <= 1):
             raise ValueError(f"beta must hold bandwidth fractions in [0, 1], got {b.tolist()}")
         return b
 
@@ -242,7 +246,8 @@ class DeviceCost:
         if n.shape[-1:] != (self.num_devices,):
             raise ValueError(f"loads must have shape [..., {self.num_devices}] (rows per "
                              f"device), got {tuple(n.shape)}")
-        if not bool(torch.isfinite(n).all()) or bool((n < 0).any()):
+        lo, hi = value_range(n)
+        if not (lo >= 0 and math.isfinite(hi)):
             raise ValueError(f"loads must be finite and >= 0 (rows), got {n.tolist()}")
         return n
 
@@ -260,14 +265,14 @@ class DeviceCost:
     def _airtime_s(self, direction: Literal["dl", "ul"], n: torch.Tensor,
                    b: torch.Tensor) -> torch.Tensor:
         """:meth:`airtime_s` of checked ``loads`` and ``beta`` (float64)."""
+        if direction in self._shannon_bits:
+            # linear in the load: loads times the seconds per row at these shares
+            t = n * self._shannon_seconds_per_row(direction, b)
+            return torch.where(n > 0, t, torch.zeros_like(t))
         n, b = torch.broadcast_tensors(n, b)
         elements = n * self.hidden_size
         snr = self._snr_offset_db[direction] - 10.0 * torch.log10(b)
         bw = b * self.topology.bandwidth_hz
-        if direction in self._shannon_bits:
-            rate = shannon_rate_bps(bw, snr)
-            t = elements * self._shannon_bits[direction] / rate
-            return torch.where(elements > 0, t, torch.zeros_like(t))
         models = self.airtime_dl if direction == "dl" else self.airtime_ul
         d = self.hidden_size
         out = torch.zeros_like(elements)
@@ -295,6 +300,25 @@ class DeviceCost:
                     vals.append(float(m.expected_airtime_s(round(n_i), d, s_i, b_i)))
             out[..., k] = torch.tensor(vals, dtype=_F64).reshape(n[..., k].shape)
         return out
+
+    def _shannon_seconds_per_row(self, direction: Literal["dl", "ul"],
+                                 b: torch.Tensor) -> torch.Tensor:
+        """Seconds on air per payload row ``D q / (beta B log2(1 + SNR(beta)))`` at checked
+        shares ``b`` (float64, +inf at a zero share). A policy calls this every layer with the
+        shares of the step (often the same ones), so the last few per-device vectors of
+        1-D shares are kept."""
+        key = (direction, tuple(b.tolist())) if b.dim() == 1 else None
+        hit = self._row_time_cache.get(key) if key is not None else None
+        if hit is not None:
+            return hit
+        snr = self._snr_offset_db[direction] - 10.0 * torch.log10(b)
+        rate = shannon_rate_bps(b * self.topology.bandwidth_hz, snr)
+        t = self.hidden_size * self._shannon_bits[direction] / rate
+        if key is not None:
+            if len(self._row_time_cache) >= 64:
+                self._row_time_cache.clear()
+            self._row_time_cache[key] = t
+        return t
 
     def compute_time_s(self, loads: torch.Tensor,
                        active_experts: torch.Tensor | None = None) -> torch.Tensor:

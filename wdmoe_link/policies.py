@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from phy import Registry, format_spec
-from phy.checks import check_bool, check_choice, check_number, check_positive_int
+from phy.checks import check_bool, check_choice, check_number, check_positive_int, value_range
 
 from .checks import check_expert_map, check_routing
 from .latency import DeviceCost, equal_split, optimal_bandwidth
@@ -116,7 +116,7 @@ class Decision:
             raise ValueError("keep must keep at least one expert for every token")
         if self.beta.dim() != 1:
             raise ValueError(f"beta must have shape [K], got {tuple(self.beta.shape)}")
-        if bool((self.beta < 0).any()) or float(self.beta.sum()) > 1.0 + 1e-9:
+        if not value_range(self.beta)[0] >= 0 or float(self.beta.sum()) > 1.0 + 1e-9:
             raise ValueError(f"beta must be >= 0 and sum to <= 1, got {self.beta.tolist()}")
 
     @property

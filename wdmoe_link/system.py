@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 import phy
+from phy.checks import all_finite
 
 from . import link_aware  # noqa: F401  (registers the "link-aware" policy)
 from .checks import check_expert_map
@@ -376,10 +377,10 @@ def _transport_list(transports: Any, k: int, where: str) -> list[TransportPair]:
 
 def _guard(x: Tensor) -> tuple[Tensor, Tensor]:
     """``(x with non-finite rows zeroed, bool [n] rows that were non-finite)``."""
+    if all_finite(x):  # the common case: one reduction
+        return x, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     bad = ~torch.isfinite(x).all(dim=-1)
-    if bool(bad.any()):
-        x = torch.where(bad[:, None], torch.zeros_like(x), x)
-    return x, bad
+    return torch.where(bad[:, None], torch.zeros_like(x), x), bad
 
 
 def _send_runs(transports: list[Transport], xs: list[Tensor], snr_db: list[float],

@@ -51,6 +51,7 @@ from phy.checks import (
     check_count,
     check_number,
     check_positive_int,
+    finite_rows,
 )
 
 from .checks import check_payload, check_payload_lengths, check_payload_snr
@@ -123,11 +124,6 @@ class Delivery:
 def _phy_snr(snr_db: float) -> float:
     # payload SNRs are clipped into the range phy's links accept (phy.SNR_DB_MIN/MAX)
     return min(max(snr_db, phy.SNR_DB_MIN), phy.SNR_DB_MAX)
-
-
-def _finite_rows(x: torch.Tensor) -> torch.Tensor:
-    """bool ``[n]``: rows whose values are all finite."""
-    return torch.isfinite(x).all(dim=-1)
 
 
 
@@ -251,23 +247,6 @@ class IdealTransport(Transport):
                          bandwidth_hz: torch.Tensor) -> torch.Tensor:
         """Vectorized :meth:`expected_airtime_s` in s (float64, broadcast)."""
         return self.shannon.airtime_s_tensor(rows, row_size, snr_db, bandwidth_hz)
-
-    def send_many(self, xs: Sequence[torch.Tensor], snr_db: Sequence[float],
-                  bandwidth_hz: Sequence[float], *, check_finite: bool = True
-                  ) -> list[Delivery]:
-        """:meth:`send` of every payload with one vectorized airtime (no randomness; equal
-        to the per-payload results)."""
-        check_payload_lengths(xs, snr_db, bandwidth_hz)
-        checked = [check_payload(x, s, b, check_finite)
-                   for x, s, b in zip(xs, snr_db, bandwidth_hz, strict=True)]
-        if len({x.shape[1] for x, _, _ in checked}) != 1 or any(x.shape[0] == 0
-                                                                 for x, _, _ in checked):
-            return super().send_many(xs, snr_db, bandwidth_hz, check_finite=False)
-        air = self.shannon.airtime_s_tensor(
-            torch.tensor([x.shape[0] for x, _, _ in checked], dtype=_F64), checked[0][0].shape[1],
-            torch.tensor([s for _, s, _ in checked], dtype=_F64),
-            torch.tensor([b for _, _, b in checked], dtype=_F64)).tolist()
-        return [self._delivery(x, t, b) for (x, _, b), t in zip(checked, air, strict=True)]
 
     def _delivery(self, x: torch.Tensor, airtime_s: float, bandwidth_hz: float) -> Delivery:
         """``x`` delivered exactly after ``airtime_s`` s on ``bandwidth_hz`` Hz."""
@@ -509,7 +488,7 @@ class DigitalTransport(Transport):
                   bandwidth_hz: float) -> Delivery:
         """The :class:`Delivery` of a link's :class:`phy.TensorResult` (a row with any lost
         element is not ``ok`` and holds zeros)."""
-        ok = ~r.lost.any(dim=-1) & _finite_rows(r.t_hat)
+        ok = ~r.lost.any(dim=-1) & finite_rows(r.t_hat)
         x_hat = torch.where(ok[:, None], r.t_hat, torch.zeros_like(r.t_hat))
         transmissions = int(r.transmissions.sum())
         return Delivery(
@@ -604,7 +583,7 @@ class AnalogTransport(Transport):
                 raise ValueError(f"denoiser must return a tensor of shape {tuple(x.shape)}, got "
                                  f"{getattr(x_hat, 'shape', type(x_hat).__name__)}")
             x_hat = x_hat.to(torch.float32)
-        ok = _finite_rows(x_hat)
+        ok = finite_rows(x_hat)
         x_hat = torch.where(ok[:, None], x_hat, torch.zeros_like(x_hat))
         uses = r.channel_uses * x.shape[0]
         return Delivery(x_hat=x_hat, ok=ok, airtime_s=float(phy.airtime_s(uses, bandwidth_hz)),
