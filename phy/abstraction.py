@@ -36,7 +36,7 @@ from .bler import BlerTable, load_bler_table
 from .channels import AWGN, Channel, RayleighFading
 from .codeblock import check_block_bits
 from .digital import DigitalLink, DigitalResult, TensorResult
-from .payload import lost_elements_of_blocks, payload_values
+from .payload import lost_elements_of_blocks, payload_bits, payload_values
 
 __all__ = ["AbstractDigitalLink", "send_tensors"]
 
@@ -186,9 +186,14 @@ def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor
         if not isinstance(link, AbstractDigitalLink):
             raise ValueError(f"send_tensors needs AbstractDigitalLink links, got "
                              f"{type(link).__name__}")
-    snrs = [float(link._tensor_snr(s, dtype, fill_value))
-            for link, s in zip(links, snr_db, strict=True)]
-    payloads = [payload_values(t, dtype, group_size) for t in ts]
+    if not links:
+        return []
+    # the checks and float32 rounding of send_tensor's SNR, once for all payloads
+    if any(isinstance(s, bool) for s in snr_db):
+        raise TypeError(f"snr_db must hold numbers (dB), got {list(snr_db)!r}")
+    snrs = links[0]._tensor_snr(torch.tensor([float(s) for s in snr_db]), dtype,
+                                fill_value, per_payload=True).tolist()
+    payloads = _payload_values_many(ts, dtype, group_size)
     counts = [-(-nbits // link.block_bits) for link, (_, nbits) in
               zip(links, payloads, strict=True)]
     # every block of every payload: the payload it belongs to and its SNR
@@ -206,6 +211,29 @@ def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor
         results.append(link._values_result(values, block_ok, tx, nbits, dtype, group_size,
                                            fill_value, t.device))
     return results
+
+
+def _payload_values_many(ts: Sequence[torch.Tensor], dtype: str,
+                         group_size: int | None) -> list[tuple[torch.Tensor, int]]:
+    """``[payload_values(t, dtype, group_size) for t in ts]``, in one call on the payloads
+    stacked along their first dimension when that changes nothing: same trailing shape,
+    dtype and device, none empty, and every quantization vector inside one row (float
+    formats; integer formats with one vector per row or ``group_size`` dividing a row)."""
+    first = ts[0] if ts else None
+    stackable = (
+        len(ts) > 1 and isinstance(first, torch.Tensor) and first.dim() >= 1
+        and all(isinstance(t, torch.Tensor) and t.shape[1:] == first.shape[1:]
+                and t.dtype == first.dtype and t.device == first.device and t.numel() > 0
+                for t in ts))
+    if stackable and group_size is not None:
+        stackable = (isinstance(group_size, int) and not isinstance(group_size, bool)
+                     and group_size >= 1 and first[0].numel() % group_size == 0)
+    if not stackable:
+        return [payload_values(t, dtype, group_size) for t in ts]
+    values, _ = payload_values(torch.cat(list(ts)), dtype, group_size)
+    group = group_size or first.shape[-1]  # elements per quantization vector (int formats)
+    return [(v, int(payload_bits(t.numel(), dtype, group)))
+            for v, t in zip(values.split([t.shape[0] for t in ts]), ts, strict=True)]
 
 
 def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequence[int],

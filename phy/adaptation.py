@@ -165,6 +165,9 @@ class LinkAdaptation:
         self._grid_spec = (lo, hi, step)
         self._grid: dict[str, torch.Tensor] | None = None
         self._threshold_db: list[float] | None = None
+        # the choices at recently seen SNRs: a system-level loop asks again and again at the
+        # few SNRs of one slot (every layer of a split model, every payload of a device)
+        self._selected: dict[float, tuple[MCS, bool]] = {}
 
     def __repr__(self) -> str:
         return (f"LinkAdaptation(channel={self.channel!r}, table={self.table!r}, target_bler="
@@ -179,7 +182,20 @@ class LinkAdaptation:
     def select(self, snr_db: float) -> tuple[MCS, bool]:
         """``(mcs, meets_target)``: :func:`select_mcs` at ``snr_db``, or the most robust MCS
         (``meets_target`` False) when no MCS meets the target."""
-        s = float(_check_snr("snr_db", snr_db).reshape(()))
+        if type(snr_db) is float and math.isfinite(snr_db):
+            s = snr_db  # the common case, without the general check's array round trip
+        else:
+            s = float(_check_snr("snr_db", snr_db).reshape(()))
+        hit = self._selected.get(s)
+        if hit is not None:
+            return hit
+        if len(self._selected) >= 1024:
+            self._selected.clear()
+        self._selected[s] = choice = self._select(s)
+        return choice
+
+    def _select(self, s: float) -> tuple[MCS, bool]:
+        """:meth:`select` at a checked SNR ``s`` (dB)."""
         best: MCS | None = None
         for m, th in zip(self.candidates, self._thresholds(), strict=True):
             # the lookup never increases with SNR, so each MCS meets the target above its

@@ -524,12 +524,12 @@ class DigitalLink:
                                    transmissions, nbits, fill_value, t.device)
 
     def _tensor_snr(self, snr_db: float | torch.Tensor, dtype: str,
-                    fill_value: float) -> torch.Tensor:
+                    fill_value: float, *, per_payload: bool = False) -> torch.Tensor:
         """The checked scalar SNR of a :meth:`send_tensor` call (``dtype`` and ``fill_value``
-        checked too)."""
+        checked too); ``per_payload``: a 1-D tensor of them, one per payload of a batch."""
         check_choice("dtype", dtype, PAYLOAD_DTYPES)
         snr = as_snr_db(snr_db, None, device=self.device)
-        if snr.dim() != 0:
+        if snr.dim() != int(per_payload):
             raise ValueError(f"snr_db must be a scalar for send_tensor, got shape "
                              f"{tuple(snr.shape)}")
         if not math.isfinite(float(fill_value)):

@@ -215,3 +215,27 @@ def test_send_tensors_draws_every_payload_from_its_own_curve() -> None:
         phy.send_tensors(links, ts[:2], snrs)
     with pytest.raises(ValueError, match="AbstractDigitalLink"):
         phy.send_tensors([phy.DigitalLink(phy.AWGN(), 2)], ts[:1], [5.0])
+
+
+@pytest.mark.parametrize("dtype,group,shapes", [
+    ("bf16", None, [(3, 8), (1, 8), (5, 8)]),
+    ("int8", None, [(3, 8), (1, 8), (5, 8)]),        # one vector per row: stacked
+    ("int4", 4, [(2, 8), (3, 8)]),                   # vectors inside rows: stacked
+    ("int8", 6, [(3, 4), (3, 4)]),                   # vectors across rows: one by one
+    ("fp16", None, [(2, 3, 4), (1, 3, 4)]),
+    ("bf16", None, [(2, 8), (2, 4)]),                # different rows: one by one
+])
+def test_send_tensors_values_equal_send_tensor(dtype: str, group: int | None,
+                                               shapes: list[tuple[int, ...]]) -> None:
+    """send_tensors computes the payloads' round trips in one call where stacking them
+    changes nothing; without block errors (a high SNR) every result equals send_tensor's,
+    bit for bit, payload bits included."""
+    g = torch.Generator().manual_seed(3)
+    ts = [torch.randn(*s, generator=g) * 3 for s in shapes]
+    links = [phy.AbstractDigitalLink(phy.AWGN(), phy.MCS.from_index(i), block_bits=256)
+             for i in (2, 5, 9)][:len(ts)]
+    many = phy.send_tensors(links, ts, [40.0] * len(ts), dtype, group_size=group)
+    for link, t, r in zip(links, ts, many, strict=True):
+        one = link.send_tensor(t, 40.0, dtype=dtype, group_size=group)
+        assert torch.equal(r.t_hat, one.t_hat) and not bool(r.lost.any())
+        assert (r.payload_bits, r.num_blocks) == (one.payload_bits, one.num_blocks)

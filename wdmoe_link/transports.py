@@ -487,9 +487,10 @@ class DigitalTransport(Transport):
     def _delivery(r: phy.TensorResult, link: phy.DigitalLink, mcs: phy.MCS, meets: bool,
                   bandwidth_hz: float) -> Delivery:
         """The :class:`Delivery` of a link's :class:`phy.TensorResult` (a row with any lost
-        element is not ``ok`` and holds zeros)."""
-        ok = ~r.lost.any(dim=-1) & finite_rows(r.t_hat)
-        x_hat = torch.where(ok[:, None], r.t_hat, torch.zeros_like(r.t_hat))
+        element is not ``ok`` and holds zeros; ``t_hat`` is finite by construction)."""
+        ok = ~r.lost.any(dim=-1)
+        x_hat = r.t_hat if bool(ok.all()) else torch.where(ok[:, None], r.t_hat,
+                                                             torch.zeros_like(r.t_hat))
         transmissions = int(r.transmissions.sum())
         return Delivery(
             x_hat=x_hat,
