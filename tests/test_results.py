@@ -218,3 +218,20 @@ def test_quiet_libraries_hides_torchs_notes_to_library_authors(
     with caplog.at_level(logging.WARNING):
         log.warning("outside the block")
     assert [r for r in caplog.records if r.name == "torch.utils._pytree"]
+
+
+def test_results_dir_holds_what_it_wrote_in_memory(tmp_path: Path) -> None:
+    """A recipe's caller reads the rows and the summary from the returned ResultsDir: the
+    values as written (numbers stay numbers, a later change of the caller's dicts does not
+    leak in), equal to the CSV read back."""
+    rows = [{"snr_db": 0.1, "bler": 0.25, "label": "a"}, {"snr_db": 2.0, "bler": "", "label": "b"}]
+    with ResultsDir.create("mem", {"x": 1}, 0, root=tmp_path) as res:
+        assert res.tables == {} and res.summary is None
+        res.write_csv("curves.csv", rows)
+        res.write_summary("# hello")
+    rows[0]["bler"] = 9.0
+    assert res.tables["curves.csv"][0] == {"snr_db": 0.1, "bler": 0.25, "label": "a"}
+    with open(res.path / "curves.csv") as f:
+        back = list(csv.DictReader(f))
+    assert [float(r["snr_db"]) for r in back] == [r["snr_db"] for r in res.tables["curves.csv"]]
+    assert res.summary == "# hello\n" == (res.path / "summary.md").read_text()

@@ -23,20 +23,28 @@ from experiments.reporting.results import ResultsDir
 from experiments.values import FloatGrid, IntGrid
 from phy.sweep import LinkPoint, make_channel, simulate_link
 
-__all__ = ["plot_link_curves", "read_link_curves", "run_link_curves", "snr_at_bler"]
+__all__ = ["link_curve_numbers", "plot_link_curves", "read_link_curves", "run_link_curves",
+           "snr_at_bler"]
+
+
+def link_curve_numbers(rows: Sequence[dict]) -> list[dict]:
+    """Copies of link-curve rows (as :func:`run_link_curves` writes them, or their CSV text)
+    with numbers for the SNR, BER, BLER and block count; a missing BER/BLER (a point never
+    simulated, ``num_blocks = 0``, or BER under the abstraction) becomes ``nan``."""
+
+    def num(v: object) -> float:
+        return math.nan if v in ("", None) else float(v)
+
+    return [dict(r, snr_db=float(r["snr_db"]), ber=num(r["ber"]), bler=num(r["bler"]),
+                 num_blocks=int(r["num_blocks"])) for r in rows]
 
 
 def read_link_curves(path: str | Path) -> list[dict]:
-    """The rows of a ``link_curves.csv``, numbers parsed; missing BER/BLER (points never
-    simulated, ``num_blocks = 0``) become ``nan``."""
+    """The rows of a ``link_curves.csv`` file, numbers parsed (:func:`link_curve_numbers`)."""
     import csv
 
-    def num(text: str) -> float:
-        return math.nan if text == "" else float(text)
-
     with open(path) as f:
-        return [dict(r, snr_db=float(r["snr_db"]), ber=num(r["ber"]), bler=num(r["bler"]),
-                     num_blocks=int(r["num_blocks"])) for r in csv.DictReader(f)]
+        return link_curve_numbers(list(csv.DictReader(f)))
 
 
 def snr_at_bler(rows: Sequence[dict], target: float = 0.1) -> float | None:
@@ -196,10 +204,7 @@ def run_link_curves(*, channel: str = "awgn", mcs: IntGrid = IntGrid((0, 5, 10))
                 rows.append(row)
                 res.write_csv("link_curves.csv", rows)  # streamed: a killed run keeps its points
                 bar.update()
-        for r in rows:  # numbers for the plot and the summary (resumed rows are text)
-            r.update(snr_db=float(r["snr_db"]), num_blocks=int(r["num_blocks"]),
-                     ber=math.nan if r["ber"] in ("", None) else float(r["ber"]),
-                     bler=math.nan if r["bler"] in ("", None) else float(r["bler"]))
+        rows = link_curve_numbers(rows)  # for the plot and the summary (resumed rows are text)
         kind = "abstraction (BLER table)" if abstraction else "decoded"
         fig = plot_link_curves(rows, f"{channel}: CRC24B + 5G LDPC, {block_bits} info bits/block"
                                      f", {kind}")

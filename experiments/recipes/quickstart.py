@@ -25,7 +25,7 @@ import torch
 from scipy.special import exp1
 
 import phy
-from experiments.recipes.link_curves import read_link_curves, run_link_curves, snr_at_bler
+from experiments.recipes.link_curves import link_curve_numbers, run_link_curves, snr_at_bler
 from experiments.reporting.console import quiet_libraries
 from experiments.reporting.results import ResultsDir
 
@@ -138,7 +138,7 @@ def _train_demo_section(res: ResultsDir, seed: int, fast: bool, progress: bool) 
 def _wdmoe_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> list[str]:
     """The shipped tiny MoE split over 8 devices: policies on ideal links, then analog links
     with and without the hidden-state CDDM at 10 dB."""
-    from experiments.recipes.wdmoe import run_wdmoe
+    from experiments.recipes.wdmoe import run_wdmoe, summary_table
 
     n = 10 if fast else 20
     pol = run_wdmoe(model="tiny", policies=("topk", "wlr:0.3", "joint:0"), transports=("ideal",),
@@ -149,8 +149,7 @@ def _wdmoe_section(res: ResultsDir, seed: int, fast: bool, progress: bool) -> li
     lines = ["", f"## Split MoE language model over the PHY (tiny Mixtral, {n} and {n // 2} "
              "problems)", ""]
     for r in (pol, links):
-        lines += (r.path / "summary.md").read_text().splitlines()[4:]
-        lines.append("")
+        lines += [*summary_table(r.tables["results.csv"]), ""]
     return lines
 
 
@@ -185,7 +184,7 @@ def run_quickstart(*, out: str | Path = "results", seed: int = 0, progress: bool
                   f"{r['theory_db']:.2f} | {r['predicted_db']:.2f} |" for r in analog]
         lines += ["", "## Digital link on AWGN (5G LDPC, 512 info bits per block)", "",
                   "| MCS | SNR for BLER 10 % (dB) |", "|---|---|"]
-        drows = read_link_curves(digital.path / "link_curves.csv")
+        drows = link_curve_numbers(digital.tables["link_curves.csv"])
         for label in dict.fromkeys(r["label"] for r in drows):
             s = snr_at_bler([r for r in drows if r["label"] == label])
             lines.append(f"| {label} | {'n/a' if s is None else f'{s:.2f}'} |")

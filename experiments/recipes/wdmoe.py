@@ -267,6 +267,13 @@ def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
              f"model `{config['model']}`, {config['devices']} devices, "
              f"{config['bandwidth_mhz']:g} MHz, {config['limit']} examples, "
              f"compute model {config['compute_model']}", ""]
+    return "\n".join(lines + summary_table(rows)) + "\n"
+
+
+def summary_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The Markdown lines of the summary's results table (with its lead-in for text models)
+    for the rows of ``results.csv`` (as written, or read back)."""
+    lines: list[str] = []
     columns = _TASK_COLUMNS
     if _is_text(rows):
         columns = _TEXT_COLUMNS
@@ -280,4 +287,4 @@ def _summary(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
         snr = "budget" if r["snr_db"] in ("", None) else f"{cell_float(r['snr_db']):g} dB"
         lines.append(f"| {r['transport_spec']} | {snr} | {r['policy_spec']} | "
                      + " | ".join(cell(r) for _, cell in columns) + " |")
-    return "\n".join(lines) + "\n"
+    return lines

@@ -230,14 +230,22 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 class ResultsDir:
     """One run's result folder. Create it with :meth:`create`.
 
+    A recipe returns its ResultsDir, which also holds in memory what was written: the rows of
+    every CSV (:attr:`tables`, the values themselves, not their text) and the summary. A caller
+    that composes recipes (the quickstart) works on these, never on the files read back.
+
     Attributes:
         path: the folder, ``<root>/<name>/<YYYYmmdd-HHMMSS>[-k]``.
         manifest: the manifest as last written to ``manifest.json``.
+        tables: ``{csv filename: rows}`` as last written by :meth:`write_csv`.
+        summary: the Markdown text last written by :meth:`write_summary` (``None`` before).
     """
 
     def __init__(self, path: Path, manifest: dict[str, Any], t0: float) -> None:
         self.path = Path(path)
         self.manifest = manifest
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.summary: str | None = None
         self._t0 = t0
         self._finished = False
 
@@ -403,7 +411,9 @@ class ResultsDir:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-        return atomic_write_text(self.path / filename, buf.getvalue())
+        path = atomic_write_text(self.path / filename, buf.getvalue())
+        self.tables[filename] = [dict(row) for row in rows]  # a snapshot of what was written
+        return path
 
     def save_figure(self, fig: Any, filename: str, *, dpi: int = 150, **savefig_kwargs: Any
                     ) -> Path:
@@ -427,7 +437,10 @@ class ResultsDir:
             raise ValueError(f"markdown_text must be a str, got {type(markdown_text).__name__}")
         _check_filename(filename, ("md",), "summary")
         text = markdown_text if markdown_text.endswith("\n") else markdown_text + "\n"
-        return atomic_write_text(self.path / filename, text)
+        path = atomic_write_text(self.path / filename, text)
+        if filename == "summary.md":
+            self.summary = text
+        return path
 
     def finish(self, status: str = "finished") -> dict[str, Any]:
         """Record the end time, duration, status and file list in ``manifest.json``.
