@@ -1,33 +1,49 @@
 """Benchmark: search effort and wall time of the edge batching schedulers.
 
-    python -m experiments.bench_edge [--sizes 8,12,16,20,24,32,40,48,64] [--instances 5]
-                                     [--sweep-sizes 50,100,200,400] [--out results]
+    semcom bench-edge [--sizes 8,12,16,20,24,32,40,48,64] [--instances 5]
+                      [--sweep_sizes 50,100,200,400] [--out results]
+
+(``python -m experiments.bench_edge`` is the same command.)
 
 On seeded single-node instances (:func:`wdmoe_link.edge.random_instance`, phy links), side by
 side in one run: the batches OT evaluates with the published pruning and with ours, brute
 force's (up to 16 users), and the wall time of each; then the largest N whose every instance
-OT solves to proven optimality within 1 s (each search is cut at ``--max-nodes``), and the
+OT solves to proven optimality within 1 s (each search is cut at ``--max_nodes``), and the
 wall time of the exact threshold sweep at sizes OT cannot reach. Writes ``bench_edge.csv``
 and ``summary.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
-from collections.abc import Sequence
+from pathlib import Path
 
+from experiments.cli import entry_point
 from experiments.reporting.results import ResultsDir
+from experiments.values import IntGrid
+from phy.checks import check_positive_int
 
-__all__ = ["main"]
-
-
-def _int_list(spec: str) -> list[int]:
-    return [int(x) for x in spec.split(",") if x.strip()]
+__all__ = ["main", "run_bench_edge"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_bench_edge(*, sizes: IntGrid = IntGrid((8, 12, 16, 20, 24, 32, 40, 48, 64)),
+                   sweep_sizes: IntGrid = IntGrid((50, 100, 200, 400)), instances: int = 5,
+                   max_nodes: int = 300_000, seed: int = 0, out: str | Path = "results",
+                   progress: bool = True) -> ResultsDir:
+    """Time the schedulers' searches on seeded single-node instances and write
+    ``bench_edge.csv`` and ``summary.md`` (settings checked before any folder exists).
+
+    Args:
+        sizes: numbers of users N timed with OT (both prunings), the sweep and, up to 16
+            users, brute force.
+        sweep_sizes: larger N timed with the exact threshold sweep only.
+        instances: seeded instances per N.
+        max_nodes: OT's search is cut after this many evaluated batches.
+        seed: seed of the instances.
+        out: root folder of the results.
+        progress: print each instance's row and the summary.
+    """
     from wdmoe_link.edge import (
         NodeProblem,
         brute_force_schedule,
@@ -36,25 +52,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sweep_schedule,
     )
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=_int_list, default=[8, 12, 16, 20, 24, 32, 40, 48, 64])
-    p.add_argument("--sweep-sizes", type=_int_list, default=[50, 100, 200, 400])
-    p.add_argument("--instances", type=int, default=5)
-    p.add_argument("--max-nodes", type=int, default=300_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results")
-    args = p.parse_args(argv)
-    if args.instances < 1 or args.max_nodes < 1:
-        p.error("--instances and --max-nodes must be >= 1")
+    sizes, sweep_sizes = IntGrid.parse(sizes), IntGrid.parse(sweep_sizes)
+    for name, grid in (("sizes", sizes), ("sweep_sizes", sweep_sizes)):
+        for n in grid:
+            check_positive_int(f"{name} entry", n)
+    check_positive_int("instances", instances)
+    check_positive_int("max_nodes", max_nodes)
+    config = {"sizes": list(sizes), "sweep_sizes": list(sweep_sizes), "instances": instances,
+              "max_nodes": max_nodes, "seed": seed}
     rows = []
-    with ResultsDir.create("bench_edge", vars(args), args.seed, root=args.out) as rd:
-        for n in args.sizes:
-            for i in range(args.instances):
-                requests, (node,) = random_instance(n, 1, seed=args.seed + 1000 * i + n)
+    with ResultsDir.create("bench_edge", config, seed, root=out) as rd:
+        for n in sizes:
+            for i in range(instances):
+                requests, (node,) = random_instance(n, 1, seed=seed + 1000 * i + n)
                 NodeProblem(requests, node)  # warm the link-adaptation tables
                 row = {"n": n, "instance": i}
-                runs = [("ot_paper", ot_schedule, {"bound": "paper", "max_nodes": args.max_nodes}),
-                        ("ot_tight", ot_schedule, {"max_nodes": args.max_nodes}),
+                runs = [("ot_paper", ot_schedule, {"bound": "paper", "max_nodes": max_nodes}),
+                        ("ot_tight", ot_schedule, {"max_nodes": max_nodes}),
                         ("sweep", sweep_schedule, {})]
                 if n <= 16:
                     runs.append(("brute_force", brute_force_schedule, {}))
@@ -67,10 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     row[f"{name}_optimal"] = s.optimal
                 rows.append(row)
                 rd.write_csv("bench_edge.csv", rows)
-                print(row, flush=True)
-        for n in args.sweep_sizes:
-            for i in range(args.instances):
-                requests, (node,) = random_instance(n, 1, seed=args.seed + 1000 * i + n)
+                if progress:
+                    print(row, flush=True)
+        for n in sweep_sizes:
+            for i in range(instances):
+                requests, (node,) = random_instance(n, 1, seed=seed + 1000 * i + n)
                 NodeProblem(requests, node)
                 t0 = time.perf_counter()
                 s = sweep_schedule(requests, node)
@@ -79,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "sweep_optimal": True})
                 rd.write_csv("bench_edge.csv", rows)
         lines = ["# Edge batching search", "",
-                 f"{args.instances} instances per N, one node, phy links; OT cut at "
-                 f"{args.max_nodes} evaluations.", "",
+                 f"{instances} instances per N, one node, phy links; OT cut at "
+                 f"{max_nodes} evaluations.", "",
                  "| N | brute force evals | OT paper evals | OT paper / brute force | OT paper s "
                  "(median) | OT tight s (median) | sweep s (median) | all OT proven optimal |",
                  "|---|---|---|---|---|---|---|---|"]
@@ -110,8 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"(paper pruning) {largest['ot_paper']}, OT (tightened) "
                       f"{largest['ot_tight']}."]
         rd.write_summary("\n".join(lines) + "\n")
+    if progress:
         print("\n".join(lines))
-    return 0
+    return rd
+
+
+#: ``python -m experiments.bench_edge``: ``semcom bench-edge``
+main = entry_point("bench-edge")
 
 
 if __name__ == "__main__":

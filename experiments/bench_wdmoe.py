@@ -1,7 +1,9 @@
 """Benchmark: wall time per generated token and memory of the split MoE at realistic width.
 
-    python -m experiments.bench_wdmoe [--hidden 1024 --layers 8 --experts 64 --top-k 8]
-                                      [--new-tokens 16 --reps 3 --out results]
+    semcom bench-wdmoe [--hidden 1024 --layers 8 --experts 64 --top_k 8]
+                       [--new_tokens 16 --reps 3 --out results]
+
+(``python -m experiments.bench_wdmoe`` is the same command.)
 
 A random-init ``qwen3_moe`` causal LM (bf16 by default; hidden 1024, 8 layers, 64 experts,
 top-8, expert FFN 512) on the default heterogeneous 8-device cell. Three systems run side by
@@ -22,22 +24,55 @@ hidden width ``D`` in bf16 is ``16 D`` bits, 65,536 for Mixtral-8x7B (``D = 4096
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from experiments.cli import entry_point
 from experiments.reporting.results import ResultsDir
+from phy.checks import check_choice, check_positive_int
 
-__all__ = ["main"]
+__all__ = ["BenchWDMoEConfig", "main", "run_bench_wdmoe"]
 
 SYSTEMS = ("unsplit", "split/ideal", "split/digital:bf16")
 
 
-def build_model(args: argparse.Namespace) -> Any:
+@dataclass(frozen=True)
+class BenchWDMoEConfig:
+    """The benchmark's model, cell and timing settings (see :func:`run_bench_wdmoe`)."""
+
+    hidden: int = 1024
+    layers: int = 8
+    experts: int = 64
+    top_k: int = 8
+    expert_ffn: int = 512
+    vocab: int = 8192
+    dtype: str = "bfloat16"
+    devices: int = 8
+    prompt: int = 16
+    new_tokens: int = 16
+    reps: int = 3
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "experts", "top_k", "expert_ffn", "vocab", "devices",
+                     "prompt", "new_tokens", "reps", "threads"):
+            check_positive_int(name, getattr(self, name))
+        check_choice("dtype", self.dtype, ("bfloat16", "float32"))
+        if self.top_k > self.experts:
+            raise ValueError(f"top_k must be <= experts ({self.experts}), got {self.top_k}")
+        if self.hidden % 16:
+            raise ValueError(f"hidden must be a multiple of 16 (16 attention heads), got "
+                             f"{self.hidden}")
+
+
+def build_model(args: BenchWDMoEConfig) -> Any:
     """The random-init ``Qwen3MoeForCausalLM`` of the benchmark (eval mode, ``args.dtype``)."""
     from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 
@@ -88,7 +123,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run(args: BenchWDMoEConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from wdmoe_link import DigitalTransport, WDMoESystem, default_topology
 
     torch.set_num_threads(args.threads)
@@ -128,7 +163,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     return rows, info
 
 
-def _summary(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Namespace) -> str:
+def _summary(rows: list[dict[str, Any]], info: dict[str, Any], args: BenchWDMoEConfig) -> str:
     lines = [
         "# bench_wdmoe",
         "",
@@ -158,40 +193,46 @@ def _summary(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Na
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hidden", type=int, default=1024, help="hidden width D (default 1024)")
-    ap.add_argument("--layers", type=int, default=8, help="decoder layers (default 8)")
-    ap.add_argument("--experts", type=int, default=64, help="experts per layer (default 64)")
-    ap.add_argument("--top-k", type=int, default=8, help="experts per token (default 8)")
-    ap.add_argument("--expert-ffn", type=int, default=512, help="expert FFN width (default 512)")
-    ap.add_argument("--vocab", type=int, default=8192, help="vocabulary size (default 8192)")
-    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    ap.add_argument("--devices", type=int, default=8, help="devices in the cell (default 8)")
-    ap.add_argument("--prompt", type=int, default=16, help="prompt tokens (default 16)")
-    ap.add_argument("--new-tokens", type=int, default=16, help="decoded tokens per run")
-    ap.add_argument("--reps", type=int, default=3, help="alternating runs (default 3)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="results", help="root of the results folders")
-    args = ap.parse_args(argv)
-    for name in ("hidden", "layers", "experts", "top_k", "expert_ffn", "vocab", "devices",
-                 "prompt", "new_tokens", "reps", "threads"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.top_k > args.experts:
-        ap.error("--top-k must be <= --experts")
-    if args.hidden % 16:
-        ap.error("--hidden must be a multiple of 16 (16 attention heads)")
-    res = ResultsDir.create("bench_wdmoe", vars(args), args.seed, root=args.out)
+def run_bench_wdmoe(*, hidden: int = 1024, layers: int = 8, experts: int = 64, top_k: int = 8,
+                    expert_ffn: int = 512, vocab: int = 8192, dtype: str = "bfloat16",
+                    devices: int = 8, prompt: int = 16, new_tokens: int = 16, reps: int = 3,
+                    threads: int = 2, seed: int = 0, out: str | Path = "results",
+                    progress: bool = True) -> ResultsDir:
+    """Time the split MoE against the unsplit model and write ``bench_wdmoe.csv`` and
+    ``summary.md`` (settings checked before any folder exists).
+
+    Args:
+        hidden: hidden width D (a multiple of 16).
+        layers: decoder layers.
+        experts: experts per layer.
+        top_k: experts per token (<= experts).
+        expert_ffn: expert FFN width.
+        vocab: vocabulary size.
+        dtype: model dtype, bfloat16 or float32.
+        devices: devices in the cell.
+        prompt: prompt tokens (prefill, not timed).
+        new_tokens: decoded tokens per run.
+        reps: alternating runs of the three systems.
+        threads: torch threads.
+        seed: seed of the model weights, prompt and cell.
+        out: root folder of the results.
+        progress: print the summary when done.
+    """
+    cfg = BenchWDMoEConfig(hidden, layers, experts, top_k, expert_ffn, vocab, dtype, devices,
+                           prompt, new_tokens, reps, threads, seed)
+    res = ResultsDir.create("bench_wdmoe", asdict(cfg), seed, root=out)
     with res:
-        rows, info = run(args)
+        rows, info = run(cfg)
         res.write_csv("bench_wdmoe.csv", rows)
-        text = _summary(rows, info, args)
+        text = _summary(rows, info, cfg)
         res.write_summary(text)
-    print(text)
-    print(f"results: {res.path}")
-    return 0
+    if progress:
+        print(text)
+    return res
+
+
+#: ``python -m experiments.bench_wdmoe``: ``semcom bench-wdmoe``
+main = entry_point("bench-wdmoe")
 
 
 if __name__ == "__main__":

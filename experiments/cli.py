@@ -61,6 +61,10 @@ RECIPES: dict[str, tuple[str, str, str]] = {
     "edge-batching": ("experiments.recipes.edge_batching", "run_edge_batching",
                       "batched LLM serving at edge nodes: throughput per scheduler against "
                       "users, nodes and bandwidth"),
+    "bench-wdmoe": ("experiments.bench_wdmoe", "run_bench_wdmoe",
+                    "benchmark: time per token of the split MoE against the unsplit model"),
+    "bench-edge": ("experiments.bench_edge", "run_bench_edge",
+                   "benchmark: search effort and time of the edge batching schedulers"),
 }
 _TRAINING = {"train-jscc": "train a JSCC codec (LightningCLI; --config "
                            "experiments/configs/images/jscc_<name>.yaml)",

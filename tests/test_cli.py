@@ -175,3 +175,41 @@ def test_recipe_options_come_from_the_function_and_a_config_file(tmp_path: Path,
         ["--cddm_checkpoint=c.ckpt", "--decoders=10=a.ckpt,15=b.ckpt"]
     assert main(["link-curves", "--no-such-option", "1"]) == 2
     assert "unrecognized" in capsys.readouterr().err
+
+
+def test_bench_wdmoe_is_a_semcom_command(tmp_path: Path) -> None:
+    """``semcom bench-wdmoe`` on a tiny model (the earlier dashed spellings too): the three
+    systems timed, the bits on air per token equal to 2 directions x top-k x 16 D bits (bf16,
+    ideal links) per decoded token; a bad setting is refused before any folder exists."""
+    tiny = ["--hidden", "32", "--layers", "1", "--experts", "4", "--top-k", "2",
+            "--expert-ffn", "16", "--vocab", "64", "--devices", "2", "--prompt", "3",
+            "--new-tokens", "2", "--reps", "1", "--threads", "1", "--progress", "false"]
+    assert main(["bench-wdmoe", *tiny, "--out", str(tmp_path)]) == 0
+    (run,) = (tmp_path / "bench_wdmoe").iterdir()
+    with open(run / "bench_wdmoe.csv") as f:
+        rows = {r["system"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["unsplit", "split/ideal", "split/digital:bf16"]
+    assert float(rows["split/ideal"]["bits_on_air_per_token"]) == 2 * 2 * 16 * 32
+    assert float(rows["split/ideal"]["ratio_to_unsplit"]) > 0
+    bad = tmp_path / "bad"
+    assert main(["bench-wdmoe", *tiny, "--experts", "1", "--out", str(bad)]) == 2
+    assert main(["bench-wdmoe", *tiny, "--hidden", "40", "--out", str(bad)]) == 2
+    assert not bad.exists()
+
+
+def test_bench_edge_is_a_semcom_command(tmp_path: Path) -> None:
+    """``semcom bench-edge`` on small sizes (the earlier ``--sweep-sizes`` spelling too): OT
+    with either pruning serves as many requests as brute force (both exact at N <= 16); a
+    zero instance count is refused before any folder exists."""
+    args = ["--sizes", "6,8", "--sweep-sizes", "20", "--instances", "2", "--progress", "false"]
+    assert main(["bench-edge", *args, "--out", str(tmp_path)]) == 0
+    (run,) = (tmp_path / "bench_edge").iterdir()
+    with open(run / "bench_edge.csv") as f:
+        rows = list(csv.DictReader(f))
+    small = [r for r in rows if r["n"] in ("6", "8")]
+    assert len(small) == 4 and len(rows) == 6
+    for r in small:
+        assert r["ot_paper_served"] == r["ot_tight_served"] == r["brute_force_served"]
+    bad = tmp_path / "bad"
+    assert main(["bench-edge", *args, "--instances", "0", "--out", str(bad)]) == 2
+    assert not bad.exists()
