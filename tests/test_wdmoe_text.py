@@ -99,3 +99,29 @@ def test_wdmoe_sweep_on_the_text_model_reports_bits_per_byte(tmp_path: Path) -> 
     assert "bits/byte" in summary and "latency/token mean" not in summary
     assert "nan" not in summary
     assert (folder / "accuracy_vs_snr.png").is_file()
+
+
+def test_tiny_training_resumes_on_the_same_trajectory(tmp_path: Path) -> None:
+    """``semcom train-tiny-moe``: 2 steps then a resume to 4 equal 4 uninterrupted steps
+    (the same test accuracy and validation history); a resume with other settings is
+    refused with the differing key named."""
+    from experiments.cli import main
+
+    common = ["--batch_size", "4", "--eval_every", "2", "--val_size", "4", "--test_size", "4",
+              "--hidden", "16", "--ffn", "16", "--layers", "1"]
+    assert main(["train-tiny-moe", "--steps", "4", "--out", str(tmp_path / "a"),
+                 "--results", str(tmp_path / "ra"), *common]) == 0
+    assert main(["train-tiny-moe", "--steps", "2", "--out", str(tmp_path / "b"),
+                 "--results", str(tmp_path / "rb"), *common]) == 0
+    run_b = next((tmp_path / "rb" / "train_tiny_moe").iterdir())
+    assert main(["train-tiny-moe", "--steps", "4", "--out", str(tmp_path / "b"),
+                 "--resume", str(run_b), *common, "--lr", "1e-3"]) == 2  # lr differs
+    assert main(["train-tiny-moe", "--steps", "4", "--out", str(tmp_path / "b"),
+                 "--resume", str(run_b), *common]) == 0
+    a, b = (json.loads((tmp_path / d / "training.json").read_text()) for d in "ab")
+    assert a["test_accuracy"] == b["test_accuracy"]
+    assert a["expert_share"] == b["expert_share"]
+    hist_a = json.loads((next((tmp_path / "ra" / "train_tiny_moe").iterdir())
+                         / "history.json").read_text())
+    hist_b = json.loads((run_b / "history.json").read_text())
+    assert [r["loss"] for r in hist_a] == [r["loss"] for r in hist_b]

@@ -100,6 +100,6 @@ def tiny_training_record() -> dict[str, Any]:
     path = TINY_DIR / "training.json"
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found; train the model with experiments/tools/train_tiny_moe.py"
+            f"{path} not found; train the model with `semcom train-tiny-moe`"
         )
     return json.loads(path.read_text())
