@@ -43,6 +43,7 @@ from cddm.lightning import (
 )
 from cddm.metrics import channel_mse, theory_mse_db
 from experiments.recipes.eval_cddm import run_eval_cddm
+from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir
 from jscc.data import ImageFolderDataset
 from phy.sweep import make_channel
@@ -150,11 +151,9 @@ def main(argv: list[str] | None = None) -> None:
                 sel = [r for r in rows if r["channel"] == ch and r["variant"] == variant]
                 ax.plot(snrs, [r["mse_cddm_db"] for r in sel], "D-",
                         label=f"MMSE + CDDM ({variant})")
-            ax.set_title(f"{ch}, latent {latent}, {test.shape[0]} test crops", fontsize=9)
-            ax.set_xlabel("SNR (dB)")
-            ax.set_ylabel("channel MSE (dB)")
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7)
+            finish_axes(ax, "SNR (dB)", "channel MSE (dB)",
+                        f"{ch}, latent {latent}, {test.shape[0]} test crops", title_size=9,
+                        legend={"fontsize": 7})
         fig.tight_layout()
         out.save_figure(fig, "channel_mse.png")
         plt.close(fig)

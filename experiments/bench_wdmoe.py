@@ -27,8 +27,8 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -37,42 +37,12 @@ from experiments.cli import entry_point
 from experiments.reporting.results import ResultsDir
 from phy.checks import check_choice, check_positive_int
 
-__all__ = ["BenchWDMoEConfig", "main", "run_bench_wdmoe"]
+__all__ = ["main", "run_bench_wdmoe"]
 
 SYSTEMS = ("unsplit", "split/ideal", "split/digital:bf16")
 
 
-@dataclass(frozen=True)
-class BenchWDMoEConfig:
-    """The benchmark's model, cell and timing settings (see :func:`run_bench_wdmoe`)."""
-
-    hidden: int = 1024
-    layers: int = 8
-    experts: int = 64
-    top_k: int = 8
-    expert_ffn: int = 512
-    vocab: int = 8192
-    dtype: str = "bfloat16"
-    devices: int = 8
-    prompt: int = 16
-    new_tokens: int = 16
-    reps: int = 3
-    threads: int = 2
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "experts", "top_k", "expert_ffn", "vocab", "devices",
-                     "prompt", "new_tokens", "reps", "threads"):
-            check_positive_int(name, getattr(self, name))
-        check_choice("dtype", self.dtype, ("bfloat16", "float32"))
-        if self.top_k > self.experts:
-            raise ValueError(f"top_k must be <= experts ({self.experts}), got {self.top_k}")
-        if self.hidden % 16:
-            raise ValueError(f"hidden must be a multiple of 16 (16 attention heads), got "
-                             f"{self.hidden}")
-
-
-def build_model(args: BenchWDMoEConfig) -> Any:
+def build_model(args: SimpleNamespace) -> Any:
     """The random-init ``Qwen3MoeForCausalLM`` of the benchmark (eval mode, ``args.dtype``)."""
     from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 
@@ -123,7 +93,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run(args: BenchWDMoEConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run(args: SimpleNamespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from wdmoe_link import DigitalTransport, WDMoESystem, default_topology
 
     torch.set_num_threads(args.threads)
@@ -163,7 +133,7 @@ def run(args: BenchWDMoEConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return rows, info
 
 
-def _summary(rows: list[dict[str, Any]], info: dict[str, Any], args: BenchWDMoEConfig) -> str:
+def _summary(rows: list[dict[str, Any]], info: dict[str, Any], args: SimpleNamespace) -> str:
     lines = [
         "# bench_wdmoe",
         "",
@@ -218,9 +188,16 @@ def run_bench_wdmoe(*, hidden: int = 1024, layers: int = 8, experts: int = 64, t
         out: root folder of the results.
         progress: print the summary when done.
     """
-    cfg = BenchWDMoEConfig(hidden, layers, experts, top_k, expert_ffn, vocab, dtype, devices,
-                           prompt, new_tokens, reps, threads, seed)
-    res = ResultsDir.create("bench_wdmoe", asdict(cfg), seed, root=out)
+    cfg = SimpleNamespace(**{k: v for k, v in locals().items() if k not in ("out", "progress")})
+    for name in ("hidden", "layers", "experts", "top_k", "expert_ffn", "vocab", "devices",
+                 "prompt", "new_tokens", "reps", "threads"):
+        check_positive_int(name, getattr(cfg, name))
+    check_choice("dtype", dtype, ("bfloat16", "float32"))
+    if top_k > experts:
+        raise ValueError(f"top_k must be <= experts ({experts}), got {top_k}")
+    if hidden % 16:
+        raise ValueError(f"hidden must be a multiple of 16 (16 attention heads), got {hidden}")
+    res = ResultsDir.create("bench_wdmoe", vars(cfg), seed, root=out)
     with res:
         rows, info = run(cfg)
         res.write_csv("bench_wdmoe.csv", rows)

@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
+from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir, cell_float, read_csv_rows
 from experiments.values import FloatGrid, IntGrid, Names
 
@@ -224,11 +225,8 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]],
         for ax, m in zip(axes[0], node_counts, strict=True):
             for s, d in _served_table(rows, link, bw, m).items():
                 ax.plot(list(d), list(d.values()), "o-", ms=3, label=s)
-            ax.set_title(f"{m} edge node(s), {link} links, {bw:g} MHz")
-            ax.set_xlabel("users")
-            ax.set_ylabel("served requests (mean over instances)")
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7)
+            finish_axes(ax, "users", "served requests (mean over instances)",
+                        f"{m} edge node(s), {link} links, {bw:g} MHz", legend={"fontsize": 7})
         fig.tight_layout()
         res.save_figure(fig, "throughput_vs_users.png")
         plt.close(fig)

@@ -26,6 +26,7 @@ from cddm.lightning import load_cddm_module, load_codec, load_stage3_module
 from cddm.metrics import channel_mse, theory_mse_db
 from cddm.pipeline import JSCCWithCDDM
 from experiments.recipes.eval_images import DEFAULT_BASELINES, eval_channel, run_eval_images
+from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir
 from experiments.values import Decoders, FloatGrid, IntGrid, Names, PositiveInt
 
@@ -121,11 +122,9 @@ def run_eval_cddm(*, cddm_checkpoint: str, jscc_checkpoint: str | None = None,
         if channel == "awgn":
             ax.plot(x, [r["mse_raw_db"] for r in rows], "s--", label="raw (no equalizer)")
         ax.plot(x, [r["mse_cddm_db"] for r in rows], "D-", lw=2, label="MMSE + CDDM")
-        ax.set_xlabel("SNR $E_s/N_0$ (dB)")
-        ax.set_ylabel("channel MSE per symbol (dB)")
-        ax.set_title(f"{channel}, latent {latent}, {images.shape[0]} images", fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        finish_axes(ax, "SNR $E_s/N_0$ (dB)", "channel MSE per symbol (dB)",
+                    f"{channel}, latent {latent}, {images.shape[0]} images", title_size=9,
+                    legend={"fontsize": 8})
         fig.tight_layout()
         res.save_figure(fig, "channel_mse.png")
         plt.close(fig)

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 import phy
+from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir, read_csv_rows
 from experiments.values import FloatGrid, IntGrid, Names, PositiveInt
 from jscc.baselines import SOURCE_CODECS, SeparateCapacity, SeparateLDPC, best_mcs_envelope
@@ -317,11 +318,8 @@ def _plot(mean_rows: list[dict], title: str) -> plt.Figure:
                 ax.plot(x, y, ":", lw=1.5, color=color, label=f"{name} + capacity")
         else:
             ax.step(x, y, "--", where="post", lw=0.9, alpha=0.7, label=m)
-    ax.set_xlabel("SNR $E_s/N_0$ (dB)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    finish_axes(ax, "SNR $E_s/N_0$ (dB)", "PSNR (dB)", title, title_size=9,
+                legend={"fontsize": 7, "ncol": 2})
     fig.tight_layout()
     return fig
 

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import phy
+from experiments.reporting.plots import finish_axes
 from jscc.baselines import best_mcs_envelope
 from jscc.systems import ImageSystem
 
@@ -123,10 +124,7 @@ def plot_curves(points: Sequence[CurvePoint], title: str) -> plt.Figure:
         elif m.startswith("jpeg2000+ldpc/"):
             ax.step(x, y, where="post", lw=0.9, alpha=0.6, ls="--",
                     label=m.replace("jpeg2000+ldpc/", "JPEG2000+LDPC "))
-    ax.set_xlabel("SNR $E_s/N_0$ (dB)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    finish_axes(ax, "SNR $E_s/N_0$ (dB)", "PSNR (dB)", title, title_size=9,
+                legend={"fontsize": 7, "ncol": 2, "loc": "lower right"})
     fig.tight_layout()
     return fig

@@ -27,6 +27,7 @@ from scipy.special import exp1
 import phy
 from experiments.recipes.link_curves import link_curve_numbers, run_link_curves, snr_at_bler
 from experiments.reporting.console import quiet_libraries
+from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir
 
 __all__ = ["run_quickstart"]
@@ -56,11 +57,8 @@ def _analog_section(res: ResultsDir, snrs: list[float], num_values: int) -> list
         ax.plot([r["snr_db"] for r in sel], [r["mse_db"] for r in sel], "o", label=f"{name} (sim.)")
         ax.plot([r["snr_db"] for r in sel], [r["theory_db"] for r in sel], "-",
                 label=f"{name} (theory)")
-    ax.set_xlabel("SNR $E_s/N_0$ (dB)")
-    ax.set_ylabel("MSE per complex symbol (dB)")
-    ax.set_title("AnalogLink + MMSE equalizer")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    finish_axes(ax, "SNR $E_s/N_0$ (dB)", "MSE per complex symbol (dB)",
+                "AnalogLink + MMSE equalizer")
     fig.tight_layout()
     res.save_figure(fig, "analog_mse.png")
     plt.close(fig)

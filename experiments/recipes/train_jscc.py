@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
+from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import _git_revision, _package_versions, atomic_write_text
 from jscc.data import ImageDataModule
 from jscc.lightning import JSCCModule
@@ -97,10 +98,7 @@ class ResultsCallback(pl.Callback):
             pts = [(int(r["epoch"]), float(r[k])) for r in rows if r.get(k)]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=k[len(self.prefix):])
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(self.ylabel)
-        ax.grid(True, alpha=0.3)
-        ax.legend(title="SNR")
+        finish_axes(ax, "epoch", self.ylabel, legend={"title": "SNR"})
         fig.tight_layout()
         fig.savefig(d / self.filename, dpi=120)
         plt.close(fig)

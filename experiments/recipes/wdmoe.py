@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 import phy
+from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir, cell_float, read_csv_rows
 from experiments.values import FloatGrid, Names
 
@@ -209,10 +210,7 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
             snr = None if r["snr_db"] in ("", None) else cell_float(r["snr_db"])
             ax.annotate(f"{r['transport_spec']} {_snr_label(snr)}", (x_of(r), y_of(r)),
                         fontsize=6, alpha=0.7)
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, title="policy")
+    finish_axes(ax, x_label, y_label, legend={"fontsize": 7, "title": "policy"})
     fig.tight_layout()
     res.save_figure(fig, "latency_vs_accuracy.png")
     plt.close(fig)
@@ -226,10 +224,7 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
                 if sel:
                     ax.plot([cell_float(r["snr_db"]) for r in sel], [y_of(r) for r in sel], "o-",
                             label=f"{t} / {p}")
-        ax.set_xlabel("link SNR (dB)")
-        ax.set_ylabel(y_label)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        finish_axes(ax, "link SNR (dB)", y_label, legend={"fontsize": 7})
         fig.tight_layout()
         res.save_figure(fig, "accuracy_vs_snr.png")
         plt.close(fig)

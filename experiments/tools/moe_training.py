@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from experiments.reporting.results import ResultsDir, atomic_write_bytes
+from experiments.reporting.results import ResultsDir, atomic_write_bytes, atomic_write_text
 
-__all__ = ["adamw", "lr_at", "save_model_dir", "train_loop"]
+__all__ = ["adamw", "finish_run", "lr_at", "save_model_dir", "train_loop"]
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
@@ -107,6 +107,17 @@ def train_loop(model: torch.nn.Module, opt: torch.optim.Optimizer, run: ResultsD
             atomic_write_bytes(ckpt, buf.getvalue())
     bar.close()
     return history, time.perf_counter() - t0
+
+
+def finish_run(run: ResultsDir, record: dict[str, Any], history: list[dict[str, Any]],
+               title: str) -> None:
+    """Write the run's ``training.json`` (``record``), ``history.csv`` and summary, and print
+    the record."""
+    atomic_write_text(run.path / "training.json", json.dumps(record, indent=2) + "\n")
+    lines = [f"{k}: {v}" for k, v in record.items()]
+    print("\n".join(lines))
+    run.write_csv("history.csv", history)
+    run.write_summary(f"# {title}\n\n" + "\n".join(f"- {x}" for x in lines))
 
 
 def save_model_dir(model: Any, out: Path, record: dict[str, Any],

@@ -21,7 +21,6 @@ last).
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,8 @@ from typing import Any
 import torch
 
 from experiments.cli import entry_point
-from experiments.reporting.results import ResultsDir, atomic_write_text
-from experiments.tools.moe_training import adamw, save_model_dir, train_loop
+from experiments.reporting.results import ResultsDir
+from experiments.tools.moe_training import adamw, finish_run, save_model_dir, train_loop
 from phy.checks import check_number, check_positive_int
 from wdmoe_link.routing import TopNDispatcher
 from wdmoe_link.split import SplitMoE
@@ -134,11 +133,7 @@ def train_text_moe(*, steps: int = 2000, batch_size: int = 32, length: int = 256
         }
         # shards of < 8 MB each (30 MB of fp32 weights in all)
         save_model_dir(model, out, record, max_shard_size="7MB")
-        atomic_write_text(run.path / "training.json", json.dumps(record, indent=2) + "\n")
-        lines = [f"{k}: {v}" for k, v in record.items()]
-        print("\n".join(lines))
-        run.write_csv("history.csv", history)
-        run.write_summary("# text MoE training\n\n" + "\n".join(f"- {x}" for x in lines))
+        finish_run(run, record, history, "text MoE training")
     return run
 
 

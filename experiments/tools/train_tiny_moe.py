@@ -32,7 +32,7 @@ import torch
 
 from experiments.cli import entry_point
 from experiments.reporting.results import ResultsDir, atomic_write_text
-from experiments.tools.moe_training import adamw, save_model_dir, train_loop
+from experiments.tools.moe_training import adamw, finish_run, save_model_dir, train_loop
 from phy.checks import check_number, check_positive_int
 from wdmoe_link.routing import TopNDispatcher
 from wdmoe_link.split import SplitMoE
@@ -188,12 +188,8 @@ def train_tiny_moe(*, steps: int = 3000, batch_size: int = 256, lr: float = 3e-3
         record["model_bytes"] = sum((out / n).stat().st_size
                                     for n in ("config.json", "model.safetensors",
                                               "training.json"))
-        atomic_write_text(run.path / "training.json", json.dumps(record, indent=2) + "\n")
         atomic_write_text(run.path / "history.json", json.dumps(history, indent=1) + "\n")
-        lines = [f"{k}: {v}" for k, v in record.items()]
-        print("\n".join(lines))
-        run.write_csv("history.csv", history)
-        run.write_summary("# tiny MoE training\n\n" + "\n".join(f"- {x}" for x in lines))
+        finish_run(run, record, history, "tiny MoE training")
     return run
 
 
