@@ -1,28 +1,29 @@
 """CDDM benchmark: channel MSE and PSNR of JSCC with and without CDDM on real photos.
 
-``python -m experiments.bench_cddm --jscc <JSCCModule ckpt>
---train-dir ../shared/datasets/csun_hays80 --test-dir ../shared/datasets/cbsd68``
+``semcom bench-cddm --jscc <JSCCModule ckpt or pretrained:NAME>
+--train_dir ../shared/datasets/csun_hays80 --test_dir ../shared/datasets/cbsd68``
+(``python -m experiments.bench_cddm`` is the same command.)
 
 1. A latent bank: random crops of the training folder encoded once by the frozen JSCC encoder
-   (at an SNR drawn uniformly from ``--encoder-snr-range`` per crop, for SNR-adaptive codecs).
+   (at an SNR drawn uniformly from ``--encoder_snr_range`` per crop, for SNR-adaptive codecs).
    Encoding once instead of every step is what makes stage 2 affordable on a CPU.
 2. Stage 2 per channel (AWGN, per-symbol Rayleigh): :class:`cddm.lightning.CDDMModule` on the
    bank for ``--steps`` steps.
 3. Channel MSE on the test crops for every sampler variant (official with the 10 dB floor,
    consistent without floor) against MMSE alone and the closed forms (``channel_mse.csv``).
-4. Stage 3 (AWGN): the decoder re-trained at each ``--stage3-snr`` on precomputed
+4. Stage 3 (AWGN): the decoder re-trained at each ``--stage3_snr`` on precomputed
    (crop, denoised latent) pairs, then ``semcom eval-cddm``'s PSNR evaluation with the digital
    baselines (a sub-folder).
 
 Writes a results folder (config, manifest, CSV, PNG, summary.md); checkpoints are kept so a
-re-run with ``--resume <folder>`` skips finished stages.
+re-run with ``--resume <folder>`` (the same settings) skips finished stages.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib
 
@@ -42,11 +43,16 @@ from cddm.lightning import (
     load_codec,
 )
 from cddm.metrics import channel_mse, theory_mse_db
+from experiments.cli import entry_point
 from experiments.recipes.eval_cddm import run_eval_cddm
 from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir
+from experiments.values import FloatGrid, IntGrid, Names
 from jscc.data import ImageFolderDataset
+from phy.checks import check_number, check_positive_int
 from phy.sweep import make_channel
+
+__all__ = ["main", "run_bench_cddm"]
 
 VARIANTS = {"official": dict(convention="official", floor_db=10.0),
             "consistent": dict(convention="consistent", floor_db=None)}
@@ -66,42 +72,84 @@ def _encode(codec: torch.nn.Module, images: torch.Tensor, snr_range: tuple[float
                       for i in range(0, images.shape[0], batch)])
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--jscc", required=True, help="JSCCModule checkpoint (stage 1)")
-    p.add_argument("--train-dir", required=True)
-    p.add_argument("--test-dir", required=True)
-    p.add_argument("--crop", type=int, default=64)
-    p.add_argument("--crops-per-image", type=int, default=24)
-    p.add_argument("--encoder-snr-range", type=float, nargs=2, default=(0.0, 20.0))
-    p.add_argument("--channels", default="awgn,rayleigh")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--width", type=int, default=16, help="U-Net base width ch")
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--snr-db", default="0,5,10,15,20")
-    p.add_argument("--stage3-snr", default="5,10,15")
-    p.add_argument("--stage3-crops", type=int, default=320)
-    p.add_argument("--stage3-epochs", type=int, default=10)
-    p.add_argument("--mcs", default="0,5,9,13,17,22")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results")
-    p.add_argument("--resume", default=None, help="an earlier results folder of this benchmark")
-    a = p.parse_args(argv)
-    snrs = [float(s) for s in a.snr_db.split(",")]
-    channels = [c.strip() for c in a.channels.split(",") if c.strip()]
-    config = {k: v for k, v in vars(a).items() if k != "resume"}
-    res = ResultsDir.create("bench_cddm", config, a.seed, root=a.out) if a.resume is None \
-        else None
-    root = Path(a.resume) if a.resume else res.path
+def run_bench_cddm(*, jscc: str, train_dir: str, test_dir: str, crop: int = 64,
+                   crops_per_image: int = 24,
+                   encoder_snr_range: FloatGrid = FloatGrid((0.0, 20.0)),
+                   channels: Names = Names(("awgn", "rayleigh")), steps: int = 1500,
+                   batch_size: int = 32, width: int = 16, lr: float = 5e-4,
+                   snr_db: FloatGrid = FloatGrid((0.0, 5.0, 10.0, 15.0, 20.0)),
+                   stage3_snr: FloatGrid = FloatGrid((5.0, 10.0, 15.0)),
+                   stage3_crops: int = 320, stage3_epochs: int = 10,
+                   mcs: IntGrid = IntGrid((0, 5, 9, 13, 17, 22)), seed: int = 0,
+                   out: str | Path = "results", resume: str | Path | None = None
+                   ) -> ResultsDir:
+    """Train CDDM stage 2 per channel (and stage 3 on AWGN) on a frozen JSCC codec and measure
+    channel MSE and PSNR against MMSE alone (settings checked before any folder exists).
+
+    Args:
+        jscc: the frozen JSCC codec: a JSCCModule checkpoint or ``pretrained:<entry>``.
+        train_dir: training image folder (the latent bank's crops).
+        test_dir: test image folder (one centre crop per image).
+        crop: crop size in pixels.
+        crops_per_image: random training crops per image.
+        encoder_snr_range: ``lo,hi`` dB, the encoder's SNR per bank crop (uniform).
+        channels: channels of stage 2 (``awgn``, ``rayleigh``).
+        steps: stage-2 training steps per channel.
+        batch_size: stage-2 latents per batch.
+        width: U-Net base width.
+        lr: stage-2 learning rate.
+        snr_db: test SNRs in dB.
+        stage3_snr: SNRs (dB) of the re-trained stage-3 decoders (AWGN).
+        stage3_crops: training crops of stage 3.
+        stage3_epochs: stage-3 epochs.
+        mcs: MCSs of the JPEG2000 + LDPC baseline in the PSNR evaluation.
+        seed: seed of every stage.
+        out: root folder of the results.
+        resume: an earlier results folder of this benchmark (same settings): finished stages
+            are skipped.
+    """
+    for name, value in (("crop", crop), ("crops_per_image", crops_per_image), ("steps", steps),
+                        ("batch_size", batch_size), ("width", width),
+                        ("stage3_crops", stage3_crops), ("stage3_epochs", stage3_epochs)):
+        check_positive_int(name, value)
+    check_number("lr", lr, low=0.0, low_open=True)
+    enc_range = tuple(float(v) for v in FloatGrid.parse(encoder_snr_range))
+    if len(enc_range) != 2 or enc_range[0] > enc_range[1]:
+        raise ValueError(f"encoder_snr_range must be 'lo,hi' in dB with lo <= hi, got "
+                         f"{encoder_snr_range!r}")
+    snrs = [float(v) for v in FloatGrid.parse(snr_db)]
+    stage3_snrs = [float(v) for v in FloatGrid.parse(stage3_snr)]
+    channels = list(Names.parse(channels))
+    for ch in channels:
+        make_channel(ch)  # a clear error for an unknown channel
+    mcs = [int(v) for v in IntGrid.parse(mcs)]
+    a = SimpleNamespace(jscc=jscc, train_dir=train_dir, test_dir=test_dir, crop=crop,
+                        crops_per_image=crops_per_image, steps=steps, batch_size=batch_size,
+                        width=width, lr=lr, stage3_crops=stage3_crops,
+                        stage3_epochs=stage3_epochs, seed=seed)
+    codec = load_codec(jscc)
+    train = _crops(train_dir, crop, crops_per_image, True, seed)
+    test = _crops(test_dir, crop, 1, False, seed)
+    config = {**{k: v for k, v in vars(a).items() if k != "seed"},
+              "encoder_snr_range": list(enc_range), "channels": channels, "snr_db": snrs,
+              "stage3_snr": stage3_snrs, "mcs": mcs}
+    res = ResultsDir.create("bench_cddm", config, seed, root=out) if resume is None \
+        else ResultsDir.resume(resume, "bench_cddm", config, seed)
+    with res:
+        _run(a, res.path, config, codec, train, test, enc_range, channels, snrs, stage3_snrs,
+             mcs)
+    return res
+
+
+def _run(a: SimpleNamespace, root: Path, config: dict, codec: torch.nn.Module,
+         train: torch.Tensor,
+         test: torch.Tensor, enc_range: tuple[float, float], channels: list[str],
+         snrs: list[float], stage3_snrs: list[float], mcs: list[int]) -> None:
+    """The benchmark's stages in the results folder ``root`` (see the module docstring)."""
     ckpt_dir = root / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-
-    codec = load_codec(a.jscc)
     pl.seed_everything(a.seed, verbose=False)
-    train = _crops(a.train_dir, a.crop, a.crops_per_image, True, a.seed)
-    test = _crops(a.test_dir, a.crop, 1, False, a.seed)
-    bank = _encode(codec, train, tuple(a.encoder_snr_range), a.seed)
+    bank = _encode(codec, train, enc_range, a.seed)
     latent = tuple(bank.shape[1:])
     rows, lines = [], []
     for ch in channels:
@@ -109,8 +157,8 @@ def main(argv: list[str] | None = None) -> None:
         if not ckpt.exists():
             pl.seed_everything(a.seed, verbose=False)
             m = CDDMModule(net={"name": "unet-small", "ch": a.width}, latent_shape=latent,
-                           channel=ch, train_snr_db=13.0, lr=a.lr, ema_decay=0.995,
-                           seed=a.seed)
+                           image_size=a.crop, channel=ch, train_snr_db=13.0, lr=a.lr,
+                           ema_decay=0.995, seed=a.seed)
             trainer = pl.Trainer(max_steps=a.steps, max_epochs=-1, accelerator="cpu",
                                  logger=False, enable_checkpointing=False,
                                  gradient_clip_val=1.0, limit_val_batches=0,
@@ -169,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     cddm_ckpt = ckpt_dir / "cddm_awgn.ckpt"
     decoders = {}
     stage3_imgs = train[: a.stage3_crops]
-    for s in [float(v) for v in a.stage3_snr.split(",") if v]:
+    for s in stage3_snrs:
         dec_ckpt = ckpt_dir / f"stage3_awgn_{s:g}dB.ckpt"
         if not dec_ckpt.exists():
             pl.seed_everything(a.seed, verbose=False)
@@ -185,11 +233,12 @@ def main(argv: list[str] | None = None) -> None:
             trainer.save_checkpoint(dec_ckpt)
         decoders[s] = str(dec_ckpt)
     run_eval_cddm(cddm_checkpoint=str(cddm_ckpt), jscc_checkpoint=a.jscc, decoders=decoders,
-                  data=a.test_dir, crop=a.crop, snr_db=snrs,
-                  mcs=[int(v) for v in a.mcs.split(",")], seed=a.seed, out=root)
-    if res is not None:
-        res.finish()
+                  data=a.test_dir, crop=a.crop, snr_db=snrs, mcs=mcs, seed=a.seed, out=root)
+
+
+#: ``python -m experiments.bench_cddm``: ``semcom bench-cddm``
+main = entry_point("bench-cddm")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

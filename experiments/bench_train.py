@@ -1,6 +1,8 @@
 """Benchmark: training throughput of the Lightning paths against bare PyTorch loops.
 
-    python -m experiments.bench_train [--steps 60] [--reps 3] [--out results]
+    semcom bench-train [--steps 60] [--reps 3] [--out results]
+
+(``python -m experiments.bench_train`` is the same command.)
 
 Two pairs, each measured side by side in one process, alternating (bare, Lightning) ``reps``
 times so that machine load hits both alike; the figure is images (or latents) per second in
@@ -18,7 +20,6 @@ Goal: Lightning ≥ 0.9× the bare loop. Writes ``bench_train.csv`` and ``summar
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -31,9 +32,11 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 import phy
+from experiments.cli import entry_point
 from experiments.reporting.results import ResultsDir
+from phy.checks import check_positive_int
 
-__all__ = ["StepTimer", "main"]
+__all__ = ["StepTimer", "main", "run_bench_train"]
 
 
 class StepTimer(pl.Callback):
@@ -156,37 +159,48 @@ def _bare_cddm(bank: torch.Tensor, steps: int, batch: int, warmup: int) -> list[
     return times
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m experiments.bench_train",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--jscc-batch", type=int, default=16)
-    p.add_argument("--cddm-batch", type=int, default=32)
-    p.add_argument("--out", default="results")
-    a = p.parse_args(argv)
-    if a.steps <= a.warmup:
-        raise SystemExit("--steps must exceed --warmup")
-    res = ResultsDir.create("bench_train", vars(a), 0, root=a.out)
+def run_bench_train(*, steps: int = 60, warmup: int = 10, reps: int = 3, jscc_batch: int = 16,
+                    cddm_batch: int = 32, out: str | Path = "results",
+                    progress: bool = True) -> ResultsDir:
+    """Time Lightning against bare loops for JSCC and CDDM stage 2 and write
+    ``bench_train.csv`` and ``summary.md`` (settings checked before any folder exists).
+
+    Args:
+        steps: training steps per run.
+        warmup: first steps of every run not timed (< steps).
+        reps: alternating (bare, Lightning) runs.
+        jscc_batch: JSCC crops per batch.
+        cddm_batch: CDDM latents per batch.
+        out: root folder of the results.
+        progress: print each run's row and the summary.
+    """
+    for name, value in (("steps", steps), ("warmup", warmup), ("reps", reps),
+                        ("jscc_batch", jscc_batch), ("cddm_batch", cddm_batch)):
+        check_positive_int(name, value)
+    if steps <= warmup:
+        raise ValueError(f"steps must exceed warmup ({warmup}), got {steps}")
+    config = {"steps": steps, "warmup": warmup, "reps": reps, "jscc_batch": jscc_batch,
+              "cddm_batch": cddm_batch}
+    res = ResultsDir.create("bench_train", config, 0, root=out)
     with res:
         bank = torch.randn(1024, 8, 16, 16)
         rows = []
-        for rep in range(a.reps):
+        for rep in range(reps):
             for kind, fn in (
-                ("jscc/bare", lambda: _bare_jscc(a.steps, a.jscc_batch, a.warmup)),
-                ("jscc/lightning", lambda: _lightning_jscc(res.path, a.steps, a.jscc_batch,
-                                                           a.warmup)),
-                ("cddm/bare", lambda: _bare_cddm(bank, a.steps, a.cddm_batch, a.warmup)),
-                ("cddm/lightning", lambda: _lightning_cddm(res.path, bank, a.steps,
-                                                           a.cddm_batch, a.warmup)),
+                ("jscc/bare", lambda: _bare_jscc(steps, jscc_batch, warmup)),
+                ("jscc/lightning", lambda: _lightning_jscc(res.path, steps, jscc_batch,
+                                                           warmup)),
+                ("cddm/bare", lambda: _bare_cddm(bank, steps, cddm_batch, warmup)),
+                ("cddm/lightning", lambda: _lightning_cddm(res.path, bank, steps, cddm_batch,
+                                                           warmup)),
             ):
                 times = fn()
-                batch = a.jscc_batch if kind.startswith("jscc") else a.cddm_batch
+                batch = jscc_batch if kind.startswith("jscc") else cddm_batch
                 rows.append({"rep": rep, "path": kind, "steps_timed": len(times),
                              "median_step_s": statistics.median(times),
                              "items_per_s": batch / statistics.median(times)})
-                print(rows[-1])
+                if progress:
+                    print(rows[-1])
         res.write_csv("bench_train.csv", rows)
         lines = ["# Training throughput: Lightning vs bare PyTorch (median of reps)", "",
                  "| model | bare (items/s) | Lightning (items/s) | ratio |", "|---|---|---|---|"]
@@ -198,8 +212,14 @@ def main(argv: list[str] | None = None) -> None:
             lines.append(f"| {model} | {bare:.1f} | {lit:.1f} | {lit / bare:.3f} |")
         text = "\n".join(lines) + "\n"
         res.write_summary(text)
-    print(text)
+    if progress:
+        print(text)
+    return res
+
+
+#: ``python -m experiments.bench_train``: ``semcom bench-train``
+main = entry_point("bench-train")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

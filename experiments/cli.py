@@ -67,6 +67,10 @@ RECIPES: dict[str, tuple[str, str, str]] = {
                       "users, nodes and bandwidth"),
     "bench-wdmoe": ("experiments.bench_wdmoe", "run_bench_wdmoe",
                     "benchmark: time per token of the split MoE against the unsplit model"),
+    "bench-cddm": ("experiments.bench_cddm", "run_bench_cddm",
+                   "benchmark: channel MSE and PSNR of JSCC with and without CDDM"),
+    "bench-train": ("experiments.bench_train", "run_bench_train",
+                    "benchmark: training throughput of Lightning against bare loops"),
     "bench-edge": ("experiments.bench_edge", "run_bench_edge",
                    "benchmark: search effort and time of the edge batching schedulers"),
 }

@@ -213,3 +213,20 @@ def test_bench_edge_is_a_semcom_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     assert main(["bench-edge", *args, "--instances", "0", "--out", str(bad)]) == 2
     assert not bad.exists()
+
+
+def test_bench_train_is_a_semcom_command(tmp_path: Path) -> None:
+    """``semcom bench-train`` with a few steps: both paths of both models timed with a
+    positive throughput; warm-up steps that leave nothing to time are refused up front."""
+    args = ["--steps", "3", "--warmup", "1", "--reps", "1", "--jscc-batch", "2",
+            "--cddm-batch", "2", "--progress", "false"]
+    assert main(["bench-train", *args, "--out", str(tmp_path)]) == 0
+    (run,) = (tmp_path / "bench_train").iterdir()
+    with open(run / "bench_train.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["path"] for r in rows] == ["jscc/bare", "jscc/lightning", "cddm/bare",
+                                         "cddm/lightning"]
+    assert all(float(r["items_per_s"]) > 0 and r["steps_timed"] == "2" for r in rows)
+    bad = tmp_path / "bad"
+    assert main(["bench-train", *args, "--warmup", "3", "--out", str(bad)]) == 2
+    assert not bad.exists()
