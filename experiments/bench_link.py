@@ -2,13 +2,15 @@
 
 Usage::
 
-    python -m experiments.bench_link --skip-digital --skip-analog --skip-tensor   # decoders only
+    semcom bench-link --skip_digital --skip_analog --skip_tensor   # decoders only
 
-    python -m experiments.bench_link [--mcs 10] [--block-bits 1024] [--batch 200] [--repeats 5]
-                                     [--snr-db 10] [--channel awgn|rayleigh] [--threads 1]
-                                     [--out results] [--tensor-shape 8x4096]
-                                     [--tensor-repeats 1] [--skip-digital] [--skip-analog]
-                                     [--skip-tensor] [--seed 0] [--num-iter 20] [--table qam64]
+    semcom bench-link [--mcs 10] [--block_bits 1024] [--batch 200] [--repeats 5]
+                      [--snr_db 10] [--channel awgn|rayleigh] [--threads 1]
+                      [--out results] [--tensor_shape 8x4096]
+                      [--tensor_repeats 1] [--skip_digital] [--skip_analog]
+                      [--skip_tensor] [--seed 0] [--num_iter 20] [--table qam64]
+
+(``python -m experiments.bench_link`` is the same command; dashed spellings still work.)
 
 What is measured (wall-clock, :func:`time.perf_counter`, under :func:`torch.no_grad`):
 
@@ -76,10 +78,11 @@ median. The numbers go to stdout and to ``<out>/bench_link/<timestamp>/`` (``con
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -90,7 +93,10 @@ from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import Demapper, Mapper
 
 import phy
+from experiments.cli import entry_point
 from experiments.reporting.results import ResultsDir
+from experiments.values import IntGrid
+from phy.checks import check_choice, check_positive_int
 from phy.codeblock import CRC_BITS, mother_code_inverse_rate
 
 ANALOG_SHAPES: tuple[tuple[int, int], ...] = ((64, 3 * 32 * 32), (16, 196608))
@@ -157,7 +163,7 @@ def _fmt_rate(r: float) -> str:
     return f"{r:8.3f}  "
 
 
-def bench_digital(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def bench_digital(args: SimpleNamespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Ours vs bare Sionna on ``args.batch`` code blocks; returns CSV rows and a summary dict."""
     mcs = phy.MCS.from_index(args.mcs, table=args.table)
     channel = phy.make_channel(args.channel)
@@ -229,7 +235,7 @@ def _channel_llrs(link: phy.DigitalLink, k: int, batch: int, snr_db: float, seed
     return u, Demapper("app", "qam", qm)(x_eq, no_eff), enc
 
 
-def bench_decoders(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+def bench_decoders(args: SimpleNamespace) -> tuple[list[dict[str, Any]], list[str]]:
     """:class:`phy.CPULDPC5GDecoder` against Sionna's ``LDPC5GDecoder`` on the same LLRs.
 
     Decoder alone (channel LLRs in, information bits out), for every ``k`` in ``--decoder-k``
@@ -290,7 +296,7 @@ def bench_decoders(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list
     return rows, lines
 
 
-def bench_demappers(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+def bench_demappers(args: SimpleNamespace) -> tuple[list[dict[str, Any]], list[str]]:
     """:class:`phy.demapping.QAMDemapper` against Sionna's ``Demapper`` (APP) on the same
     noisy symbols (``--batch`` blocks' worth at ``--block-bits``, per-symbol N0), every QAM
     order, alternating calls: symbols/s, the speed-up and the largest LLR difference."""
@@ -325,7 +331,7 @@ def bench_demappers(args: argparse.Namespace) -> tuple[list[dict[str, Any]], lis
     return rows, lines
 
 
-def bench_analog(args: argparse.Namespace) -> list[dict[str, Any]]:
+def bench_analog(args: SimpleNamespace) -> list[dict[str, Any]]:
     """AnalogLink.send on AWGN and Rayleigh, and bare Sionna channels, in channel uses/s."""
     rows: list[dict[str, Any]] = []
     snr = float(args.snr_db)
@@ -362,7 +368,7 @@ def bench_analog(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_send_tensor(args: argparse.Namespace) -> list[dict[str, Any]]:
+def bench_send_tensor(args: SimpleNamespace) -> list[dict[str, Any]]:
     """DigitalLink.send_tensor of a ``--tensor-shape`` bf16 payload, in payload bits/s.
 
     The warm-up sends a small tensor (one code block) through the same link, which builds the
@@ -413,13 +419,13 @@ def _shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(d) for d in text.lower().split("x"))
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"shape must look like 64x4096, got {text!r}") from err
+        raise ValueError(f"tensor_shape must look like 64x4096, got {text!r}") from err
     if len(dims) < 2 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"shape needs >= 2 positive dims, got {text!r}")
+        raise ValueError(f"tensor_shape needs >= 2 positive dims, got {text!r}")
     return dims
 
 
-def _digital_lines(dig: dict[str, Any], args: argparse.Namespace) -> list[str]:
+def _digital_lines(dig: dict[str, Any], args: SimpleNamespace) -> list[str]:
     ours, bare = dig["ours"], dig["bare"]
     goal = "met" if dig["overhead"] <= 10.0 else "NOT met"
     return [
@@ -440,7 +446,7 @@ def _digital_lines(dig: dict[str, Any], args: argparse.Namespace) -> list[str]:
 
 
 def _markdown(rows: list[dict[str, Any]], dig: dict[str, Any] | None, dec_lines: list[str],
-              args: argparse.Namespace, path: str) -> str:
+              args: SimpleNamespace, path: str) -> str:
     out = ["# bench_link: throughput of phy links vs bare Sionna", ""]
     if dec_lines:
         out += ["```", *dec_lines, "```", ""]
@@ -461,56 +467,82 @@ def _markdown(rows: list[dict[str, Any]], dig: dict[str, Any] | None, dec_lines:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mcs", type=int, default=10, help="MCS index (default 10)")
-    ap.add_argument("--table", default="qam64", choices=["qam64", "qam256"])
-    ap.add_argument("--block-bits", type=int, default=1024, help="info bits per code block")
-    ap.add_argument("--batch", type=int, default=200, help="code blocks per send_bits call")
-    ap.add_argument("--repeats", type=int, default=5, help="timed calls per measurement")
-    ap.add_argument("--num-iter", type=int, default=20, help="LDPC BP iterations")
-    ap.add_argument("--snr-db", type=float, default=10.0, help="Es/N0 in dB")
-    ap.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"])
-    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tensor-shape", type=_shape, default=TENSOR_SHAPE,
-                    help="send_tensor payload shape (default 8x4096)")
-    ap.add_argument("--tensor-repeats", type=int, default=1,
-                    help="timed send_tensor calls (default 1: 8x4096 bf16 is 512 blocks)")
-    ap.add_argument("--tensor-batch-blocks", type=int, default=None,
-                    help="DigitalLink max_batch_blocks for send_tensor (default: the link's)")
-    ap.add_argument("--decoder-k", type=int, nargs="+", default=[1024, 8424],
-                    help="info bits per block of the decoder comparison (default 1024 8424: "
-                         "8424 + 24 CRC = 8448, the largest 5G block)")
-    ap.add_argument("--decoder-threads", type=int, nargs="+", default=[1, 2],
-                    help="thread counts of the decoder comparison (default 1 2)")
-    ap.add_argument("--decoder-mcs", type=int, default=13,
-                    help="MCS index of the decoder comparison (default 13: 16QAM, R = 0.48)")
-    ap.add_argument("--decoder-snr-db", type=float, default=None,
-                    help="Es/N0 (dB) of the decoder comparison (default: --snr-db)")
-    ap.add_argument("--skip-decoders", action="store_true", help="no cpu-vs-sionna section")
-    ap.add_argument("--skip-demappers", action="store_true", help="no demapper section")
-    ap.add_argument("--skip-digital", action="store_true", help="no send_bits comparison")
-    ap.add_argument("--skip-analog", action="store_true", help="no AnalogLink section")
-    ap.add_argument("--skip-tensor", action="store_true", help="no send_tensor section")
-    ap.add_argument("--out", default="results", help="root of the results folders")
-    args = ap.parse_args(argv)
-    if min(args.repeats, args.tensor_repeats, args.batch, args.threads,
-           args.tensor_batch_blocks or 1, *args.decoder_threads) < 1:
-        ap.error("--repeats, --tensor-repeats, --tensor-batch-blocks, --batch, --threads and "
-                 "--decoder-threads must be >= 1")
-    if not all(1 <= k <= 8424 for k in args.decoder_k):
-        ap.error(f"--decoder-k must be in [1, 8424] (k + 24 CRC bits <= 8448), "
-                 f"got {args.decoder_k}")
+def run_bench_link(*, mcs: int = 10, table: str = "qam64", block_bits: int = 1024,
+                   batch: int = 200, repeats: int = 5, num_iter: int = 20,
+                   snr_db: float = 10.0, channel: str = "awgn", threads: int = 1,
+                   seed: int = 0, tensor_shape: str = "x".join(map(str, TENSOR_SHAPE)),
+                   tensor_repeats: int = 1, tensor_batch_blocks: int | None = None,
+                   decoder_k: IntGrid = IntGrid((1024, 8424)),
+                   decoder_threads: IntGrid = IntGrid((1, 2)), decoder_mcs: int = 13,
+                   decoder_snr_db: float | None = None, skip_decoders: bool = False,
+                   skip_demappers: bool = False, skip_digital: bool = False,
+                   skip_analog: bool = False, skip_tensor: bool = False,
+                   out: str | Path = "results") -> ResultsDir:
+    """Time the links and decoders (sections in the module docstring) and write
+    ``bench_link.csv`` and ``summary.md`` (settings checked before any folder exists).
+
+    Args:
+        mcs: MCS index.
+        table: MCS table, qam64 or qam256.
+        block_bits: information bits per code block.
+        batch: code blocks per send_bits call.
+        repeats: timed calls per measurement.
+        num_iter: LDPC BP iterations.
+        snr_db: Es/N0 in dB.
+        channel: awgn or rayleigh.
+        threads: torch threads.
+        seed: seed of the bits and the channel.
+        tensor_shape: send_tensor payload shape, e.g. 8x4096.
+        tensor_repeats: timed send_tensor calls (8x4096 bf16 is 512 blocks).
+        tensor_batch_blocks: DigitalLink max_batch_blocks for send_tensor (default: the
+            link's).
+        decoder_k: information bits per block of the decoder comparison (8424 + 24 CRC =
+            8448, the largest 5G block).
+        decoder_threads: thread counts of the decoder comparison.
+        decoder_mcs: MCS index of the decoder comparison (13: 16QAM, R = 0.48).
+        decoder_snr_db: Es/N0 (dB) of the decoder comparison (default: snr_db).
+        skip_decoders: no cpu-vs-sionna decoder section.
+        skip_demappers: no demapper section.
+        skip_digital: no send_bits comparison.
+        skip_analog: no AnalogLink section.
+        skip_tensor: no send_tensor section.
+        out: root folder of the results.
+    """
+    decoder_k = list(IntGrid.parse(decoder_k))
+    decoder_threads = list(IntGrid.parse(decoder_threads))
+    for name, value in (("repeats", repeats), ("tensor_repeats", tensor_repeats),
+                        ("batch", batch), ("threads", threads), ("num_iter", num_iter),
+                        ("block_bits", block_bits)):
+        check_positive_int(name, value)
+    if tensor_batch_blocks is not None:
+        check_positive_int("tensor_batch_blocks", tensor_batch_blocks)
+    for t in decoder_threads:
+        check_positive_int("decoder_threads entry", t)
+    if not decoder_k or not all(1 <= k <= 8424 for k in decoder_k):
+        raise ValueError(f"decoder_k must be in [1, 8424] (k + 24 CRC bits <= 8448), got "
+                         f"{decoder_k}")
+    check_choice("table", table, ("qam64", "qam256"))
+    check_choice("channel", channel, ("awgn", "rayleigh"))
+    phy.MCS.from_index(mcs, table=table)
+    phy.MCS.from_index(decoder_mcs, table=table)
+    args = SimpleNamespace(mcs=mcs, table=table, block_bits=block_bits, batch=batch,
+                           repeats=repeats, num_iter=num_iter, snr_db=snr_db, channel=channel,
+                           threads=threads, seed=seed, tensor_shape=_shape(tensor_shape),
+                           tensor_repeats=tensor_repeats,
+                           tensor_batch_blocks=tensor_batch_blocks, decoder_k=decoder_k,
+                           decoder_threads=decoder_threads, decoder_mcs=decoder_mcs,
+                           decoder_snr_db=decoder_snr_db, skip_decoders=skip_decoders,
+                           skip_demappers=skip_demappers, skip_digital=skip_digital,
+                           skip_analog=skip_analog, skip_tensor=skip_tensor)
     torch.set_num_threads(args.threads)
 
-    config = {k: v for k, v in vars(args).items() if k != "out"}
+    config = dict(vars(args))
     config["tensor_shape"] = list(args.tensor_shape)
     config["analog_shapes"] = [list(s) for s in ANALOG_SHAPES]
     rows: list[dict[str, Any]] = []
     dig = None
     dec_lines: list[str] = []
-    with ResultsDir.create("bench_link", config, seed=args.seed, root=args.out) as rd:
+    with ResultsDir.create("bench_link", config, seed=args.seed, root=out) as rd:
         if not args.skip_decoders:
             rows, dec_lines = bench_decoders(args)
             print("\n".join(dec_lines), flush=True)
@@ -532,8 +564,11 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(rows))
             rd.write_csv("bench_link.csv", rows)
         rd.write_summary(_markdown(rows, dig, dec_lines, args, str(rd.path)))
-    print(f"\nresults: {rd.path}")
-    return 0
+    return rd
+
+
+#: ``python -m experiments.bench_link``: ``semcom bench-link``
+main = entry_point("bench-link")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ RECIPES: dict[str, tuple[str, str, str]] = {
                       "users, nodes and bandwidth"),
     "bench-wdmoe": ("experiments.bench_wdmoe", "run_bench_wdmoe",
                     "benchmark: time per token of the split MoE against the unsplit model"),
+    "bench-link": ("experiments.bench_link", "run_bench_link",
+                   "benchmark: LDPC decoders, demappers and links against bare Sionna"),
     "bench-cddm": ("experiments.bench_cddm", "run_bench_cddm",
                    "benchmark: channel MSE and PSNR of JSCC with and without CDDM"),
     "bench-train": ("experiments.bench_train", "run_bench_train",

@@ -230,3 +230,21 @@ def test_bench_train_is_a_semcom_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     assert main(["bench-train", *args, "--warmup", "3", "--out", str(bad)]) == 2
     assert not bad.exists()
+
+
+def test_bench_link_is_a_semcom_command(tmp_path: Path) -> None:
+    """``semcom bench-link`` on small blocks (bare ``--skip-...`` flags as before): the CPU and
+    Sionna decoders timed on the same LLRs and ``DigitalLink`` against bare Sionna; a block
+    size beyond 5G's largest is refused before any folder exists."""
+    args = ["--skip-demappers", "--skip-analog", "--skip-tensor", "--decoder_k", "256",
+            "--decoder_threads", "1", "--batch", "4", "--repeats", "1", "--block_bits", "256"]
+    assert main(["bench-link", *args, "--out", str(tmp_path)]) == 0
+    (run,) = (tmp_path / "bench_link").iterdir()
+    with open(run / "bench_link.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["section"] for r in rows} == {"decoder", "digital"}
+    assert all(float(r["rate_median"]) > 0 for r in rows)
+    bad = tmp_path / "bad"
+    assert main(["bench-link", *args, "--decoder_k", "9000", "--out", str(bad)]) == 2
+    assert main(["bench-link", *args, "--tensor_shape", "8", "--out", str(bad)]) == 2
+    assert not bad.exists()
