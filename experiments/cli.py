@@ -56,6 +56,10 @@ RECIPES: dict[str, tuple[str, str, str]] = {
                          "a CompressAI scale-hyperprior rate ladder (the learned baseline)"),
     "train-hidden-cddm": ("experiments.tools.train_hidden_cddm", "train_hidden_cddm",
                           "the 1-D CDDM of a split MoE model's hidden states (analog+cddm)"),
+    "export-pretrained": ("experiments.tools.export_pretrained", "export_pretrained",
+                          "a trained JSCC checkpoint as a shipped entry (weights + card)"),
+    "make-pretrained-cddm": ("experiments.tools.make_pretrained_cddm", "make_pretrained_cddm",
+                             "the shipped CDDM of a shipped JSCC codec (stages 2 and 3)"),
     "train-tiny-moe": ("experiments.tools.train_tiny_moe", "train_tiny_moe",
                        "the shipped tiny arithmetic MoE (wdmoe_link/data/tiny_moe)"),
     "train-text-moe": ("experiments.tools.train_text_moe", "train_text_moe",
@@ -86,7 +90,8 @@ _NOT_OPTIONS = {"name", "systems", "extra", "config_extra"}
 _RENAMED = {"wdmoe": {"policy": "policies", "transport": "transports", "baseline": "baselines"},
             "edge-batching": {"scheduler": "schedulers"},
             "eval-cddm": {"cddm": "cddm_checkpoint", "jscc": "jscc_checkpoint",
-                          "decoder": "decoders"}}
+                          "decoder": "decoders"},
+            "make-pretrained-cddm": {"name": "entry"}}
 _BARE = ("help", "print_config")  # options that may come without a value
 
 

@@ -248,3 +248,23 @@ def test_bench_link_is_a_semcom_command(tmp_path: Path) -> None:
     assert main(["bench-link", *args, "--decoder_k", "9000", "--out", str(bad)]) == 2
     assert main(["bench-link", *args, "--tensor_shape", "8", "--out", str(bad)]) == 2
     assert not bad.exists()
+
+
+def test_artifact_tools_are_semcom_commands(tmp_path: Path, capsys) -> None:
+    """``make-pretrained-cddm`` reads its earlier spellings (``--name``, ``--train-dir``);
+    an unknown JSCC entry or a missing checkpoint is refused in one line, exit code 2, before
+    any work folder exists."""
+    with pytest.raises(SystemExit) as done:
+        main(["make-pretrained-cddm", "--jscc", "adjscc_awgn_cbr1-12", "--train-dir",
+              str(tmp_path), "--name", "mine", "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert "entry: mine" in printed and f"train_dir: {tmp_path}" in printed
+    work = tmp_path / "work"
+    assert main(["make-pretrained-cddm", "--jscc", "nope", "--train_dir", str(tmp_path),
+                 "--work", str(work)]) == 2
+    assert "no pretrained jscc model named 'nope'" in capsys.readouterr().err
+    assert not work.exists()
+    assert main(["export-pretrained", "--entry", "x", "--checkpoint", str(tmp_path / "no.ckpt"),
+                 "--train_config", "c.yaml"]) == 2
+    assert "no.ckpt does not exist" in capsys.readouterr().err

@@ -2,10 +2,13 @@
 
 JSCC codec (``jscc/pretrained/weights/``)::
 
-    python -m experiments.tools.export_pretrained jscc adjscc_awgn_cbr1-12 \\
+    semcom export-pretrained --entry adjscc_awgn_cbr1-12 --checkpoint \\
         results/pretrained/adjscc_awgn_cbr1-12/lightning_logs/version_0/checkpoints/last.ckpt \\
-        --config experiments/configs/pretrained/adjscc_awgn_cbr1-12.yaml \\
-        --test-dir ../shared/datasets/cbsd68
+        --train_config experiments/configs/pretrained/adjscc_awgn_cbr1-12.yaml \\
+        --test_dir ../shared/datasets/cbsd68
+
+(``python -m experiments.tools.export_pretrained`` is the same command; it took
+``jscc NAME CHECKPOINT --config CONFIG`` before.)
 
 The card records the training data, the config and the command that reproduces the run, the
 optimizer steps, the CPU hours (wall time between the run's ``manifest.json`` and the checkpoint,
@@ -16,7 +19,6 @@ channel, SNR 0–20 dB. CDDM entries are exported by :mod:`experiments.tools.mak
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Sequence
@@ -28,12 +30,14 @@ import torch
 from tqdm.auto import tqdm
 
 import phy
+from experiments.cli import entry_point
+from experiments.values import Names
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.evaluation import evaluate_codec
 from jscc.pretrained import store as jscc_store
 from phy.sweep import make_channel
 
-__all__ = ["card_results", "export_jscc", "run_facts"]
+__all__ = ["card_results", "export_jscc", "export_pretrained", "main", "run_facts"]
 
 #: SNRs (dB) of the tables in the model cards.
 CARD_SNRS_DB: tuple[float, ...] = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0)
@@ -161,43 +165,48 @@ def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | 
                            half=half_keys)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m experiments.tools.export_pretrained",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("kind", choices=["jscc"])
-    p.add_argument("name", help="entry name, e.g. adjscc_awgn_cbr1-12")
-    p.add_argument("checkpoint", help="the run's checkpoint (last.ckpt)")
-    p.add_argument("--config", required=True, help="the config the run was trained with")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
-    p.add_argument("--test-dir", default=None, help="test image folder (e.g. CBSD68)")
-    p.add_argument("--train-data", default="CSun_Hays80 (80 photos) + the 9 built-in "
-                   "training photos, random 64x64 crops with horizontal flips")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads of the training run, if its manifest does not say")
-    p.add_argument("--earlier", action="append", default=[], metavar="CKPT=CONFIG",
-                   help="an earlier stage the run was initialized from (repeatable, in order)")
-    p.add_argument("--notes", default="")
-    p.add_argument("--half", action="store_true",
-                   help="store the trained parameters as float16 (buffers stay float32)")
-    p.add_argument("--default", action="store_true",
-                   help="the entry build_codec(..., pretrained=True) picks for its codec, CBR "
-                        "and channel")
-    args = p.parse_args(argv)
-    earlier = []
-    for spec in args.earlier:
+def export_pretrained(*, entry: str, checkpoint: str, train_config: str,
+                      test_dir: str | None = None,
+                      train_data: str = "CSun_Hays80 (80 photos) + the 9 built-in training "
+                                        "photos, random 64x64 crops with horizontal flips",
+                      threads: int | None = None, earlier: Names = Names(), notes: str = "",
+                      half: bool = False, default: bool = False) -> Path:
+    """Export a trained JSCC checkpoint as the shipped entry ``entry`` (weights and card);
+    returns the weights' path and prints the card's PSNR tables.
+
+    Args:
+        entry: entry name, e.g. ``adjscc_awgn_cbr1-12``.
+        checkpoint: the run's checkpoint (``last.ckpt``).
+        train_config: the config the run was trained with.
+        test_dir: test image folder of the card's tables (e.g. CBSD68).
+        train_data: the training data, as the card says it.
+        threads: threads of the training run, if its manifest does not say.
+        earlier: earlier stages the run was initialized from, in order, each
+            ``CHECKPOINT=CONFIG``.
+        notes: free text for the card.
+        half: store the trained parameters as float16 (buffers stay float32).
+        default: the entry ``build_codec(..., pretrained=True)`` picks for its codec, CBR and
+            channel.
+    """
+    stages = []
+    for spec in Names.parse(earlier):
         ck, sep, cfg = spec.partition("=")
         if not sep:
-            p.error(f"--earlier takes CKPT=CONFIG, got {spec!r}")
-        earlier.append((Path(ck), cfg))
-    path = export_jscc(args.name, args.checkpoint, args.config, args.test_dir, args.train_data,
-                       args.threads, args.notes, earlier, half=args.half,
-                       default=args.default)
-    card = jscc_store.card(args.name)
+            raise ValueError(f"earlier takes CHECKPOINT=CONFIG entries, got {spec!r}")
+        stages.append((Path(ck), cfg))
+    path = export_jscc(entry, checkpoint, train_config, test_dir, train_data, threads, notes,
+                       stages, half=half, default=default)
+    card = jscc_store.card(entry)
     print(f"wrote {path} and its card")
     for key, r in card["results"].items():
         print(key, " ".join(f"{s:g}:{v:.2f}" for s, v in zip(r["snr_db"], r["psnr"],
                                                              strict=True)))
+    return path
+
+
+#: ``python -m experiments.tools.export_pretrained``: ``semcom export-pretrained``
+main = entry_point("export-pretrained")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,7 +1,10 @@
 """Train and export the shipped CDDM of a shipped JSCC codec (stages 2 and 3), resumably.
 
-    python -m experiments.tools.make_pretrained_cddm --jscc adjscc_awgn_cbr1-12 \\
-        --train-dir ../shared/datasets/csun_hays80 --test-dir ../shared/datasets/cbsd68
+    semcom make-pretrained-cddm --jscc adjscc_awgn_cbr1-12 \\
+        --train_dir ../shared/datasets/csun_hays80 --test_dir ../shared/datasets/cbsd68
+
+(``python -m experiments.tools.make_pretrained_cddm`` is the same command; the dashed
+spellings of earlier versions, ``--train-dir``, and ``--name`` for ``--entry`` still work.)
 
 1. **Latent bank.** ``bank_crops`` random 64×64 crops of the training folder plus the built-in
    training photos (:class:`jscc.batches.CropBatchLoader`), each encoded by the frozen codec at
@@ -22,10 +25,10 @@ Every stage is skipped when its output exists in ``--work``, so an interrupted r
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytorch_lightning as pl
@@ -46,13 +49,16 @@ from cddm.lightning import (
 from cddm.pipeline import JSCCWithCDDM
 from cddm.pretrained import decoders as decoder_store
 from cddm.pretrained import store as cddm_store
+from experiments.cli import entry_point
 from experiments.recipes.train_jscc import FinalCheckpoint
+from experiments.values import FloatGrid
 from jscc import pretrained as jscc_pretrained
 from jscc.batches import CropBatchLoader
 from jscc.data import ImageDataModule, ImageFolderDataset
 from jscc.evaluation import evaluate_codec
+from phy.checks import check_number, check_positive_int
 
-__all__ = ["main"]
+__all__ = ["main", "make_pretrained_cddm"]
 
 
 def _quiet_trainer(**kw: Any) -> pl.Trainer:
@@ -73,35 +79,63 @@ def _bank(codec: torch.nn.Module, loader: CropBatchLoader, snr_range: tuple[floa
     return torch.cat(imgs), torch.cat(lat)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m experiments.tools.make_pretrained_cddm",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--jscc", required=True, help="shipped JSCC entry (jscc.pretrained)")
-    p.add_argument("--name", default=None, help="CDDM entry name (default <jscc>_cddm)")
-    p.add_argument("--train-dir", required=True)
-    p.add_argument("--test-dir", default=None)
-    p.add_argument("--work", default=None, help="work folder (default results/make_cddm/<name>)")
-    p.add_argument("--bank-crops", type=int, default=8192)
-    p.add_argument("--crop", type=int, default=64)
-    p.add_argument("--T", type=int, default=100)
-    p.add_argument("--width", type=int, default=16, help="U-Net base width")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--stage3-snrs-db", default="5,10,15")
-    p.add_argument("--stage3-crops", type=int, default=1536)
-    p.add_argument("--stage3-steps", type=int, default=800)
-    p.add_argument("--stage3-lr", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
+def make_pretrained_cddm(*, jscc: str, train_dir: str, test_dir: str | None = None,
+                         entry: str | None = None, work: str | None = None,
+                         bank_crops: int = 8192, crop: int = 64, T: int = 100,
+                         width: int = 16, steps: int = 3000, batch_size: int = 32,
+                         lr: float = 5e-4, checkpoint_every: int = 500,
+                         stage3_snrs_db: FloatGrid = FloatGrid((5.0, 10.0, 15.0)),
+                         stage3_crops: int = 1536, stage3_steps: int = 800,
+                         stage3_lr: float = 1e-4, seed: int = 0) -> Path:
+    """Train (or resume) and export the CDDM of a shipped JSCC codec; returns the work folder
+    (settings checked before any work).
+
+    Args:
+        jscc: shipped JSCC entry (:mod:`jscc.pretrained`), an AWGN codec.
+        train_dir: training image folder (plus the built-in training photos).
+        test_dir: test image folder of the card's PSNR table (256x256 centre crops).
+        entry: CDDM entry name (default ``<jscc>_cddm``).
+        work: work folder (default ``results/make_cddm/<entry>``); stages found there are
+            skipped.
+        bank_crops: crops in the latent bank.
+        crop: crop size in pixels.
+        T: diffusion steps.
+        width: U-Net base width.
+        steps: stage-2 training steps.
+        batch_size: stage-2 latents per batch.
+        lr: stage-2 learning rate.
+        checkpoint_every: stage-2 steps between checkpoints.
+        stage3_snrs_db: SNRs (dB) of the stage-3 decoders.
+        stage3_crops: (image, denoised latent) pairs per stage-3 decoder.
+        stage3_steps: training steps per stage-3 decoder.
+        stage3_lr: stage-3 learning rate.
+        seed: seed of every stage.
+    """
+    for key, value in (("bank_crops", bank_crops), ("crop", crop), ("T", T), ("width", width),
+                       ("steps", steps), ("batch_size", batch_size),
+                       ("checkpoint_every", checkpoint_every), ("stage3_crops", stage3_crops),
+                       ("stage3_steps", stage3_steps)):
+        check_positive_int(key, value)
+    check_number("lr", lr, low=0.0, low_open=True)
+    check_number("stage3_lr", stage3_lr, low=0.0, low_open=True)
+    if not Path(train_dir).is_dir():
+        raise ValueError(f"train_dir {train_dir!r} is not a folder")
+    if test_dir is not None and not Path(test_dir).is_dir():
+        raise ValueError(f"test_dir {test_dir!r} is not a folder")
+    snrs = [float(v) for v in FloatGrid.parse(stage3_snrs_db)]
+    a = SimpleNamespace(jscc=jscc, name=entry, train_dir=train_dir, test_dir=test_dir,
+                        work=work, bank_crops=bank_crops, crop=crop, T=T, width=width,
+                        steps=steps, batch_size=batch_size, lr=lr,
+                        checkpoint_every=checkpoint_every, stage3_snrs_db=snrs,
+                        stage3_crops=stage3_crops, stage3_steps=stage3_steps,
+                        stage3_lr=stage3_lr, seed=seed)
+    jscc_card = jscc_pretrained.card(jscc)  # a clear error for an unknown entry
     name = a.name or f"{a.jscc}_cddm"
     work = Path(a.work or f"results/make_cddm/{name}")
-    work.mkdir(parents=True, exist_ok=True)
-    jscc_card = jscc_pretrained.card(a.jscc)
     if jscc_card["channel"] != "awgn":
         raise ValueError("this recipe trains AWGN CDDMs; the codec is for "
                          f"{jscc_card['channel']!r}")
+    work.mkdir(parents=True, exist_ok=True)
     codec = jscc_pretrained.load_codec(a.jscc)
     snr_range = tuple(jscc_card.get("snr_range_db") or (0.0, 20.0))
     timings: dict[str, float] = json.loads((work / "timings.json").read_text()) \
@@ -149,7 +183,6 @@ def main(argv: list[str] | None = None) -> None:
     jscc_ref = PRETRAINED_PREFIX + a.jscc
 
     # 3. stage 3 per SNR
-    snrs = [float(v) for v in a.stage3_snrs_db.split(",") if v.strip()]
     stage3_imgs = bank["images"][: a.stage3_crops].float() / 255
     for s in snrs:
         ck = work / f"stage3_{s:g}dB.ckpt"
@@ -171,9 +204,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # 4. evaluation and export
     _export(a, name, work, jscc_ref, s2_ckpt, snrs, latent_shape, timings)
+    return work
 
 
-def _export(a: argparse.Namespace, name: str, work: Path, jscc_ref: str, s2_ckpt: Path,
+def _export(a: SimpleNamespace, name: str, work: Path, jscc_ref: str, s2_ckpt: Path,
             snrs: list[float], latent_shape: tuple[int, ...], timings: dict[str, float]) -> None:
     cddm = load_cddm_module(s2_ckpt, jscc_checkpoint=jscc_ref)
     codec = jscc_pretrained.load_codec(a.jscc)
@@ -204,9 +238,9 @@ def _export(a: argparse.Namespace, name: str, work: Path, jscc_ref: str, s2_ckpt
         print(json.dumps(results[key], indent=1))
     training = {"data": f"{a.bank_crops} random {a.crop}x{a.crop} crops of {a.train_dir} + the "
                         "built-in training photos, encoded at SNRs uniform over the codec's range",
-                "command": "python -m experiments.tools.make_pretrained_cddm --jscc "
-                           f"{a.jscc} --train-dir {a.train_dir}"
-                           + (f" --test-dir {a.test_dir}" if a.test_dir else ""),
+                "command": "semcom make-pretrained-cddm --jscc "
+                           f"{a.jscc} --train_dir {a.train_dir}"
+                           + (f" --test_dir {a.test_dir}" if a.test_dir else ""),
                 "args": vars(a), "cpu_hours_by_stage": {k: round(v / 3600, 3)
                                                         for k, v in timings.items()},
                 "threads": torch.get_num_threads()}
@@ -234,5 +268,9 @@ def _export(a: argparse.Namespace, name: str, work: Path, jscc_ref: str, s2_ckpt
     print(f"exported {name} and {len(dec_names)} decoders to {cddm_store.root}")
 
 
+#: ``python -m experiments.tools.make_pretrained_cddm``: ``semcom make-pretrained-cddm``
+main = entry_point("make-pretrained-cddm")
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -39,7 +39,7 @@ __all__ = ["PRETRAINED_PREFIX", "WeightStore", "available", "card", "codec_from_
 #: reference is a :class:`jscc.lightning.JSCCModule` checkpoint path.
 PRETRAINED_PREFIX = "pretrained:"
 
-#: Format version of the cards written by ``experiments.tools.export_pretrained``.
+#: Format version of the cards written by ``semcom export-pretrained``.
 CARD_VERSION = 1
 
 
