@@ -13,12 +13,14 @@ is always kept), ``manifest.json`` and a validation plot.
 from __future__ import annotations
 
 import pytorch_lightning as pl
-from jsonargparse import lazy_instance
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.cli import LightningCLI
-from pytorch_lightning.loggers import CSVLogger
 
-from experiments.recipes.train_jscc import FinalCheckpoint, ResultsCallback, run_lightning_cli
+from experiments.recipes.lightning_cli import (
+    FinalCheckpoint,
+    ResultsCallback,
+    build_cli,
+    run_lightning_cli,
+)
 
 __all__ = ["main"]
 
@@ -29,21 +31,9 @@ def main(args: list[str] | None = None) -> None:
 
 
 def _run_cli(args: list[str]) -> None:
-    LightningCLI(
-        pl.LightningModule,
-        pl.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=args,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={
-            "default_root_dir": "results/train_cddm",
-            "logger": lazy_instance(CSVLogger, save_dir="results/train_cddm"),
-            "callbacks": [ModelCheckpoint(save_last=True), FinalCheckpoint(),
-                          ResultsCallback(prefix="val/mse_cddm_",
-                                          ylabel="channel MSE after CDDM (dB)",
-                                          filename="val_mse.png")],
-            "gradient_clip_val": 1.0,
-        },
-    )
+    build_cli(pl.LightningModule, pl.LightningDataModule, args, root="results/train_cddm",
+              callbacks=[ModelCheckpoint(save_last=True), FinalCheckpoint(),
+                         ResultsCallback(prefix="val/mse_cddm_",
+                                         ylabel="channel MSE after CDDM (dB)",
+                                         filename="val_mse.png")],
+              subclass_mode=True, gradient_clip_val=1.0)

@@ -50,7 +50,7 @@ from cddm.pipeline import JSCCWithCDDM
 from cddm.pretrained import decoders as decoder_store
 from cddm.pretrained import store as cddm_store
 from experiments.cli import entry_point
-from experiments.recipes.train_jscc import FinalCheckpoint
+from experiments.recipes.lightning_cli import FinalCheckpoint
 from experiments.values import FloatGrid
 from jscc import pretrained as jscc_pretrained
 from jscc.batches import CropBatchLoader
