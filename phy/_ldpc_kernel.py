@@ -7,8 +7,9 @@ parity-check matrix Sionna builds) as a layered decoder over the base graph: for
 the ``Z`` parity checks of its lifted rows are independent, so their messages are processed as
 contiguous vectors of length ``Z`` (a cyclic shift of the posterior is two contiguous slices),
 which the compiler turns into SIMD loops. Blocks are decoded in parallel threads, each with its
-own edge memory that fits in the cache, and a block stops as soon as its hard decisions satisfy
-every check.
+own edge memory that fits in the cache, and a block stops after the first iteration that ends
+with hard decisions satisfying every check (a check that gives up at the first unsatisfied
+block row, so it costs little before convergence and saves the confirming iteration after).
 
 Conventions: LLRs here are ``log p(0) / p(1)`` (positive means bit 0; a hard decision is 1
 where the LLR is <= 0, as in Sionna). The decoder class in :mod:`phy.ldpc` converts from
@@ -56,6 +57,35 @@ def _scatter(src: np.ndarray, base: int, s: int, z: int, post: np.ndarray) -> No
         post[base + i] = src[head + i]
 
 
+@numba.njit(inline="always", fastmath=True, cache=True)
+def _is_codeword(post: np.ndarray, row_ptr: np.ndarray, cols: np.ndarray, shifts: np.ndarray,
+                 z: int, par: np.ndarray) -> bool:
+    """Whether the hard decisions of ``post`` satisfy every check (``par``: scratch ``[z]``).
+
+    Stops at the first unsatisfied block row, so a block far from a codeword costs about one
+    row; a block that has just converged is confirmed here instead of by one more iteration
+    without flips."""
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    for r in range(row_ptr.shape[0] - 1):
+        for i in range(z):
+            par[i] = one
+        for e in range(row_ptr[r], row_ptr[r + 1]):
+            base = cols[e] * z
+            s = shifts[e]
+            head = z - s
+            for i in range(head):
+                par[i] = -par[i] if post[base + s + i] <= zero else par[i]
+            for i in range(s):
+                par[head + i] = -par[head + i] if post[base + i] <= zero else par[head + i]
+        bad = zero
+        for i in range(z):
+            bad += one if par[i] < zero else zero
+        if bad > zero:
+            return False
+    return True
+
+
 def _build_kernel(cn_rule: int):
     """The compiled decoder for one check-node rule.
 
@@ -80,8 +110,8 @@ def _build_kernel(cn_rule: int):
             scale, offset: min-sum magnitude ``scale * max(min - offset, 0)`` (unused by the
                 exact rule).
             llr_max: clipping of channel LLRs and check-to-variable messages.
-            early_stop: stop a block after the first iteration in which every check was
-                satisfied and no hard decision changed (its decisions then form a codeword).
+            early_stop: stop a block after the first iteration that ends on a codeword (its
+                hard decisions satisfy every check).
             out: posterior LLRs ``[B, N]`` float32, written.
             iterations: iterations run per block ``[B]`` int32, written.
         """
@@ -158,7 +188,8 @@ def _build_kernel(cn_rule: int):
                             new[i] = v
                             flips += one if (p[j, i] <= zero) != (v <= zero) else zero
                         _scatter(new, cols[e] * z, shifts[e], z, post)
-                if early_stop and unsatisfied == zero and flips == zero:
+                if early_stop and ((unsatisfied == zero and flips == zero)
+                                   or _is_codeword(post, row_ptr, cols, shifts, z, par)):
                     done_iter = it + 1
                     break
             for v in range(n):
