@@ -34,6 +34,7 @@ import torch
 
 from .bler import BlerTable, load_bler_table
 from .channels import AWGN, Channel, RayleighFading
+from .checks import value_range
 from .codeblock import check_block_bits
 from .digital import DigitalLink, DigitalResult, TensorResult
 from .payload import lost_elements_of_blocks, payload_bits, payload_values
@@ -59,6 +60,9 @@ class AbstractDigitalLink(DigitalLink):
             raise ValueError("harq='ir' has no link abstraction here; use harq='chase' or the "
                              "decoded DigitalLink")
         self.bler_table = load_bler_table() if bler_table is None else bler_table
+        # (block bits, SNR in dB) -> BLER: a system-level loop asks again and again at the
+        # few SNRs of one slot (every layer of a split model, every HARQ round)
+        self._bler_memo: dict[tuple[int, float], float] = {}
         self._curve_channel, self._block_fading = self._fading_model(channel)
         if not self.bler_table.block_sizes(self._curve_channel, self.mcs.table, self.mcs.index):
             raise ValueError(f"the BLER table has no curve for {self.mcs.name} on "
@@ -85,8 +89,19 @@ class AbstractDigitalLink(DigitalLink):
         return "Abstract" + super().__repr__()
 
     def _bler(self, snr_db: torch.Tensor, k: int) -> torch.Tensor:
-        b = self.bler_table.bler_at(self.mcs, snr_db.detach().cpu().double().numpy(),
-                                    self._curve_channel, block_bits=k)
+        """BLER of blocks of ``k`` bits at ``snr_db`` (dB, ``[B]``), from the curve."""
+        s = snr_db.detach().cpu().double()
+        lo, hi = value_range(s)
+        if lo == hi:  # every block at one SNR (no block fading): one remembered lookup
+            b = self._bler_memo.get((k, lo))
+            if b is None:
+                if len(self._bler_memo) >= 4096:
+                    self._bler_memo.clear()
+                b = float(self.bler_table.bler_at(self.mcs, lo, self._curve_channel,
+                                                  block_bits=k))
+                self._bler_memo[(k, lo)] = b
+            return torch.full((s.numel(),), b, dtype=torch.float64)
+        b = self.bler_table.bler_at(self.mcs, s.numpy(), self._curve_channel, block_bits=k)
         return torch.as_tensor(np.asarray(b), dtype=torch.float64)
 
     def _draw_outcomes(self, snr: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
