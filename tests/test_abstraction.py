@@ -239,3 +239,20 @@ def test_send_tensors_values_equal_send_tensor(dtype: str, group: int | None,
         one = link.send_tensor(t, 40.0, dtype=dtype, group_size=group)
         assert torch.equal(r.t_hat, one.t_hat) and not bool(r.lost.any())
         assert (r.payload_bits, r.num_blocks) == (one.payload_bits, one.num_blocks)
+
+
+def test_remembered_lookups_equal_the_curve() -> None:
+    """Blocks at one SNR take a remembered lookup: interleaved SNRs and block sizes, asked
+    twice, give exactly the table's values (and mixed SNRs the element-wise lookup)."""
+    table = phy.load_bler_table()
+    m = phy.MCS.from_index(9)
+    link = phy.AbstractDigitalLink(phy.AWGN(), m, block_bits=1024, bler_table=table)
+    for _ in range(2):
+        for k in (256, 1024, 3000):
+            for s in (-2.0, 3.0, 3.25, 4.0):
+                got = link._bler(torch.full((4,), s, dtype=torch.float64), k)
+                want = table.bler_at(m, s, "awgn", block_bits=k)
+                assert got.tolist() == [want] * 4
+    mixed = torch.tensor([3.0, 3.25, 4.0], dtype=torch.float64)
+    assert link._bler(mixed, 1024).tolist() == [table.bler_at(m, float(s), "awgn", 1024)
+                                                for s in mixed]
