@@ -35,6 +35,7 @@ def all_finite(x: torch.Tensor) -> bool:
     """
     if x.numel() == 0:
         return True
+    x = x.detach()  # a check, not part of any graph (and no warning for a leaf with grad)
     if x.is_complex():
         if cmath.isfinite(complex(x.sum())):
             return True

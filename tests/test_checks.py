@@ -49,3 +49,15 @@ def test_value_range_and_nan() -> None:
     with pytest.raises(ValueError, match=r"x must be finite and >= 0, got .*\[-1, 2\]"):
         check_bounds("x", torch.tensor([-1.0, 2.0]), low=0.0, low_inclusive=True,
                      allowed=">= 0")
+
+
+def test_checks_of_tensors_that_require_grad_are_silent() -> None:
+    """Links check training tensors that require grad: no warning, the graph untouched."""
+    import warnings
+
+    x = torch.randn(4, 8, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all_finite(x) and all_finite(x * 2)
+        assert value_range(x * 2)[0] <= value_range(x * 2)[1]
+        assert finite_rows(x).all()
