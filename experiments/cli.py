@@ -85,7 +85,7 @@ _TRAINING = {"train-jscc": "train a JSCC codec (LightningCLI; --config "
              "train-cddm": "train CDDM stage 2 or 3 (LightningCLI; --config "
                            "experiments/configs/cddm/cddm_stage<2|3>_cpu.yaml)"}
 #: Parameters of the recipe functions that are not command-line settings.
-_NOT_OPTIONS = {"name", "systems", "extra", "config_extra"}
+_NOT_OPTIONS = {"name", "analog_systems", "extra", "config_extra"}
 #: Option names of earlier versions, per subcommand.
 _RENAMED = {"wdmoe": {"policy": "policies", "transport": "transports", "baseline": "baselines"},
             "edge-batching": {"scheduler": "schedulers"},

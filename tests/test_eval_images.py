@@ -154,3 +154,31 @@ def test_rejected_runs_leave_no_results_folder(tmp_path, kwargs, message) -> Non
     with pytest.raises(ValueError, match=message):
         run_eval_images(**args)
     assert not any(tmp_path.iterdir())
+
+
+def test_registry_systems_beside_the_checkpoint(tmp_path: Path) -> None:
+    """``--systems`` evaluates image systems of the jscc.systems registry beside the JSCC
+    checkpoint: ``jscc+cddm`` is built per SNR (the stage-3 decoder nearest to it) and scores
+    exactly what the registry's system scores with the same seed; a separate system keeps
+    its spec as the curve's name; an unknown system is refused before any folder exists."""
+    import phy
+    from experiments.recipes.eval_images import load_images
+    from jscc.systems import build_system
+
+    args = ["eval-images", "--checkpoint", "pretrained:adjscc_awgn_cbr1-12", "--data",
+            "builtin", "--crop", "64", "--max_images", "2", "--snr_db", "5,15",
+            "--baselines", "none", "--progress", "false"]
+    assert main([*args, "--systems", "jscc+cddm,hevc+capacity", "--out", str(tmp_path)]) == 0
+    (run,) = (tmp_path / "eval_images").iterdir()
+    with open(run / "mean.csv") as f:
+        mean = {(r["method"], float(r["snr_db"])): float(r["psnr"]) for r in csv.DictReader(f)}
+    assert {m for m, _ in mean} == {"jscc", "jscc+cddm", "hevc+capacity"}
+    images = load_images("builtin", 64, 2)
+    for s in (5.0, 15.0):
+        phy.set_seed(phy.derived_seed(0, "jscc+cddm", s))
+        direct = build_system("jscc+cddm", channel=phy.AWGN(), cbr=1 / 12, snr_db=s)
+        want = float(direct.transmit(images, s).psnr.mean())
+        assert abs(mean[("jscc+cddm", s)] - want) < 1e-6
+    bad = tmp_path / "bad"
+    assert main([*args, "--systems", "jpeg3000+ldpc", "--out", str(bad)]) == 2
+    assert not bad.exists()

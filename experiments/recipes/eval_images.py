@@ -9,6 +9,7 @@ codec's channel bandwidth ratio. Writes ``per_image.csv``, ``mean.csv``, ``psnr_
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -97,6 +98,41 @@ def _learned_capacity(cbr: float, models: Any) -> Any:
     return LearnedCapacity(cbr, models)
 
 
+def _registry_runs(specs: list[str], channel: str, csi_error_std: float, cbr: float
+                   ) -> list[tuple[str, Callable[[torch.Tensor, float],
+                                                 tuple[torch.Tensor, list[str]]]]]:
+    """``(spec, run(images, snr_db) -> (img_hat, status))`` of registry image systems, each
+    checked by building it once (a bad spec fails before any results folder)."""
+    import cddm  # noqa: F401  (registers the jscc+cddm image system)
+    from jscc.systems import SYSTEMS, build_system
+
+    out = []
+    for spec in specs:
+        name, _, options = SYSTEMS.parse(spec)
+        per_snr = ("snr_db" not in options
+                   and "snr_db" in inspect.signature(SYSTEMS.factory(name)).parameters)
+
+        def make(s: float | None, spec: str = spec, per_snr: bool = per_snr) -> Any:
+            kw = {"snr_db": s} if per_snr and s is not None else {}
+            return build_system(spec, channel=eval_channel(channel, csi_error_std), cbr=cbr,
+                                **kw)
+
+        first = make(None)
+        built: dict[float, Any] = {}
+
+        def run(images: torch.Tensor, s: float, make: Any = make, first: Any = first,
+                per_snr: bool = per_snr, built: dict = built) -> tuple[torch.Tensor, list[str]]:
+            system = first
+            if per_snr:
+                system = built.get(s) or built.setdefault(s, make(s))
+            with torch.no_grad():
+                r = system.transmit(images, s)
+            return r.img_hat, list(r.reason)
+
+        out.append((spec, run))
+    return out
+
+
 def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
                     crop: PositiveInt | None = 64, channel: str = "awgn",
                     snr_db: FloatGrid = FloatGrid((0, 5, 10, 15, 20)),
@@ -106,14 +142,16 @@ def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
                     batch_size: int = 16,
                     ladder: str | None = None,
                     seed: int = 0, out: str | Path = "results", progress: bool = True,
-                    systems: Mapping[str, SystemFn] | None = None, name: str = "eval_images",
+                    systems: Names = Names(),
+                    analog_systems: Mapping[str, SystemFn] | None = None,
+                    name: str = "eval_images",
                     extra: Callable[[ResultsDir, torch.Tensor], str] | None = None,
                     config_extra: Mapping[str, object] | None = None,
                     resume: str | Path | None = None,
                     csi_error_std: float = 0.0) -> ResultsDir:
     """Evaluate and write the results folder (see the module docstring).
 
-    ``systems`` adds image transmission systems evaluated like the JSCC checkpoint
+    ``analog_systems`` adds image transmission systems evaluated like the JSCC checkpoint
     (``fn(images, link, snr_db) -> images``, one curve each); ``extra(res, images)`` runs inside
     the results folder before it is closed and returns markdown appended to the summary.
     Rows go to ``per_image.csv`` after every (system, SNR); ``resume`` (an earlier folder of
@@ -142,7 +180,11 @@ def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
         seed: seed of every (system, SNR) evaluation.
         out: root folder of the results.
         progress: show a progress bar.
-        systems, name, extra, config_extra: for other recipes built on this one.
+        systems: image systems of the :mod:`jscc.systems` registry, one curve each, e.g.
+            ``jscc+cddm`` (the shipped ADJSCC + CDDM), ``hevc+ldpc:mcs=9``,
+            ``avif+capacity``; a system whose factory takes ``snr_db`` (``jscc+cddm``: the
+            stage-3 decoder nearest to it) is built for each SNR unless the spec sets it.
+        analog_systems, name, extra, config_extra: for other recipes built on this one.
         resume: an earlier results folder of this command: keep its rows, evaluate the rest.
         csi_error_std: std of the receivers' channel-estimate error (0: perfect CSI).
     """
@@ -168,13 +210,15 @@ def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
 
         models = load_ladder(ladder)
     eval_channel(channel, csi_error_std)  # fail fast on a bad name or error
+    systems = list(Names.parse(systems))
+    registry_runs = _registry_runs(systems, channel, csi_error_std, cbr)  # fails fast too
     mcs_list = [phy.MCS.from_index(int(i)) for i in mcs]
     images = load_images(data, crop, max_images)
     config = {"checkpoint": checkpoint, "data": data, "crop": crop, "channel": channel,
               "snr_db": [float(s) for s in snr_db], "baselines": list(baselines),
               "mcs": [m.index for m in mcs_list], "cbr": float(cbr),
               "num_images": int(images.shape[0]), "csi_error_std": float(csi_error_std),
-              **dict(config_extra or {})}
+              **({"systems": systems} if systems else {}), **dict(config_extra or {})}
     previous = _previous_rows(resume)
     snrs = [float(v) for v in snr_db]
     if not snrs or not all(phy.SNR_DB_MIN <= v <= phy.SNR_DB_MAX for v in snrs):
@@ -218,7 +262,8 @@ def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
 
         if codec is not None:
             runs.append(("jscc", analog(codec)))
-        runs += [(n, analog(fn)) for n, fn in (systems or {}).items()]
+        runs += [(n, analog(fn)) for n, fn in (analog_systems or {}).items()]
+        runs += [(spec, lambda s, run=run: run(images, s)) for spec, run in registry_runs]
         sources = [*SOURCE_CODECS, "learned"]
         for src in sources:
             if f"{src}+ldpc" in baselines and (src != "learned" or models is not None):
@@ -257,7 +302,8 @@ def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
                     f"{images.shape[-2]}x{images.shape[-1]}")
         res.save_figure(fig, "psnr_vs_snr.png")
         plt.close(fig)
-        summary = _summary(mean_rows, config, extra_methods=list(systems or {}))
+        summary = _summary(mean_rows, config,
+                           extra_methods=[*(analog_systems or {}), *systems])
         if extra is not None:
             summary += "\n" + extra(res, images)
         res.write_summary(summary)
