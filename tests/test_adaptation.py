@@ -77,13 +77,13 @@ def test_bad_configuration_is_refused() -> None:
 def test_threshold_selection_equals_select_mcs(channel: str, table: str) -> None:
     """LinkAdaptation.select (per-MCS SNR thresholds) picks what select_mcs (a BLER lookup of
     every MCS) picks: at random SNRs and right at every threshold, within and outside the
-    bisection tolerance."""
+    bisection tolerance; asked again (the remembered choices), the same."""
     la = LinkAdaptation(channel, table, 0.1, 1024, 2)
     th = [t for t in la._thresholds() if math.isfinite(t)]
     assert len(th) >= 10
     snrs = np.concatenate([np.random.default_rng(1).uniform(-12, 40, 400),
                            [t + d for t in th for d in (-2e-3, -5e-4, 0.0, 5e-4, 2e-3)]])
-    for s in snrs:
+    for s in [*snrs, *snrs[::-1]]:
         want = phy.select_mcs(float(s), 0.1, channel, table, 1024, fallback="lowest")
         mcs, meets = la.select(float(s))
         assert mcs == want, s
