@@ -37,6 +37,7 @@ from .channels import AWGN, Channel, RayleighFading
 from .checks import value_range
 from .codeblock import check_block_bits
 from .digital import DigitalLink, DigitalResult, TensorResult
+from .memo import Memo
 from .payload import lost_elements_of_blocks, payload_bits, payload_values
 
 __all__ = ["AbstractDigitalLink", "send_tensors"]
@@ -60,9 +61,7 @@ class AbstractDigitalLink(DigitalLink):
             raise ValueError("harq='ir' has no link abstraction here; use harq='chase' or the "
                              "decoded DigitalLink")
         self.bler_table = load_bler_table() if bler_table is None else bler_table
-        # (block bits, SNR in dB) -> BLER: a system-level loop asks again and again at the
-        # few SNRs of one slot (every layer of a split model, every HARQ round)
-        self._bler_memo: dict[tuple[int, float], float] = {}
+        self._bler_memo: Memo[float] = Memo(4096)  # (block bits, SNR dB) -> BLER (phy.memo)
         self._curve_channel, self._block_fading = self._fading_model(channel)
         if not self.bler_table.block_sizes(self._curve_channel, self.mcs.table, self.mcs.index):
             raise ValueError(f"the BLER table has no curve for {self.mcs.name} on "
@@ -93,13 +92,8 @@ class AbstractDigitalLink(DigitalLink):
         s = snr_db.detach().cpu().double()
         lo, hi = value_range(s)
         if lo == hi:  # every block at one SNR (no block fading): one remembered lookup
-            b = self._bler_memo.get((k, lo))
-            if b is None:
-                if len(self._bler_memo) >= 4096:
-                    self._bler_memo.clear()
-                b = float(self.bler_table.bler_at(self.mcs, lo, self._curve_channel,
-                                                  block_bits=k))
-                self._bler_memo[(k, lo)] = b
+            b = self._bler_memo.get((k, lo), lambda: float(self.bler_table.bler_at(
+                self.mcs, lo, self._curve_channel, block_bits=k)))
             return torch.full((s.numel(),), b, dtype=torch.float64)
         b = self.bler_table.bler_at(self.mcs, s.numpy(), self._curve_channel, block_bits=k)
         return torch.as_tensor(np.asarray(b), dtype=torch.float64)

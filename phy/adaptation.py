@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from .bler import BlerTable, _check_snr, _resolve_table
-from .checks import check_choice, check_number, check_positive_int, value_range
+from .checks import check_bounds, check_choice, check_number, check_positive_int
 from .codeblock import DEFAULT_BLOCK_BITS, channel_uses_per_block, check_block_bits
 from .mcs import MCS, _check_table_name, mcs_table
+from .memo import Memo
 
 __all__ = ["LinkAdaptation", "LinkPlan", "select_mcs"]
 
@@ -165,9 +166,7 @@ class LinkAdaptation:
         self._grid_spec = (lo, hi, step)
         self._grid: dict[str, torch.Tensor] | None = None
         self._threshold_db: list[float] | None = None
-        # the choices at recently seen SNRs: a system-level loop asks again and again at the
-        # few SNRs of one slot (every layer of a split model, every payload of a device)
-        self._selected: dict[float, tuple[MCS, bool]] = {}
+        self._selected: Memo[tuple[MCS, bool]] = Memo()  # choices at SNRs seen (phy.memo)
 
     def __repr__(self) -> str:
         return (f"LinkAdaptation(channel={self.channel!r}, table={self.table!r}, target_bler="
@@ -186,13 +185,7 @@ class LinkAdaptation:
             s = snr_db  # the common case, without the general check's array round trip
         else:
             s = float(_check_snr("snr_db", snr_db).reshape(()))
-        hit = self._selected.get(s)
-        if hit is not None:
-            return hit
-        if len(self._selected) >= 1024:
-            self._selected.clear()
-        self._selected[s] = choice = self._select(s)
-        return choice
+        return self._selected.get(s, lambda: self._select(s))
 
     def _select(self, s: float) -> tuple[MCS, bool]:
         """:meth:`select` at a checked SNR ``s`` (dB)."""
@@ -316,8 +309,6 @@ class LinkAdaptation:
         float64; inf at zero bandwidth, 0 for an empty payload)."""
         uses = self.expected_channel_uses(num_bits, snr_db)
         uses, b = torch.broadcast_tensors(uses, torch.as_tensor(bandwidth_hz, dtype=_F64))
-        lo, hi = value_range(b)
-        if not (lo >= 0 and math.isfinite(hi)):
-            raise ValueError("bandwidth_hz must be finite and >= 0 Hz")
+        check_bounds("bandwidth_hz", b, low=0.0, low_inclusive=True, allowed=">= 0 Hz")
         t = torch.where(b > 0, uses / b.clamp_min(1e-300), torch.full_like(uses, math.inf))
         return torch.where(uses > 0, t, torch.zeros_like(t))

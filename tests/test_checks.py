@@ -61,3 +61,16 @@ def test_checks_of_tensors_that_require_grad_are_silent() -> None:
         assert all_finite(x) and all_finite(x * 2)
         assert value_range(x * 2)[0] <= value_range(x * 2)[1]
         assert finite_rows(x).all()
+
+
+def test_memo_computes_each_key_once_and_stays_bounded() -> None:
+    from phy.memo import Memo
+
+    calls: list[int] = []
+    memo: Memo[int] = Memo(maxsize=3)
+    for key in (1, 2, 1, 3, 2, 1):
+        assert memo.get(key, lambda k=key: calls.append(k) or 10 * k) == 10 * key
+    assert calls == [1, 2, 3] and len(memo) == 3
+    assert memo.get(4, lambda: 40) == 40 and len(memo) == 1  # full: emptied, then 4 kept
+    with pytest.raises(ValueError, match="maxsize must be an int >= 1"):
+        Memo(0)

@@ -28,7 +28,8 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 
 import phy
-from phy.checks import check_count, check_positive_int, value_range
+from phy.checks import check_bounds, check_count, check_positive_int, value_range
+from phy.memo import Memo
 
 from .topology import DIRECTIONS, Topology
 
@@ -54,9 +55,7 @@ def shannon_rate_bps(bandwidth_hz: torch.Tensor | float,
     """
     b = torch.as_tensor(bandwidth_hz, dtype=_F64)
     s = torch.as_tensor(snr_db, dtype=_F64)
-    lo, hi = value_range(b)
-    if not (lo >= 0 and math.isfinite(hi)):
-        raise ValueError(f"bandwidth_hz must be finite and >= 0 Hz, got {b.tolist()}")
+    check_bounds("bandwidth_hz", b, low=0.0, low_inclusive=True, allowed=">= 0 Hz")
     b, s = torch.broadcast_tensors(b, s)
     # phy's capacity (overflow-safe log2(1 + SNR)) where there is a band; a zero band (whose
     # SNR may be +inf) carries nothing
@@ -187,9 +186,7 @@ class DeviceCost:
         g = torch.as_tensor(gain, dtype=_F64).detach().cpu()
         if g.shape != (k,):
             raise ValueError(f"gain must have shape [{k}] (one per device), got {tuple(g.shape)}")
-        lo, hi = value_range(g)
-        if not (lo > 0 and math.isfinite(hi)):
-            raise ValueError(f"gain must be finite and > 0 (linear power gain), got {g.tolist()}")
+        check_bounds("gain", g, low=0.0, low_inclusive=False, allowed="> 0 (linear power gain)")
         if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
             raise ValueError(f"hidden_size must be an int >= 1, got {hidden_size!r}")
         if (isinstance(flops_per_token, bool) or not isinstance(flops_per_token, (int, float))
@@ -215,7 +212,7 @@ class DeviceCost:
                     groups.setdefault(id(m), (m, []))[1].append(i)
             self._vector_groups[d] = list(groups.values())
         # Fast path: every model is ShannonAirtime -> one closed form over all devices.
-        self._row_time_cache: dict[tuple[str, tuple[float, ...]], torch.Tensor] = {}
+        self._row_time: Memo[torch.Tensor] = Memo(64)  # Shannon s per row at recent shares
         self._shannon_bits = {}
         for d, models in (("dl", self.airtime_dl), ("ul", self.airtime_ul)):
             if all(type(m) is ShannonAirtime for m in models):
@@ -246,9 +243,7 @@ class DeviceCost:
         if n.shape[-1:] != (self.num_devices,):
             raise ValueError(f"loads must have shape [..., {self.num_devices}] (rows per "
                              f"device), got {tuple(n.shape)}")
-        lo, hi = value_range(n)
-        if not (lo >= 0 and math.isfinite(hi)):
-            raise ValueError(f"loads must be finite and >= 0 (rows), got {n.tolist()}")
+        check_bounds("loads", n, low=0.0, low_inclusive=True, allowed=">= 0 (rows)")
         return n
 
     def snr_db(self, direction: Literal["dl", "ul"], beta: torch.Tensor | float) -> torch.Tensor:
@@ -307,18 +302,14 @@ class DeviceCost:
         shares ``b`` (float64, +inf at a zero share). A policy calls this every layer with the
         shares of the step (often the same ones), so the last few per-device vectors of
         1-D shares are kept."""
-        key = (direction, tuple(b.tolist())) if b.dim() == 1 else None
-        hit = self._row_time_cache.get(key) if key is not None else None
-        if hit is not None:
-            return hit
-        snr = self._snr_offset_db[direction] - 10.0 * torch.log10(b)
-        rate = shannon_rate_bps(b * self.topology.bandwidth_hz, snr)
-        t = self.hidden_size * self._shannon_bits[direction] / rate
-        if key is not None:
-            if len(self._row_time_cache) >= 64:
-                self._row_time_cache.clear()
-            self._row_time_cache[key] = t
-        return t
+        def compute() -> torch.Tensor:
+            snr = self._snr_offset_db[direction] - 10.0 * torch.log10(b)
+            rate = shannon_rate_bps(b * self.topology.bandwidth_hz, snr)
+            return self.hidden_size * self._shannon_bits[direction] / rate
+
+        if b.dim() != 1:
+            return compute()
+        return self._row_time.get((direction, tuple(b.tolist())), compute)
 
     def compute_time_s(self, loads: torch.Tensor,
                        active_experts: torch.Tensor | None = None) -> torch.Tensor:
