@@ -30,6 +30,7 @@ from jscc.baselines import SOURCE_CODECS, SeparateCapacity, SeparateLDPC, best_m
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.metrics import ms_ssim, psnr
 from jscc.pretrained import codec_from_ref
+from phy.memo import Memo
 from phy.sweep import make_channel
 
 __all__ = ["BASELINES", "CODEC_BASELINES", "DEFAULT_BASELINES", "load_images", "run_eval_images"]
@@ -98,39 +99,32 @@ def _learned_capacity(cbr: float, models: Any) -> Any:
     return LearnedCapacity(cbr, models)
 
 
-def _registry_runs(specs: list[str], channel: str, csi_error_std: float, cbr: float
-                   ) -> list[tuple[str, Callable[[torch.Tensor, float],
-                                                 tuple[torch.Tensor, list[str]]]]]:
-    """``(spec, run(images, snr_db) -> (img_hat, status))`` of registry image systems, each
-    checked by building it once (a bad spec fails before any results folder)."""
-    import cddm  # noqa: F401  (registers the jscc+cddm image system)
-    from jscc.systems import SYSTEMS, build_system
+class _RegistryRun:
+    """One registry image system by spec, as a ``run(images, snr_db) -> (img_hat, status)``.
 
-    out = []
-    for spec in specs:
+    A system whose factory takes ``snr_db`` (``jscc+cddm``: the stage-3 decoder nearest to it)
+    and whose spec does not set it is built for each SNR; any other is built once. Building
+    at construction checks the spec before any results folder exists."""
+
+    def __init__(self, spec: str, channel: str, csi_error_std: float, cbr: float) -> None:
+        import cddm  # noqa: F401  (registers the jscc+cddm image system)
+        from jscc.systems import SYSTEMS, build_system
+
         name, _, options = SYSTEMS.parse(spec)
         per_snr = ("snr_db" not in options
                    and "snr_db" in inspect.signature(SYSTEMS.factory(name)).parameters)
+        self._build = lambda **kw: build_system(
+            spec, channel=eval_channel(channel, csi_error_std), cbr=cbr, **kw)
+        self._once = None if per_snr else self._build()
+        if per_snr:
+            self._build()  # checked now; built again for each SNR
+        self._per_snr: Memo[Any] = Memo(64)
 
-        def make(s: float | None, spec: str = spec, per_snr: bool = per_snr) -> Any:
-            kw = {"snr_db": s} if per_snr and s is not None else {}
-            return build_system(spec, channel=eval_channel(channel, csi_error_std), cbr=cbr,
-                                **kw)
-
-        first = make(None)
-        built: dict[float, Any] = {}
-
-        def run(images: torch.Tensor, s: float, make: Any = make, first: Any = first,
-                per_snr: bool = per_snr, built: dict = built) -> tuple[torch.Tensor, list[str]]:
-            system = first
-            if per_snr:
-                system = built.get(s) or built.setdefault(s, make(s))
-            with torch.no_grad():
-                r = system.transmit(images, s)
-            return r.img_hat, list(r.reason)
-
-        out.append((spec, run))
-    return out
+    def __call__(self, images: torch.Tensor, snr_db: float) -> tuple[torch.Tensor, list[str]]:
+        system = self._once or self._per_snr.get(snr_db, lambda: self._build(snr_db=snr_db))
+        with torch.no_grad():
+            r = system.transmit(images, snr_db)
+        return r.img_hat, list(r.reason)
 
 
 def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
@@ -211,7 +205,8 @@ def run_eval_images(*, checkpoint: str | None = None, data: str = "builtin",
         models = load_ladder(ladder)
     eval_channel(channel, csi_error_std)  # fail fast on a bad name or error
     systems = list(Names.parse(systems))
-    registry_runs = _registry_runs(systems, channel, csi_error_std, cbr)  # fails fast too
+    registry_runs = [(spec, _RegistryRun(spec, channel, csi_error_std, cbr))  # fail fast too
+                     for spec in systems]
     mcs_list = [phy.MCS.from_index(int(i)) for i in mcs]
     images = load_images(data, crop, max_images)
     config = {"checkpoint": checkpoint, "data": data, "crop": crop, "channel": channel,
