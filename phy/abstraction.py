@@ -34,7 +34,7 @@ import torch
 
 from .bler import BlerTable, load_bler_table
 from .channels import AWGN, Channel, RayleighFading
-from .checks import value_range
+from .checks import all_finite
 from .codeblock import check_block_bits
 from .digital import DigitalLink, DigitalResult, TensorResult
 from .memo import Memo
@@ -87,16 +87,18 @@ class AbstractDigitalLink(DigitalLink):
     def __repr__(self) -> str:
         return "Abstract" + super().__repr__()
 
-    def _bler(self, snr_db: torch.Tensor, k: int) -> torch.Tensor:
-        """BLER of blocks of ``k`` bits at ``snr_db`` (dB, ``[B]``), from the curve."""
-        s = snr_db.detach().cpu().double()
-        lo, hi = value_range(s)
+    def _bler(self, snr_db: np.ndarray | torch.Tensor, k: int) -> np.ndarray:
+        """BLER of blocks of ``k`` bits at ``snr_db`` (dB, ``[B]``), from the curve (float64
+        array ``[B]``)."""
+        s = (snr_db.detach().cpu().double().numpy() if isinstance(snr_db, torch.Tensor)
+             else np.asarray(snr_db, dtype=np.float64))
+        lo, hi = float(s.min()), float(s.max())
         if lo == hi:  # every block at one SNR (no block fading): one remembered lookup
             b = self._bler_memo.get((k, lo), lambda: float(self.bler_table.bler_at(
                 self.mcs, lo, self._curve_channel, block_bits=k)))
-            return torch.full((s.numel(),), b, dtype=torch.float64)
-        b = self.bler_table.bler_at(self.mcs, s.numpy(), self._curve_channel, block_bits=k)
-        return torch.as_tensor(np.asarray(b), dtype=torch.float64)
+            return np.full(s.size, b)
+        b = self.bler_table.bler_at(self.mcs, s, self._curve_channel, block_bits=k)
+        return np.asarray(b, dtype=np.float64)
 
     def _draw_outcomes(self, snr: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ok, transmissions)`` of blocks of ``k`` bits at ``snr`` (dB, float64 ``[B]``):
@@ -202,7 +204,7 @@ def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor
         raise TypeError(f"snr_db must hold numbers (dB), got {list(snr_db)!r}")
     snrs = links[0]._tensor_snr(torch.tensor([float(s) for s in snr_db]), dtype,
                                 fill_value, per_payload=True).tolist()
-    payloads = _payload_values_many(ts, dtype, group_size)
+    payloads, stacked = _payload_values_many(ts, dtype, group_size)
     counts = [-(-nbits // link.block_bits) for link, (_, nbits) in
               zip(links, payloads, strict=True)]
     # every block of every payload: the payload it belongs to and its SNR
@@ -211,6 +213,25 @@ def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor
                                     torch.tensor(counts))
     ok, transmissions = _draw_outcomes_many(links, [link.block_bits for link in links], owner,
                                             snr64)
+    if stacked is not None and bool(ok.all()) and all_finite(stacked):
+        # the common case, every block delivered and every value finite: nothing is lost,
+        # so the results are built without a mask per payload (same values as below)
+        lost = torch.zeros(stacked.shape, dtype=torch.bool).split(
+            [t.shape[0] for t in ts])
+        tx_sum = np.bincount(owner.numpy(), weights=transmissions.numpy(),
+                             minlength=len(links)).astype(np.int64).tolist()
+        results = []
+        start = 0
+        for i, (link, t, (values, nbits), n) in enumerate(
+                zip(links, ts, payloads, counts, strict=True)):
+            k = link.block_bits
+            results.append(TensorResult(
+                t_hat=values.to(t.device), lost=lost[i].to(t.device),
+                block_ok=ok[start:start + n], transmissions=transmissions[start:start + n],
+                channel_uses=tx_sum[i] * link.channel_uses_per_block(k), payload_bits=nbits,
+                info_bits=n * k))
+            start += n
+        return results
     results = []
     start = 0
     for link, t, (values, nbits), n in zip(links, ts, payloads, counts, strict=True):
@@ -222,12 +243,14 @@ def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor
     return results
 
 
-def _payload_values_many(ts: Sequence[torch.Tensor], dtype: str,
-                         group_size: int | None) -> list[tuple[torch.Tensor, int]]:
-    """``[payload_values(t, dtype, group_size) for t in ts]``, in one call on the payloads
-    stacked along their first dimension when that changes nothing: same trailing shape,
-    dtype and device, none empty, and every quantization vector inside one row (float
-    formats; integer formats with one vector per row or ``group_size`` dividing a row)."""
+def _payload_values_many(ts: Sequence[torch.Tensor], dtype: str, group_size: int | None
+                         ) -> tuple[list[tuple[torch.Tensor, int]], torch.Tensor | None]:
+    """``([payload_values(t, dtype, group_size) for t in ts], stacked)``, in one call on the
+    payloads stacked along their first dimension when that changes nothing: same trailing
+    shape, dtype and device, none empty, and every quantization vector inside one row (float
+    formats; integer formats with one vector per row or ``group_size`` dividing a row).
+    ``stacked``: the values of all payloads in one tensor (theirs are its slices), or None
+    when they were computed payload by payload."""
     first = ts[0] if ts else None
     stackable = (
         len(ts) > 1 and isinstance(first, torch.Tensor) and first.dim() >= 1
@@ -238,11 +261,11 @@ def _payload_values_many(ts: Sequence[torch.Tensor], dtype: str,
         stackable = (isinstance(group_size, int) and not isinstance(group_size, bool)
                      and group_size >= 1 and first[0].numel() % group_size == 0)
     if not stackable:
-        return [payload_values(t, dtype, group_size) for t in ts]
+        return [payload_values(t, dtype, group_size) for t in ts], None
     values, _ = payload_values(torch.cat(list(ts)), dtype, group_size)
     group = group_size or first.shape[-1]  # elements per quantization vector (int formats)
     return [(v, int(payload_bits(t.numel(), dtype, group)))
-            for v, t in zip(values.split([t.shape[0] for t in ts]), ts, strict=True)]
+            for v, t in zip(values.split([t.shape[0] for t in ts]), ts, strict=True)], values
 
 
 def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequence[int],
@@ -253,13 +276,16 @@ def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequen
     block-fading links, then one uniform number per pending block, compared with the block's
     BLER on its link's curve at the combined SNR (Chase: linear sum of the transmissions'
     SNRs)."""
+    # NumPy rather than torch: the arrays hold one entry per code block of one layer's
+    # payloads (tens to thousands), where a torch call's dispatch costs more than its work.
     num_blocks = snr.numel()
-    snr_lin = 10.0 ** (snr / 10.0)
-    combined = torch.zeros(num_blocks, dtype=torch.float64)
-    ok = torch.zeros(num_blocks, dtype=torch.bool)
-    transmissions = torch.zeros(num_blocks, dtype=torch.int64)
-    pending = torch.arange(num_blocks)
-    max_tx = torch.tensor([link.max_transmissions for link in links])
+    owner_np = owner.numpy()
+    snr_lin = 10.0 ** (snr.numpy() / 10.0)
+    combined = np.zeros(num_blocks)
+    ok = np.zeros(num_blocks, dtype=bool)
+    transmissions = np.zeros(num_blocks, dtype=np.int64)
+    pending = np.arange(num_blocks)
+    max_tx = np.array([link.max_transmissions for link in links])
     # payloads that share a link and block size form one group (one curve lookup per round)
     groups: dict[tuple[int, int], int] = {}
     heads: list[tuple[AbstractDigitalLink, int]] = []
@@ -269,25 +295,28 @@ def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequen
         if g == len(heads):
             heads.append((link, int(k)))
         group_ids.append(g)
-    group_of = torch.tensor(group_ids)
+    group_of = np.array(group_ids)
     for r in range(int(max_tx.max())):
-        pending = pending[max_tx[owner[pending]] > r]  # links may differ in HARQ depth
-        if pending.numel() == 0:
+        pending = pending[max_tx[owner_np[pending]] > r]  # links may differ in HARQ depth
+        if pending.size == 0:
             break
-        grp = group_of[owner[pending]]
-        sels = [(*heads[g], grp == g) for g in torch.unique(grp).tolist()]
-        gain = torch.ones(pending.numel(), dtype=torch.float64)
+        grp = group_of[owner_np[pending]]
+        one_group = bool((grp == grp[0]).all())
+        sels = ([(*heads[int(grp[0])], slice(None))] if one_group else
+                [(*heads[g], grp == g) for g in np.unique(grp).tolist()])
+        gain = np.ones(pending.size)
         for link, _, sel in sels:
             if link._block_fading:
-                h = link.channel.draw_h((int(sel.sum()), 1)).reshape(-1).cpu()
-                gain[sel] = h.abs().square().to(torch.float64)
+                n_sel = pending.size if one_group else int(sel.sum())
+                h = link.channel.draw_h((n_sel, 1)).reshape(-1).cpu()
+                gain[sel] = h.abs().square().to(torch.float64).numpy()
         combined[pending] += snr_lin[pending] * gain
         transmissions[pending] += 1
-        snr_eff_db = 10.0 * torch.log10(combined[pending].clamp_min(1e-30))
-        bler = torch.empty(pending.numel(), dtype=torch.float64)
+        snr_eff_db = 10.0 * np.log10(np.maximum(combined[pending], 1e-30))
+        bler = np.empty(pending.size)
         for link, k, sel in sels:
             bler[sel] = link._bler(snr_eff_db[sel], k)
-        passed = torch.rand(pending.numel(), dtype=torch.float64) >= bler
+        passed = torch.rand(pending.size, dtype=torch.float64).numpy() >= bler
         ok[pending] = passed
         pending = pending[~passed]
-    return ok, transmissions
+    return torch.from_numpy(ok), torch.from_numpy(transmissions)

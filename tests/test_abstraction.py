@@ -239,6 +239,21 @@ def test_send_tensors_values_equal_send_tensor(dtype: str, group: int | None,
         one = link.send_tensor(t, 40.0, dtype=dtype, group_size=group)
         assert torch.equal(r.t_hat, one.t_hat) and not bool(r.lost.any())
         assert (r.payload_bits, r.num_blocks) == (one.payload_bits, one.num_blocks)
+        assert (r.channel_uses, r.info_bits) == (one.channel_uses, one.info_bits)
+        assert torch.equal(r.transmissions, one.transmissions)
+        assert torch.equal(r.block_ok, one.block_ok) and r.lost.shape == t.shape
+
+
+def test_send_tensors_flags_non_finite_values_of_stacked_payloads() -> None:
+    """Stacked payloads with every block delivered but a float32 value that bf16 rounds to
+    inf: that element is lost and holds fill_value, as send_tensor does."""
+    ts = [torch.ones(2, 8), torch.ones(3, 8)]
+    ts[1][2, 5] = 3.4e38
+    link = phy.AbstractDigitalLink(phy.AWGN(), phy.MCS.from_index(5), block_bits=256)
+    first, second = phy.send_tensors([link, link], ts, [40.0, 40.0], "bf16", fill_value=-1.0)
+    assert not bool(first.lost.any()) and bool(second.block_ok.all())
+    assert second.lost.sum() == 1 and bool(second.lost[2, 5])
+    assert second.t_hat[2, 5] == -1.0
 
 
 def test_remembered_lookups_equal_the_curve() -> None:

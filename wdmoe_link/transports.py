@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 import phy
@@ -488,10 +489,15 @@ class DigitalTransport(Transport):
                   bandwidth_hz: float) -> Delivery:
         """The :class:`Delivery` of a link's :class:`phy.TensorResult` (a row with any lost
         element is not ``ok`` and holds zeros; ``t_hat`` is finite by construction)."""
-        ok = ~r.lost.any(dim=-1)
-        x_hat = r.t_hat if bool(ok.all()) else torch.where(ok[:, None], r.t_hat,
-                                                             torch.zeros_like(r.t_hat))
-        transmissions = int(r.transmissions.sum())
+        lost_rows = r.lost.any(dim=-1)
+        if bool(lost_rows.any()):
+            ok = ~lost_rows
+            x_hat = torch.where(ok[:, None], r.t_hat, torch.zeros_like(r.t_hat))
+        else:
+            ok, x_hat = ~lost_rows, r.t_hat
+        # block outcomes are small CPU tensors: NumPy reduces them without torch's dispatch
+        block_ok = r.block_ok.numpy()
+        transmissions = int(r.transmissions.numpy().sum())
         return Delivery(
             x_hat=x_hat,
             ok=ok,
@@ -500,7 +506,8 @@ class DigitalTransport(Transport):
             channel_uses=int(r.channel_uses),
             transmissions=transmissions,
             info={"mcs": mcs.name, "mcs_index": mcs.index, "meets_target": meets,
-                  "blocks": r.num_blocks, "block_errors": int((~r.block_ok).sum()),
+                  "blocks": r.num_blocks,
+                  "block_errors": int(block_ok.size - np.count_nonzero(block_ok)),
                   "payload_bits": r.payload_bits},
         )
 
