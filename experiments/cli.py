@@ -120,9 +120,37 @@ def _recipe(command: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), function)
 
 
+def config_class(fn: Callable[..., Any]) -> type | None:
+    """The config dataclass of a recipe ``fn(cfg: XConfig, *, ...)`` (its fields are the
+    command's settings), or None for a recipe whose keyword parameters are its settings."""
+    import dataclasses
+    import typing
+
+    if "cfg" not in inspect.signature(fn).parameters:
+        return None
+    hint = typing.get_type_hints(fn).get("cfg")
+    for cls in (*typing.get_args(hint), hint):
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            return cls
+    raise TypeError(f"{fn.__name__}: cfg must be annotated with a dataclass, got {hint!r}")
+
+
+def _options(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Option name -> default of a recipe: its config's fields, then its keyword parameters
+    (``cfg``, ``**settings`` and :data:`_NOT_OPTIONS` are not options)."""
+    import dataclasses
+
+    cls = config_class(fn)
+    out = {} if cls is None else {f.name: f.default for f in dataclasses.fields(cls)}
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    for n, p in inspect.signature(fn).parameters.items():
+        if p.kind in named and n != "cfg" and n not in _NOT_OPTIONS:
+            out[n] = p.default
+    return out
+
+
 def _bool_options(fn: Callable[..., Any]) -> set[str]:
-    return {n for n, p in inspect.signature(fn).parameters.items()
-            if isinstance(p.default, bool)}
+    return {n for n, default in _options(fn).items() if isinstance(default, bool)}
 
 
 def normalize_argv(command: str, args: list[str], fn: Callable[..., Any]) -> list[str]:
@@ -179,7 +207,14 @@ def build_parser(command: str) -> Any:
                             exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile,
                         help="a YAML file of options (any option below as a key)")
-    parser.add_function_arguments(fn, skip=_NOT_OPTIONS & set(inspect.signature(fn).parameters))
+    import dataclasses
+
+    cls = config_class(fn)
+    skip = _NOT_OPTIONS & set(inspect.signature(fn).parameters)
+    if cls is not None:  # the settings, from the config dataclass
+        parser.add_class_arguments(cls)
+        skip |= {"cfg", *(f.name for f in dataclasses.fields(cls))}  # (and from **settings)
+    parser.add_function_arguments(fn, skip=skip)
     return parser
 
 
@@ -237,20 +272,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"semcom {command}: error: {_error_text(err)}", file=sys.stderr)
         return 2
     fn = _recipe(command)
-    kwargs = {k: getattr(cfg, k) for k in inspect.signature(fn).parameters  # parsed values
-              if k not in _NOT_OPTIONS}
+    kwargs = {k: getattr(cfg, k) for k in _options(fn)}  # parsed values
+    cls = config_class(fn)
     import yaml
 
     dumped = yaml.safe_dump(yaml.safe_load(parser.dump(cfg)), default_flow_style=None,
                             sort_keys=False, width=100).rstrip().splitlines()
     print("\n  ".join([f"semcom {command}, resolved configuration:", *dumped]), flush=True)
-    return _run(command, kwargs)
+    return _run(command, kwargs, cls)
 
 
-def _run(command: str, kwargs: dict[str, Any]) -> int:
+def _run(command: str, kwargs: dict[str, Any], cls: type | None = None) -> int:
+    import dataclasses
+
     from experiments.reporting.console import quiet_libraries
 
     try:
+        if cls is not None:  # the settings become the config (checked before any work)
+            names = {f.name for f in dataclasses.fields(cls)}
+            kwargs = {"cfg": cls(**{k: v for k, v in kwargs.items() if k in names}),
+                      **{k: v for k, v in kwargs.items() if k not in names}}
         with quiet_libraries():  # our progress and results, not the libraries' notes
             res = _recipe(command)(**kwargs)
     except (ValueError, FileNotFoundError) as err:

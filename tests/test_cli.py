@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -138,7 +139,7 @@ def test_recipe_options_come_from_the_function_and_a_config_file(tmp_path: Path,
     import yaml
 
     from experiments.cli import RECIPES, build_parser, normalize_argv
-    from experiments.recipes.link_curves import run_link_curves
+    from experiments.recipes.link_curves import LinkCurvesConfig, run_link_curves
 
     for command in RECIPES:  # each parser builds, and knows --config
         assert "--config" in build_parser(command).format_help()
@@ -146,11 +147,9 @@ def test_recipe_options_come_from_the_function_and_a_config_file(tmp_path: Path,
         main(["link-curves", "--print_config"])
     assert e.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    import inspect
-
-    defaults = {k: p.default for k, p in inspect.signature(run_link_curves).parameters.items()}
-    assert printed["block_bits"] == defaults["block_bits"] == 1024
-    assert printed["snr_db"] == [float(s) for s in defaults["snr_db"]]
+    defaults = LinkCurvesConfig()  # the options are the config's fields
+    assert printed["block_bits"] == defaults.block_bits == 1024
+    assert printed["snr_db"] == [float(s) for s in defaults.snr_db]
     cfg = tmp_path / "lc.yaml"
     cfg.write_text(yaml.safe_dump({"mcs": [4], "snr_db": "0:2:2", "block_bits": 256,
                                    "batch_size": 20, "max_batches": 1, "progress": False,
@@ -289,3 +288,32 @@ def test_shipped_recipe_configs_parse(folder: str, command: str, capsys) -> None
         for key, value in given.items():  # plain values as given; grids were expanded
             if not (isinstance(value, str) and ("," in value or ":" in value)):
                 assert resolved[key] in (value, [value]), (path.name, key)
+
+
+def test_link_curves_recipe_returns_data_and_reports_separately(tmp_path: Path) -> None:
+    """simulate_link_curves returns rows of numbers and writes nothing; the command streams
+    the same rows to its CSV; a bad setting fails when the config is built."""
+    from experiments.recipes.link_curves import (
+        LinkCurvesConfig,
+        run_link_curves,
+        simulate_link_curves,
+    )
+
+    cfg = LinkCurvesConfig(mcs=[4], snr_db=[-6.0, 6.0, 8.0], block_bits=256,
+                           batch_size=40, max_batches=1, target_block_errors=10)
+    result = simulate_link_curves(cfg, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    assert [r["snr_db"] for r in result.rows] == [-6.0, 6.0, 8.0]
+    # QPSK R = 0.3: every block fails at -6 dB, none at 6 dB, and 8 dB is then not simulated
+    assert result.rows[0]["bler"] == 1.0 and result.rows[1]["bler"] == 0.0
+    assert math.isnan(result.rows[2]["bler"]) and result.rows[2]["num_blocks"] == 0
+    at = result.snr_at_bler(0.1)[cfg.mcs_list[0].name]
+    assert at is not None and -6.0 < at <= 6.0
+    res = run_link_curves(cfg, out=tmp_path, progress=False)
+    with open(res.path / "link_curves.csv") as f:
+        written = list(csv.DictReader(f))
+    assert [r["bler"] for r in written] == ["1.0", "0.0", ""]  # same seeds, same points
+    with pytest.raises(ValueError, match="max_batches"):
+        LinkCurvesConfig(max_batches=0)
+    with pytest.raises(TypeError, match="not both"):
+        run_link_curves(cfg, mcs=[4], out=tmp_path)

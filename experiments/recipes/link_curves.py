@@ -1,30 +1,34 @@
 """``semcom link-curves``: BER and BLER vs SNR of the 5G digital chain, per MCS.
 
-Writes ``results/<name>/<timestamp>/`` with ``config.yaml``, ``manifest.json``,
-``link_curves.csv`` (one row per MCS and SNR, with the Monte-Carlo counts), ``link_curves.png``
-(BER and BLER panels) and ``summary.md`` (SNR needed for BLER 10 % per MCS).
+:func:`simulate_link_curves` turns a :class:`LinkCurvesConfig` into a
+:class:`LinkCurvesResult` (rows of numbers, no files); :func:`run_link_curves`, the command,
+streams its rows to ``link_curves.csv`` in a results folder and adds the report of
+:mod:`experiments.reporting.link_curves`: ``link_curves.png`` (BER and BLER panels) and
+``summary.md`` (SNR needed for BLER 10 % per MCS), beside ``config.yaml`` and
+``manifest.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 import phy
+from experiments.reporting.link_curves import plot_link_curves, write_link_curves_report
 from experiments.reporting.results import ResultsDir
 from experiments.values import FloatGrid, IntGrid
+from phy.checks import check_bool, check_choice, check_positive_int
 from phy.sweep import LinkPoint, make_channel, simulate_link
 
-__all__ = ["link_curve_numbers", "plot_link_curves", "read_link_curves", "run_link_curves",
-           "snr_at_bler"]
+__all__ = ["LinkCurvesConfig", "LinkCurvesResult", "link_curve_numbers", "plot_link_curves",
+           "read_link_curves", "run_link_curves", "simulate_link_curves", "snr_at_bler"]
 
 
 def link_curve_numbers(rows: Sequence[dict]) -> list[dict]:
@@ -61,30 +65,6 @@ def snr_at_bler(rows: Sequence[dict], target: float = 0.1) -> float | None:
     return None
 
 
-def plot_link_curves(rows: Sequence[dict], title: str) -> plt.Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    labels = sorted({r["label"] for r in rows}, key=lambda s: [r["label"] for r in rows].index(s))
-    for label in labels:
-        sel = [r for r in rows if r["label"] == label and r["num_blocks"] > 0]
-        for ax, key in zip(axes, ("ber", "bler"), strict=True):
-            pts = [(r["snr_db"], r[key]) for r in sel if r[key] > 0]
-            if pts:
-                ax.semilogy(*zip(*pts, strict=True), marker="o", ms=3, label=label)
-    for ax, key in zip(axes, ("BER (information bits)", "BLER (CRC failures)"), strict=True):
-        ax.set_xlabel("SNR $E_s/N_0$ (dB)")
-        ax.set_ylabel(key)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.set_ylim(bottom=1e-6)
-    axes[1].axhline(0.1, color="grey", ls=":", lw=1)
-    axes[1].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-_RESUME_KEY = ("mcs", "snr_db")
-
-
 def _row(channel: str, table: str, m: phy.MCS, rate: float, p: LinkPoint | None, snr: float,
          abstraction: bool) -> dict:
     """One CSV row; ``p=None`` is a point never simulated (missing, not error-free)."""
@@ -116,25 +96,17 @@ def _previous_rows(resume: str | Path | None) -> dict[tuple[int, float], dict]:
         return {(int(r["mcs"]), float(r["snr_db"])): r for r in csv.DictReader(f)}
 
 
-def run_link_curves(*, channel: str = "awgn", mcs: IntGrid = IntGrid((0, 5, 10)),
-                    table: str = "qam64", snr_db: FloatGrid = FloatGrid(range(-5, 26)),
-                    block_bits: int = 1024, batch_size: int = 100, max_batches: int = 20,
-                    target_block_errors: int = 100, max_transmissions: int = 1, seed: int = 0,
-                    decoder: str = "auto", abstraction: bool = False,
-                    out: str | Path = "results", name: str = "link_curves",
-                    resume: str | Path | None = None, progress: bool = True) -> ResultsDir:
-    """Simulate every MCS of ``mcs`` over ``snr_db`` and write the results folder.
 
-    Each (MCS, SNR) point is seeded from ``(seed, table, MCS, SNR)``
-    (:func:`phy.derived_seed`) and written to ``link_curves.csv`` as soon as it finishes. After
-    a point without any block error the curve's remaining SNRs are written as missing (empty
-    BER/BLER, ``num_blocks = 0``). ``resume`` (an earlier folder of this command) keeps its
-    finished points and simulates only the rest in that folder, which gives the same numbers
-    as one uninterrupted run; its settings other than ``mcs`` and ``snr_db`` must match.
-    ``abstraction`` draws block outcomes from the BLER table
-    (:class:`phy.AbstractDigitalLink`) instead of decoding: BLER only, no BER.
 
-    Args:
+#: The chain's fixed settings, recorded in ``config.yaml`` beside a config's fields.
+_FIXED_SETTINGS = {"num_iter": 20, "demapping": "app", "crc": "CRC24B"}
+
+
+@dataclass(frozen=True)
+class LinkCurvesConfig:
+    """What ``semcom link-curves`` simulates (checked when built, before any work).
+
+    Attributes:
         channel: channel spec (:data:`phy.CHANNELS`: awgn, rayleigh, rayleigh-block[:L],
             tdl-a ... tdl-e).
         mcs: MCS indices of ``table`` (``0,5,10`` or ``start:stop:step``).
@@ -149,40 +121,105 @@ def run_link_curves(*, channel: str = "awgn", mcs: IntGrid = IntGrid((0, 5, 10))
         decoder: LDPC decoder, ``auto`` (the compiled layered decoder on CPU), ``cpu`` or
             ``sionna``.
         abstraction: draw block outcomes from the BLER table instead of decoding (BLER only).
-        out: root folder of the results.
-        name: results folder name.
-        resume: an earlier link-curves results folder: keep its points, simulate the rest.
+    """
+
+    channel: str = "awgn"
+    mcs: IntGrid = IntGrid((0, 5, 10))
+    table: str = "qam64"
+    snr_db: FloatGrid = FloatGrid(range(-5, 26))
+    block_bits: int = 1024
+    batch_size: int = 100
+    max_batches: int = 20
+    target_block_errors: int = 100
+    max_transmissions: int = 1
+    seed: int = 0
+    decoder: str = "auto"
+    abstraction: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mcs", IntGrid.parse(self.mcs))
+        object.__setattr__(self, "snr_db", FloatGrid.parse(self.snr_db))
+        if not self.snr_db:
+            raise ValueError("snr_db must contain at least one SNR")
+        check_choice("table", self.table, ("qam64", "qam256"))
+        self.mcs_list  # noqa: B018 - every index exists in the table
+        make_channel(self.channel)
+        for name in ("batch_size", "max_batches", "target_block_errors"):
+            check_positive_int(name, getattr(self, name))
+        check_bool("abstraction", self.abstraction)
+
+    @property
+    def mcs_list(self) -> list[phy.MCS]:
+        """The MCSs of :attr:`mcs` in :attr:`table`."""
+        return [phy.MCS.from_index(int(i), self.table) for i in self.mcs]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as ``config.yaml`` records them (plain values, fixed ones included)."""
+        d = dataclasses.asdict(self)
+        d.pop("seed")  # the results folder records the seed on its own
+        d["mcs"] = [int(i) for i in self.mcs]
+        d["snr_db"] = [float(x) for x in self.snr_db]
+        order = ("channel", "mcs", "table", "snr_db", "block_bits", "batch_size", "max_batches",
+                 "target_block_errors", "max_transmissions")
+        return {**{k: d.pop(k) for k in order}, **_FIXED_SETTINGS, **d}
+
+    def make_links(self) -> dict[int, phy.DigitalLink]:
+        """MCS index -> the link of every MCS (which checks the decoder, the block size, the
+        HARQ depth and, for the abstraction, that the channel has one)."""
+        link_cls = phy.AbstractDigitalLink if self.abstraction else phy.DigitalLink
+        phy.DigitalLink(phy.AWGN(), self.mcs_list[0], decoder=self.decoder)
+        return {m.index: link_cls(make_channel(self.channel), m, block_bits=self.block_bits,
+                                  max_transmissions=self.max_transmissions,
+                                  decoder=self.decoder)
+                for m in self.mcs_list}
+
+
+@dataclass
+class LinkCurvesResult:
+    """The curves of a :class:`LinkCurvesConfig`.
+
+    Attributes:
+        config: what was simulated.
+        rows: one row per (MCS, SNR) in simulation order, numbers parsed
+            (:func:`link_curve_numbers`): BER/BLER ``nan`` where not simulated.
+    """
+
+    config: LinkCurvesConfig
+    rows: list[dict]
+
+    def snr_at_bler(self, target: float = 0.1) -> dict[str, float | None]:
+        """MCS name -> the SNR (dB) where its BLER crosses ``target`` (None if it does not)."""
+        return {m.name: snr_at_bler([r for r in self.rows if r["label"] == m.name], target)
+                for m in self.config.mcs_list}
+
+
+def simulate_link_curves(cfg: LinkCurvesConfig, *,
+                         previous: dict[tuple[int, float], dict] | None = None,
+                         on_rows: Callable[[list[dict]], Any] | None = None,
+                         links: dict[int, phy.DigitalLink] | None = None,
+                         progress: bool = True) -> LinkCurvesResult:
+    """Simulate every MCS of ``cfg`` over its SNR grid.
+
+    Each (MCS, SNR) point is seeded from ``(seed, table, MCS, SNR)``
+    (:func:`phy.derived_seed`), so a point's numbers do not depend on the others. After a
+    point without any block error the curve's remaining SNRs are missing (empty BER/BLER,
+    ``num_blocks = 0``).
+
+    Args:
+        cfg: what to simulate.
+        previous: ``(MCS index, SNR) -> row`` of an earlier run, copied instead of simulated.
+        on_rows: called with the rows so far after each point (e.g. to stream them to a CSV).
+        links: :meth:`LinkCurvesConfig.make_links` when already built.
         progress: show a progress bar.
     """
-    mcs, snr_db = IntGrid.parse(mcs), FloatGrid.parse(snr_db)
-    mcs_list = [phy.MCS.from_index(int(i), table) for i in mcs]  # validates before any work
-    snrs = [float(s) for s in snr_db]
-    if not snrs:
-        raise ValueError("snr_db must contain at least one SNR")
-    config = {
-        "channel": channel, "mcs": [int(i) for i in mcs], "table": table,
-        "snr_db": snrs, "block_bits": block_bits,
-        "batch_size": batch_size, "max_batches": max_batches,
-        "target_block_errors": target_block_errors, "max_transmissions": max_transmissions,
-        "num_iter": 20, "demapping": "app", "crc": "CRC24B", "decoder": decoder,
-        "abstraction": bool(abstraction),
-    }
-    link_cls = phy.AbstractDigitalLink if abstraction else phy.DigitalLink
-    make_channel(channel)  # fail fast on a bad name
-    phy.DigitalLink(phy.AWGN(), mcs_list[0], decoder=decoder)  # and on a bad decoder
-    links = {m.index: link_cls(make_channel(channel), m, block_bits=block_bits,
-                               max_transmissions=max_transmissions, decoder=decoder)
-             for m in mcs_list}  # and on a channel or MCS the abstraction cannot serve
-    previous = _previous_rows(resume)
-    if resume is not None:  # continue in place; only the grid (MCSs, SNRs) may change
-        res = ResultsDir.resume(resume, name, config, seed, extendable=("mcs", "snr_db"))
-    else:
-        res = ResultsDir.create(name, config, seed, root=out)
+    previous = previous or {}
+    links = cfg.make_links() if links is None else links
     rows: list[dict] = []
-    bar = tqdm(total=len(mcs_list) * len(snrs), desc=f"link-curves {channel}", unit="point",
+    snrs = [float(s) for s in cfg.snr_db]
+    bar = tqdm(total=len(links) * len(snrs), desc=f"link-curves {cfg.channel}", unit="point",
                disable=not progress)
-    with res, bar:
-        for m in mcs_list:
+    with bar:
+        for m in cfg.mcs_list:
             link = links[m.index]
             rate = link.info_rate() / m.modulation_order
             stopped = False
@@ -192,36 +229,55 @@ def run_link_curves(*, channel: str = "awgn", mcs: IntGrid = IntGrid((0, 5, 10))
                     row = dict(old)
                     stopped = int(old["num_blocks"]) > 0 and int(old["block_errors"]) == 0
                 elif stopped:
-                    row = _row(channel, table, m, rate, None, s, abstraction)
+                    row = _row(cfg.channel, cfg.table, m, rate, None, s, cfg.abstraction)
                 else:
-                    phy.set_seed(phy.derived_seed(seed, table, m.index, s))
+                    phy.set_seed(phy.derived_seed(cfg.seed, cfg.table, m.index, s))
                     bar.set_postfix(mcs=m.index, snr_db=s)
-                    p = simulate_link(link, [s], batch_size=batch_size, max_batches=max_batches,
-                                      target_block_errors=target_block_errors,
+                    p = simulate_link(link, [s], batch_size=cfg.batch_size,
+                                      max_batches=cfg.max_batches,
+                                      target_block_errors=cfg.target_block_errors,
                                       early_stop=False, progress=False)[0]
-                    row = _row(channel, table, m, rate, p, s, abstraction)
+                    row = _row(cfg.channel, cfg.table, m, rate, p, s, cfg.abstraction)
                     stopped = p.block_errors == 0
                 rows.append(row)
-                res.write_csv("link_curves.csv", rows)  # streamed: a killed run keeps its points
+                if on_rows is not None:
+                    on_rows(rows)
                 bar.update()
-        rows = link_curve_numbers(rows)  # for the plot and the summary (resumed rows are text)
-        kind = "abstraction (BLER table)" if abstraction else "decoded"
-        fig = plot_link_curves(rows, f"{channel}: CRC24B + 5G LDPC, {block_bits} info bits/block"
-                                     f", {kind}")
-        res.save_figure(fig, "link_curves.png")
-        plt.close(fig)
-        lines = [f"# Link curves on `{channel}`", "",
-                 f"{block_bits} information bits per block, seed {seed}, {kind}. SNR is Es/N0.",
-                 "", "| MCS | SE (bit/use) | SNR for BLER 10 % (dB) | Shannon limit (dB) |",
-                 "|---|---|---|---|"]
-        for m in mcs_list:
-            s = snr_at_bler([r for r in rows if r["label"] == m.name])
-            shannon = 10 * math.log10(2**m.spectral_efficiency - 1)
-            lines.append(f"| {m.name} | {m.spectral_efficiency:.3f} | "
-                         f"{'n/a' if s is None else f'{s:.2f}'} | {shannon:.2f} |")
-        lines += ["", "Points with `num_blocks = 0` were not simulated (early stop after the "
-                  "first error-free point): their BER and BLER are empty in the CSV."]
-        if resume is not None:
-            lines += ["", f"Resumed from `{resume}`."]
-        res.write_summary("\n".join(lines) + "\n")
+    return LinkCurvesResult(cfg, link_curve_numbers(rows))
+
+
+def run_link_curves(cfg: LinkCurvesConfig | None = None, *, out: str | Path = "results",
+                    name: str = "link_curves", resume: str | Path | None = None,
+                    progress: bool = True, **settings: Any) -> ResultsDir:
+    """``semcom link-curves``: :func:`simulate_link_curves` into a results folder.
+
+    Rows stream to ``link_curves.csv`` point by point; then ``link_curves.png`` and
+    ``summary.md`` (:func:`experiments.reporting.link_curves.write_link_curves_report`).
+    ``resume`` (an earlier folder of this command) keeps its finished points and simulates
+    only the rest in that folder, which gives the same numbers as one uninterrupted run; its
+    settings other than ``mcs`` and ``snr_db`` must match.
+
+    Args:
+        cfg: what to simulate; or give its fields as keywords (``settings``).
+        out: root folder of the results.
+        name: results folder name.
+        resume: an earlier link-curves results folder: keep its points, simulate the rest.
+        progress: show a progress bar.
+    """
+    if cfg is None:
+        cfg = LinkCurvesConfig(**settings)
+    elif settings:
+        raise TypeError(f"give cfg or its fields, not both (got {sorted(settings)})")
+    links = cfg.make_links()  # every check before the folder exists
+    previous = _previous_rows(resume)
+    if resume is not None:  # continue in place; only the grid (MCSs, SNRs) may change
+        res = ResultsDir.resume(resume, name, cfg.to_dict(), cfg.seed,
+                                extendable=("mcs", "snr_db"))
+    else:
+        res = ResultsDir.create(name, cfg.to_dict(), cfg.seed, root=out)
+    with res:
+        result = simulate_link_curves(  # streamed: a killed run keeps its points
+            cfg, previous=previous, links=links, progress=progress,
+            on_rows=lambda rows: res.write_csv("link_curves.csv", rows))
+        write_link_curves_report(result, res, None if resume is None else str(resume))
     return res
