@@ -85,3 +85,30 @@ def test_check_bler_table_runs_as_a_subcommand_and_repeats(tmp_path: Path, capsy
     assert main(["check-bler-table", "--target", "1.5", "--out", str(tmp_path / "c")]) == 2
     assert "target must lie in (0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_image_set_recipes_return_data_without_files(tmp_path: Path) -> None:
+    """The computations behind digital-envelope and rate-distortion return their numbers
+    and write nothing: every stream within its budget, PSNR rising with the rate, and the
+    envelope's best MCS among those decoded."""
+    from experiments.recipes.digital_envelope import DigitalEnvelopeConfig, find_digital_envelope
+    from experiments.recipes.eval_images import load_images
+    from experiments.recipes.rate_distortion import RateDistortionConfig, measure_rate_distortion
+
+    images = load_images("builtin", 64, 2)
+    rd = measure_rate_distortion(RateDistortionConfig(codecs=["jpeg2000"], bpp=[0.5, 2.0]),
+                                 images, progress=False)
+    assert all(r["bytes"] <= r["budget_bytes"] for r in rd.rows)
+    low, high = rd.mean_rows()
+    assert high["psnr"] > low["psnr"] + 1.0 and 0.9 <= high["fill"] <= 1.0
+    env = find_digital_envelope(DigitalEnvelopeConfig(snr_db=[15.0], window=1), images,
+                                progress=False)
+    (best,) = env.envelope
+    decoded = {r["mcs"]: r["psnr"] for r in env.rows}
+    assert best["mcs"] in decoded and best["psnr"] == max(decoded.values())
+    assert best["capacity_psnr"] >= best["psnr"]
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="window"):
+        DigitalEnvelopeConfig(window=-1)
+    with pytest.raises(ValueError, match="bpp"):
+        RateDistortionConfig(bpp=[0.0])

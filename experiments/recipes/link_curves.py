@@ -21,6 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import phy
+from experiments.recipes.config import resolve_config
 from experiments.reporting.link_curves import plot_link_curves, write_link_curves_report
 from experiments.reporting.results import ResultsDir
 from experiments.values import FloatGrid, IntGrid
@@ -264,10 +265,7 @@ def run_link_curves(cfg: LinkCurvesConfig | None = None, *, out: str | Path = "r
         resume: an earlier link-curves results folder: keep its points, simulate the rest.
         progress: show a progress bar.
     """
-    if cfg is None:
-        cfg = LinkCurvesConfig(**settings)
-    elif settings:
-        raise TypeError(f"give cfg or its fields, not both (got {sorted(settings)})")
+    cfg = resolve_config(LinkCurvesConfig, cfg, settings)
     links = cfg.make_links()  # every check before the folder exists
     previous = _previous_rows(resume)
     if resume is not None:  # continue in place; only the grid (MCSs, SNRs) may change

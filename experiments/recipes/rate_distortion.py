@@ -15,59 +15,115 @@ Usage::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import torch
 from tqdm.auto import tqdm
 
 from experiments.cli import entry_point
+from experiments.recipes.config import config_dict, resolve_config
 from experiments.recipes.eval_images import load_images
+from experiments.reporting.rate_distortion import write_rate_distortion_report
 from experiments.reporting.results import ResultsDir
 from experiments.values import FloatGrid, Names, PositiveInt
-from jscc.baselines.source import SOURCE_CODECS, source_codec
+from jscc.baselines.source import SOURCE_CODECS, SourceCodec, source_codec
 from jscc.metrics import psnr
 
-__all__ = ["run_rate_distortion"]
+__all__ = ["RateDistortionConfig", "RateDistortionResult", "measure_rate_distortion",
+           "run_rate_distortion"]
 
 DEFAULT_BPP = (0.125, 0.25, 0.5, 1.0)
 
 
-def run_rate_distortion(*, data: str = "builtin", crop: PositiveInt | None = 256,
-                        codecs: Names = Names(SOURCE_CODECS),
-                        bpp: FloatGrid = FloatGrid(DEFAULT_BPP),
-                        max_images: PositiveInt | None = None,
-                        out: str | Path = "results", seed: int = 0,
-                        progress: bool = True) -> ResultsDir:
-    """Code every image at every rate with every codec and write the results folder.
+@dataclass(frozen=True)
+class RateDistortionConfig:
+    """What ``semcom rate-distortion`` measures (checked when built).
 
-    Args:
+    Attributes:
         data: ``builtin`` or an image folder.
         crop: centre crop size in pixels (None: whole images).
         codecs: source codecs (:data:`jscc.baselines.SOURCE_CODECS`).
         bpp: rates in bits per pixel.
         max_images: use at most this many images.
-        out: root folder of the results.
         seed: recorded in the manifest (the codecs are deterministic).
-        progress: show a progress bar.
     """
-    chosen = [source_codec(c) for c in Names.parse(codecs)]
-    rates = [float(b) for b in FloatGrid.parse(bpp)]
-    if not rates or min(rates) <= 0 or not all(math.isfinite(b) for b in rates):
-        raise ValueError(f"bpp must be positive bits per pixel, got {list(bpp)}")
-    images = load_images(data, crop, max_images)
+
+    data: str = "builtin"
+    crop: PositiveInt | None = 256
+    codecs: Names = Names(SOURCE_CODECS)
+    bpp: FloatGrid = FloatGrid(DEFAULT_BPP)
+    max_images: PositiveInt | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        names = tuple(source_codec(c).name for c in Names.parse(self.codecs))
+        object.__setattr__(self, "codecs", Names(names))
+        rates = [float(b) for b in FloatGrid.parse(self.bpp)]
+        if not rates or min(rates) <= 0 or not all(math.isfinite(b) for b in rates):
+            raise ValueError(f"bpp must be positive bits per pixel, got {list(self.bpp)}")
+        object.__setattr__(self, "bpp", FloatGrid(rates))
+        for name in ("crop", "max_images"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, PositiveInt.parse(getattr(self, name)))
+
+
+@dataclass
+class RateDistortionResult:
+    """The measurements of a :class:`RateDistortionConfig`.
+
+    Attributes:
+        config: what was measured.
+        num_images, height, width: the image set (pixels).
+        rows: one per (codec, rate, image): ``budget_bytes``, ``bytes`` used, ``bpp`` used and
+            ``psnr`` (dB; nan where the smallest stream exceeds the budget).
+    """
+
+    config: RateDistortionConfig
+    num_images: int
+    height: int
+    width: int
+    rows: list[dict]
+
+    @property
+    def codecs(self) -> list[SourceCodec]:
+        return [source_codec(c) for c in self.config.codecs]
+
+    def mean_rows(self) -> list[dict]:
+        """Per (codec, rate): mean ``bpp`` and ``psnr`` over the coded images, mean and least
+        budget ``fill``, and the share ``coded``."""
+        mean = []
+        for codec in self.config.codecs:
+            for b in self.config.bpp:
+                g = [r for r in self.rows if r["codec"] == codec and r["bpp_budget"] == b]
+                ok = [r for r in g if math.isfinite(r["psnr"])]
+                mean.append({"codec": codec, "bpp_budget": b,
+                             "bpp": sum(r["bpp"] for r in ok) / max(len(ok), 1),
+                             "psnr": sum(r["psnr"] for r in ok) / len(ok) if ok else math.nan,
+                             "fill": (sum(r["bytes"] / r["budget_bytes"] for r in ok)
+                                      / max(len(ok), 1)),
+                             "fill_min": min((r["bytes"] / r["budget_bytes"] for r in ok),
+                                             default=math.nan),
+                             "coded": len(ok) / len(g)})
+        return mean
+
+
+def measure_rate_distortion(cfg: RateDistortionConfig, images: torch.Tensor, *,
+                            on_rows: Callable[[list[dict]], Any] | None = None,
+                            progress: bool = True) -> RateDistortionResult:
+    """Code every image of ``images`` (``[N, 3, H, W]`` in [0, 1]) at every rate of ``cfg``
+    with every codec (``floor(bpp H W / 8)`` bytes at most) and score the decoded image;
+    ``on_rows`` gets the rows so far after each (codec, rate)."""
     n, _, h, w = images.shape
-    config = {"data": data, "crop": crop, "codecs": [c.name for c in chosen], "bpp": rates,
-              "num_images": n}
-    res = ResultsDir.create("rate_distortion", config, seed, root=out)
     rows: list[dict] = []
-    bar = tqdm(total=n * len(rates) * len(chosen), desc="rate-distortion", unit="code",
+    codecs = [source_codec(c) for c in cfg.codecs]
+    bar = tqdm(total=n * len(cfg.bpp) * len(codecs), desc="rate-distortion", unit="code",
                disable=not progress)
-    with res, bar:
-        for codec in chosen:
-            for b in rates:
+    with bar:
+        for codec in codecs:
+            for b in cfg.bpp:
                 budget = math.floor(b * h * w / 8)
                 for i in range(n):
                     s = codec.encode_to_budget(images[i], budget)
@@ -80,46 +136,32 @@ def run_rate_distortion(*, data: str = "builtin", crop: PositiveInt | None = 256
                                  "budget_bytes": budget, "bytes": used,
                                  "bpp": 8 * used / (h * w), "psnr": p})
                     bar.update()
-                res.write_csv("per_image.csv", rows)
-        mean = []
-        for codec in chosen:
-            for b in rates:
-                g = [r for r in rows if r["codec"] == codec.name and r["bpp_budget"] == b]
-                ok = [r for r in g if math.isfinite(r["psnr"])]
-                mean.append({"codec": codec.name, "bpp_budget": b,
-                             "bpp": sum(r["bpp"] for r in ok) / max(len(ok), 1),
-                             "psnr": sum(r["psnr"] for r in ok) / len(ok) if ok else math.nan,
-                             "fill": (sum(r["bytes"] / r["budget_bytes"] for r in ok)
-                                      / max(len(ok), 1)),
-                             "fill_min": min((r["bytes"] / r["budget_bytes"] for r in ok),
-                                             default=math.nan),
-                             "coded": len(ok) / len(g)})
-        res.write_csv("mean.csv", mean)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for codec in chosen:
-            sel = [r for r in mean if r["codec"] == codec.name]
-            ax.plot([r["bpp"] for r in sel], [r["psnr"] for r in sel], "o-",
-                    label=codec.description)
-        ax.set_xlabel("bits per pixel")
-        ax.set_ylabel("PSNR (dB)")
-        ax.set_title(f"{n} images {h}x{w} from {data}", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        res.save_figure(fig, "rate_distortion.png")
-        plt.close(fig)
-        head = " | ".join(f"{b:g} bpp" for b in rates)
-        lines = ["# Rate-distortion of the source codecs (mean PSNR, dB)", "",
-                 f"{n} images {h}x{w} from `{data}`; in brackets the mean budget fill and, "
-                 "where some images could not be coded at that rate (the smallest stream is "
-                 "larger), the share that could.", "",
-                 f"| codec | {head} |", "|---" * (len(rates) + 1) + "|"]
-        for codec in chosen:
-            cells = ["n/a (none coded)" if r["coded"] == 0 else
-                     f"{r['psnr']:.2f} ({r['fill']:.2f}"
-                     + ("" if r["coded"] == 1 else f", {r['coded']:.0%} coded") + ")"
-                     for r in mean if r["codec"] == codec.name]
-            lines.append(f"| {codec.description} | " + " | ".join(cells) + " |")
-        res.write_summary("\n".join(lines) + "\n")
+                if on_rows is not None:
+                    on_rows(rows)
+    return RateDistortionResult(cfg, n, h, w, rows)
+
+
+def run_rate_distortion(cfg: RateDistortionConfig | None = None, *,
+                        out: str | Path = "results", progress: bool = True,
+                        **settings: Any) -> ResultsDir:
+    """``semcom rate-distortion``: :func:`measure_rate_distortion` into a results folder
+    (``per_image.csv`` streamed, then ``mean.csv``, ``rate_distortion.png``, ``summary.md``).
+
+    Args:
+        cfg: what to measure; or give its fields as keywords (``settings``).
+        out: root folder of the results.
+        progress: show a progress bar.
+    """
+    cfg = resolve_config(RateDistortionConfig, cfg, settings)
+    images = load_images(cfg.data, cfg.crop, cfg.max_images)
+    res = ResultsDir.create("rate_distortion",
+                            {**config_dict(cfg), "num_images": images.shape[0]}, cfg.seed,
+                            root=out)
+    with res:
+        result = measure_rate_distortion(
+            cfg, images, progress=progress,
+            on_rows=lambda rows: res.write_csv("per_image.csv", rows))
+        write_rate_distortion_report(result, res)
     return res
 
 
