@@ -13,9 +13,22 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["config_dict", "resolve_config"]
+__all__ = ["config_dict", "optional_positive_int", "resolve_config"]
 
 C = TypeVar("C")
+
+
+def optional_positive_int(name: str, value: Any) -> int | None:
+    """``value`` as an int >= 1 (a size in pixels, a count), or None; the error names
+    ``name``."""
+    from experiments.values import PositiveInt
+
+    if value is None:
+        return None
+    try:
+        return PositiveInt.parse(value)
+    except ValueError as err:
+        raise ValueError(f"{name} {err}") from None
 
 
 def resolve_config(cls: type[C], cfg: C | None, settings: Mapping[str, Any]) -> C:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.cli import entry_point
-from experiments.recipes.config import config_dict, resolve_config
+from experiments.recipes.config import config_dict, optional_positive_int, resolve_config
 from experiments.recipes.eval_images import load_images
 from experiments.reporting.digital_envelope import digital_envelope_summary
 from experiments.reporting.results import ResultsDir
@@ -65,8 +65,7 @@ class DigitalEnvelopeConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "snr_db", FloatGrid.parse(self.snr_db))
         for name in ("crop", "max_images"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, PositiveInt.parse(getattr(self, name)))
+            object.__setattr__(self, name, optional_positive_int(name, getattr(self, name)))
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 0:
             raise ValueError(f"window must be an int >= 0 (MCS indices), got {self.window!r}")
         if not 0 < self.cbr <= 1:

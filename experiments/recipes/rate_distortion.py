@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from experiments.cli import entry_point
-from experiments.recipes.config import config_dict, resolve_config
+from experiments.recipes.config import config_dict, optional_positive_int, resolve_config
 from experiments.recipes.eval_images import load_images
 from experiments.reporting.rate_distortion import write_rate_distortion_report
 from experiments.reporting.results import ResultsDir
@@ -66,8 +66,7 @@ class RateDistortionConfig:
             raise ValueError(f"bpp must be positive bits per pixel, got {list(self.bpp)}")
         object.__setattr__(self, "bpp", FloatGrid(rates))
         for name in ("crop", "max_images"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, PositiveInt.parse(getattr(self, name)))
+            object.__setattr__(self, name, optional_positive_int(name, getattr(self, name)))
 
 
 @dataclass
