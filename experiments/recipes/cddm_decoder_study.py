@@ -14,13 +14,16 @@ Systems, all on the same test crops, noise stream and SNR (AWGN):
 * ``jscc, decoder re-trained on MMSE output`` (the control): the same fine-tuning on the
   equalizer's output instead, so that the difference between the last two is the CDDM's.
 
-Writes ``study.csv`` (PSNR per system) and ``summary.md`` into a results folder.
+:func:`study_decoders` returns the PSNR per system (a :class:`CDDMDecoderStudyResult`);
+:func:`run_cddm_decoder_study`, the command, writes ``study.csv`` and ``summary.md`` into a
+results folder.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +33,16 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.cli import entry_point
+from experiments.recipes.config import config_dict, optional_positive_int, resolve_config
+from experiments.reporting.cddm_decoder_study import decoder_study_summary
 from experiments.reporting.results import ResultsDir
 from experiments.values import PositiveInt
 from jscc.batches import CropBatchLoader
 from jscc.data import ImageDataModule, ImageFolderDataset
 from jscc.evaluation import evaluate_codec
 
-__all__ = ["finetune_decoder", "main", "run_cddm_decoder_study"]
+__all__ = ["CDDMDecoderStudyConfig", "CDDMDecoderStudyResult", "finetune_decoder", "main",
+           "run_cddm_decoder_study", "study_decoders", "study_images"]
 
 
 def finetune_decoder(codec: torch.nn.Module, images: torch.Tensor, latents: torch.Tensor,
@@ -67,15 +73,11 @@ def _received(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
     return torch.cat([fn(images[i:i + batch]) for i in range(0, images.shape[0], batch)])
 
 
-def run_cddm_decoder_study(*, train_dir: str, test_dir: str, codec: str = "adjscc",
-                           cbr: float = 1 / 12, snr_db: float = 10.0,
-                           crops: PositiveInt = 4096, steps: PositiveInt = 3000,
-                           lr: float = 1e-4, max_images: PositiveInt = 20, seed: int = 0,
-                           out: str | Path = "results") -> ResultsDir:
-    """Score the shipped codec with and without the shipped CDDM, and with its decoder
-    re-trained on CDDM and on MMSE output, at one SNR; write the results folder.
+@dataclass(frozen=True)
+class CDDMDecoderStudyConfig:
+    """What ``semcom cddm-decoder-study`` compares (checked when built).
 
-    Args:
+    Attributes:
         train_dir: training photos (the crops of the re-training pairs).
         test_dir: test photos (256x256 centre crops).
         codec: the shipped codec (with a shipped CDDM) to study.
@@ -86,69 +88,115 @@ def run_cddm_decoder_study(*, train_dir: str, test_dir: str, codec: str = "adjsc
         lr: fine-tuning learning rate (cosine schedule).
         max_images: test crops.
         seed: seed of the crops, the link noise and the fine-tuning.
-        out: root folder of the results.
     """
+
+    train_dir: str
+    test_dir: str
+    codec: str = "adjscc"
+    cbr: float = 1 / 12
+    snr_db: float = 10.0
+    crops: PositiveInt = 4096
+    steps: PositiveInt = 3000
+    lr: float = 1e-4
+    max_images: PositiveInt = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("crops", "steps", "max_images"):
+            object.__setattr__(self, name, optional_positive_int(name, getattr(self, name)))
+        if not phy.SNR_DB_MIN <= self.snr_db <= phy.SNR_DB_MAX:
+            raise ValueError(f"snr_db must lie in [{phy.SNR_DB_MIN}, {phy.SNR_DB_MAX}] dB, "
+                             f"got {self.snr_db}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class CDDMDecoderStudyResult:
+    """The comparison of a :class:`CDDMDecoderStudyConfig`.
+
+    Attributes:
+        config: what was compared.
+        num_test_images: test crops scored.
+        rows: one per system: ``system``, ``snr_db``, ``psnr`` (dB), ``msssim``.
+    """
+
+    config: CDDMDecoderStudyConfig
+    num_test_images: int
+    rows: list[dict[str, Any]]
+
+
+def study_images(cfg: CDDMDecoderStudyConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train, test)``: ``cfg.crops`` 64x64 training crops (float in [0, 1]) and at most
+    ``cfg.max_images`` 256x256 test crops."""
+    test_ds = ImageFolderDataset(cfg.test_dir, crop=256, train=False)
+    test = torch.stack([test_ds[i] for i in range(min(cfg.max_images, len(test_ds)))])
+    dm = ImageDataModule(source="folder", train_dir=cfg.train_dir, builtin_train=True,
+                         crop=64, batch_size=64, seed=cfg.seed + 7)
+    loader = CropBatchLoader(dm.train_images(), 64, 64, -(-cfg.crops // 64),
+                             seed=cfg.seed + 7)
+    train = torch.cat(list(loader))[:cfg.crops]
+    train = train.float() / 255 if train.dtype == torch.uint8 else train
+    return train, test
+
+
+def study_decoders(cfg: CDDMDecoderStudyConfig, train: torch.Tensor, test: torch.Tensor
+                   ) -> CDDMDecoderStudyResult:
+    """Score the shipped codec with and without its shipped CDDM, and with its decoder
+    re-trained on CDDM and on MMSE output (``train`` crops), on ``test`` at ``cfg.snr_db``."""
     from cddm import pretrained as cddm_pretrained
     from cddm.pipeline import JSCCWithCDDM
     from jscc import build_codec
 
-    for name, v in (("crops", crops), ("steps", steps), ("max_images", max_images)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-    if not phy.SNR_DB_MIN <= snr_db <= phy.SNR_DB_MAX:
-        raise ValueError(f"snr_db must lie in [{phy.SNR_DB_MIN}, {phy.SNR_DB_MAX}] dB, got "
-                         f"{snr_db}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    config = {"train_dir": str(train_dir), "test_dir": str(test_dir), "codec": codec,
-              "cbr": cbr, "snr_db": snr_db, "crops": crops, "steps": steps, "lr": lr,
-              "max_images": max_images}
-    jscc = build_codec(codec, cbr=cbr, pretrained=True, channel="awgn")
-    sampler = cddm_pretrained.load_sampler(cddm_pretrained.find(codec, cbr, "awgn"))
-    test_ds = ImageFolderDataset(test_dir, crop=256, train=False)
-    test = torch.stack([test_ds[i] for i in range(min(max_images, len(test_ds)))])
-    dm = ImageDataModule(source="folder", train_dir=train_dir, builtin_train=True, crop=64,
-                         batch_size=64, seed=seed + 7)
-    loader = CropBatchLoader(dm.train_images(), 64, 64, -(-crops // 64), seed=seed + 7)
-    train = torch.cat(list(loader))[:crops]
-    train = train.float() / 255 if train.dtype == torch.uint8 else train
+    jscc = build_codec(cfg.codec, cbr=cfg.cbr, pretrained=True, channel="awgn")
+    sampler = cddm_pretrained.load_sampler(cddm_pretrained.find(cfg.codec, cfg.cbr, "awgn"))
     link = phy.AnalogLink(phy.AWGN())
-    s = snr_db
-    res = ResultsDir.create("cddm_decoder_study", {**config, "num_test_images":
-                                                   int(test.shape[0])}, seed, root=out)
+    s, seed = cfg.snr_db, cfg.seed
+    with_cddm = JSCCWithCDDM(jscc, sampler).eval()
+    rows: list[dict[str, Any]] = []
+
+    def score(name: str, transmit: Any) -> None:
+        r = evaluate_codec(transmit, test, link, [s], seed=seed)[0]
+        rows.append({"system": name, "snr_db": s, "psnr": round(r.psnr, 3),
+                     "msssim": round(r.msssim, 4)})
+
+    score("jscc", jscc.transmit)
+    score("jscc+cddm, stage-1 decoder", with_cddm.transmit)
+    phy.set_seed(seed + 3)
+    z_cddm = _received(lambda x: with_cddm.denoised_latent(x, link, s)[0], train)
+    dec_cddm = finetune_decoder(jscc, train, z_cddm, s, cfg.steps, cfg.lr, seed)
+    score("jscc+cddm, decoder re-trained on CDDM output",
+          JSCCWithCDDM(jscc, sampler, decoder=dec_cddm).eval().transmit)
+    phy.set_seed(seed + 3)
+    z_mmse = _received(lambda x: link.send(jscc.encode(x, s), s).z_hat, train)
+    dec_mmse = finetune_decoder(jscc, train, z_mmse, s, cfg.steps, cfg.lr, seed)
+
+    def mmse_transmit(x: torch.Tensor, lk: phy.AnalogLink, snr: float) -> Any:
+        r = lk.send(jscc.encode(x, snr), snr)
+        return dec_mmse.decode(r.z_hat, snr), r
+
+    score("jscc, decoder re-trained on MMSE output", mmse_transmit)
+    return CDDMDecoderStudyResult(cfg, int(test.shape[0]), rows)
+
+
+def run_cddm_decoder_study(cfg: CDDMDecoderStudyConfig | None = None, *,
+                           out: str | Path = "results", **settings: Any) -> ResultsDir:
+    """``semcom cddm-decoder-study``: :func:`study_decoders` into a results folder
+    (``study.csv``, ``summary.md``).
+
+    Args:
+        cfg: what to compare; or give its fields as keywords (``settings``).
+        out: root folder of the results.
+    """
+    cfg = resolve_config(CDDMDecoderStudyConfig, cfg, settings)
+    train, test = study_images(cfg)  # missing folders fail before the results folder
+    res = ResultsDir.create("cddm_decoder_study",
+                            {**config_dict(cfg), "num_test_images": int(test.shape[0])},
+                            cfg.seed, root=out)
     with res:
-        with_cddm = JSCCWithCDDM(jscc, sampler).eval()
-        rows: list[dict[str, Any]] = []
-
-        def score(name: str, transmit: Any) -> None:
-            r = evaluate_codec(transmit, test, link, [s], seed=seed)[0]
-            rows.append({"system": name, "snr_db": s, "psnr": round(r.psnr, 3),
-                         "msssim": round(r.msssim, 4)})
-
-        score("jscc", jscc.transmit)
-        score("jscc+cddm, stage-1 decoder", with_cddm.transmit)
-        phy.set_seed(seed + 3)
-        z_cddm = _received(lambda x: with_cddm.denoised_latent(x, link, s)[0], train)
-        dec_cddm = finetune_decoder(jscc, train, z_cddm, s, steps, lr, seed)
-        score("jscc+cddm, decoder re-trained on CDDM output",
-              JSCCWithCDDM(jscc, sampler, decoder=dec_cddm).eval().transmit)
-        phy.set_seed(seed + 3)
-        z_mmse = _received(lambda x: link.send(jscc.encode(x, s), s).z_hat, train)
-        dec_mmse = finetune_decoder(jscc, train, z_mmse, s, steps, lr, seed)
-
-        def mmse_transmit(x: torch.Tensor, lk: phy.AnalogLink, snr: float) -> Any:
-            r = lk.send(jscc.encode(x, snr), snr)
-            return dec_mmse.decode(r.z_hat, snr), r
-
-        score("jscc, decoder re-trained on MMSE output", mmse_transmit)
-        res.write_csv("study.csv", rows)
-        base = rows[0]["psnr"]
-        lines = [f"# CDDM decoder study, {codec} CBR {cbr:.4g}, AWGN {s:g} dB",
-                 "", f"{test.shape[0]} test crops 256x256 of {test_dir}; decoders re-trained "
-                 f"on {crops} 64x64 crops of {train_dir} for {steps} steps (lr {lr:g}, "
-                 "cosine).", "", "| system | PSNR (dB) | vs jscc (dB) |", "|---|---|---|"]
-        lines += [f"| {r['system']} | {r['psnr']:.2f} | {r['psnr'] - base:+.2f} |" for r in rows]
-        res.write_summary("\n".join(lines) + "\n")
+        result = study_decoders(cfg, train, test)
+        res.write_csv("study.csv", result.rows)
+        res.write_summary(decoder_study_summary(result))
     return res
 
 
