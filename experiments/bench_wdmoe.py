@@ -24,25 +24,90 @@ hidden width ``D`` in bf16 is ``16 D`` bits, 65,536 for Mixtral-8x7B (``D = 4096
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 from experiments.cli import entry_point
+from experiments.recipes.config import config_dict, resolve_config
 from experiments.reporting.results import ResultsDir
 from phy.checks import check_choice, check_positive_int
 
-__all__ = ["main", "run_bench_wdmoe"]
+__all__ = ["BenchWDMoEConfig", "BenchWDMoEResult", "main", "run", "run_bench_wdmoe"]
 
 SYSTEMS = ("unsplit", "split/ideal", "split/digital:bf16")
 
 
-def build_model(args: SimpleNamespace) -> Any:
+@dataclass(frozen=True)
+class BenchWDMoEConfig:
+    """What ``semcom bench-wdmoe`` times (checked when built).
+
+    Attributes:
+        hidden: hidden width D (a multiple of 16).
+        layers: decoder layers.
+        experts: experts per layer.
+        top_k: experts per token (<= experts).
+        expert_ffn: expert FFN width.
+        vocab: vocabulary size.
+        dtype: model dtype, bfloat16 or float32.
+        devices: devices in the cell.
+        prompt: prompt tokens (prefill, not timed).
+        new_tokens: decoded tokens per run.
+        reps: alternating runs of the three systems.
+        threads: torch threads.
+        seed: seed of the model weights, prompt and cell.
+    """
+
+    hidden: int = 1024
+    layers: int = 8
+    experts: int = 64
+    top_k: int = 8
+    expert_ffn: int = 512
+    vocab: int = 8192
+    dtype: str = "bfloat16"
+    devices: int = 8
+    prompt: int = 16
+    new_tokens: int = 16
+    reps: int = 3
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name not in ("dtype", "seed"):
+                check_positive_int(f.name, getattr(self, f.name))
+        check_choice("dtype", self.dtype, ("bfloat16", "float32"))
+        if self.top_k > self.experts:
+            raise ValueError(f"top_k must be <= experts ({self.experts}), got {self.top_k}")
+        if self.hidden % 16:
+            raise ValueError(f"hidden must be a multiple of 16 (16 attention heads), got "
+                             f"{self.hidden}")
+
+
+@dataclass
+class BenchWDMoEResult:
+    """The timings of a :class:`BenchWDMoEConfig`.
+
+    Attributes:
+        config: what was timed.
+        rows: per system: median and best s per token, ratio to unsplit, bits on air per
+            token.
+        info: parameters, peak resident memory (MB) after the unsplit and the split runs and
+            their ratio, and the bf16 payload bits per (token, expert, direction).
+    """
+
+    config: BenchWDMoEConfig
+    rows: list[dict[str, Any]]
+    info: dict[str, Any]
+
+
+def build_model(args: BenchWDMoEConfig) -> Any:
     """The random-init ``Qwen3MoeForCausalLM`` of the benchmark (eval mode, ``args.dtype``)."""
     from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 
@@ -93,7 +158,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run(args: SimpleNamespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run(args: BenchWDMoEConfig) -> BenchWDMoEResult:
+    """Time the three systems side by side (see the module docstring)."""
     from wdmoe_link import DigitalTransport, WDMoESystem, default_topology
 
     torch.set_num_threads(args.threads)
@@ -130,10 +196,11 @@ def run(args: SimpleNamespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 DigitalTransport("bf16").payload_bits(1, args.hidden),
             "mixtral_bits_per_token_expert_direction":
                 DigitalTransport("bf16").payload_bits(1, 4096)}
-    return rows, info
+    return BenchWDMoEResult(args, rows, info)
 
 
-def _summary(rows: list[dict[str, Any]], info: dict[str, Any], args: SimpleNamespace) -> str:
+def _summary(result: BenchWDMoEResult) -> str:
+    rows, info, args = result.rows, result.info, result.config
     lines = [
         "# bench_wdmoe",
         "",
@@ -163,45 +230,22 @@ def _summary(rows: list[dict[str, Any]], info: dict[str, Any], args: SimpleNames
     return "\n".join(lines) + "\n"
 
 
-def run_bench_wdmoe(*, hidden: int = 1024, layers: int = 8, experts: int = 64, top_k: int = 8,
-                    expert_ffn: int = 512, vocab: int = 8192, dtype: str = "bfloat16",
-                    devices: int = 8, prompt: int = 16, new_tokens: int = 16, reps: int = 3,
-                    threads: int = 2, seed: int = 0, out: str | Path = "results",
-                    progress: bool = True) -> ResultsDir:
-    """Time the split MoE against the unsplit model and write ``bench_wdmoe.csv`` and
-    ``summary.md`` (settings checked before any folder exists).
+def run_bench_wdmoe(cfg: BenchWDMoEConfig | None = None, *, out: str | Path = "results",
+                    progress: bool = True, **settings: Any) -> ResultsDir:
+    """``semcom bench-wdmoe``: :func:`run` into ``bench_wdmoe.csv`` and ``summary.md``
+    (settings checked before any folder exists).
 
     Args:
-        hidden: hidden width D (a multiple of 16).
-        layers: decoder layers.
-        experts: experts per layer.
-        top_k: experts per token (<= experts).
-        expert_ffn: expert FFN width.
-        vocab: vocabulary size.
-        dtype: model dtype, bfloat16 or float32.
-        devices: devices in the cell.
-        prompt: prompt tokens (prefill, not timed).
-        new_tokens: decoded tokens per run.
-        reps: alternating runs of the three systems.
-        threads: torch threads.
-        seed: seed of the model weights, prompt and cell.
+        cfg: what to time; or give its fields as keywords (``settings``).
         out: root folder of the results.
         progress: print the summary when done.
     """
-    cfg = SimpleNamespace(**{k: v for k, v in locals().items() if k not in ("out", "progress")})
-    for name in ("hidden", "layers", "experts", "top_k", "expert_ffn", "vocab", "devices",
-                 "prompt", "new_tokens", "reps", "threads"):
-        check_positive_int(name, getattr(cfg, name))
-    check_choice("dtype", dtype, ("bfloat16", "float32"))
-    if top_k > experts:
-        raise ValueError(f"top_k must be <= experts ({experts}), got {top_k}")
-    if hidden % 16:
-        raise ValueError(f"hidden must be a multiple of 16 (16 attention heads), got {hidden}")
-    res = ResultsDir.create("bench_wdmoe", vars(cfg), seed, root=out)
+    cfg = resolve_config(BenchWDMoEConfig, cfg, settings)
+    res = ResultsDir.create("bench_wdmoe", config_dict(cfg, drop=()), cfg.seed, root=out)
     with res:
-        rows, info = run(cfg)
-        res.write_csv("bench_wdmoe.csv", rows)
-        text = _summary(rows, info, cfg)
+        result = run(cfg)
+        res.write_csv("bench_wdmoe.csv", result.rows)
+        text = _summary(result)
         res.write_summary(text)
     if progress:
         print(text)
