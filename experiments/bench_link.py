@@ -78,11 +78,12 @@ median. The numbers go to stdout and to ``<out>/bench_link/<timestamp>/`` (``con
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -94,6 +95,7 @@ from sionna.phy.mapping import Demapper, Mapper
 
 import phy
 from experiments.cli import entry_point
+from experiments.recipes.config import resolve_config
 from experiments.reporting.results import ResultsDir
 from experiments.values import IntGrid
 from phy.checks import check_choice, check_positive_int
@@ -163,7 +165,7 @@ def _fmt_rate(r: float) -> str:
     return f"{r:8.3f}  "
 
 
-def bench_digital(args: SimpleNamespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def bench_digital(args: BenchLinkConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Ours vs bare Sionna on ``args.batch`` code blocks; returns CSV rows and a summary dict."""
     mcs = phy.MCS.from_index(args.mcs, table=args.table)
     channel = phy.make_channel(args.channel)
@@ -235,7 +237,7 @@ def _channel_llrs(link: phy.DigitalLink, k: int, batch: int, snr_db: float, seed
     return u, Demapper("app", "qam", qm)(x_eq, no_eff), enc
 
 
-def bench_decoders(args: SimpleNamespace) -> tuple[list[dict[str, Any]], list[str]]:
+def bench_decoders(args: BenchLinkConfig) -> tuple[list[dict[str, Any]], list[str]]:
     """:class:`phy.CPULDPC5GDecoder` against Sionna's ``LDPC5GDecoder`` on the same LLRs.
 
     Decoder alone (channel LLRs in, information bits out), for every ``k`` in ``--decoder-k``
@@ -296,7 +298,7 @@ def bench_decoders(args: SimpleNamespace) -> tuple[list[dict[str, Any]], list[st
     return rows, lines
 
 
-def bench_demappers(args: SimpleNamespace) -> tuple[list[dict[str, Any]], list[str]]:
+def bench_demappers(args: BenchLinkConfig) -> tuple[list[dict[str, Any]], list[str]]:
     """:class:`phy.demapping.QAMDemapper` against Sionna's ``Demapper`` (APP) on the same
     noisy symbols (``--batch`` blocks' worth at ``--block-bits``, per-symbol N0), every QAM
     order, alternating calls: symbols/s, the speed-up and the largest LLR difference."""
@@ -331,7 +333,7 @@ def bench_demappers(args: SimpleNamespace) -> tuple[list[dict[str, Any]], list[s
     return rows, lines
 
 
-def bench_analog(args: SimpleNamespace) -> list[dict[str, Any]]:
+def bench_analog(args: BenchLinkConfig) -> list[dict[str, Any]]:
     """AnalogLink.send on AWGN and Rayleigh, and bare Sionna channels, in channel uses/s."""
     rows: list[dict[str, Any]] = []
     snr = float(args.snr_db)
@@ -368,7 +370,7 @@ def bench_analog(args: SimpleNamespace) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_send_tensor(args: SimpleNamespace) -> list[dict[str, Any]]:
+def bench_send_tensor(args: BenchLinkConfig) -> list[dict[str, Any]]:
     """DigitalLink.send_tensor of a ``--tensor-shape`` bf16 payload, in payload bits/s.
 
     The warm-up sends a small tensor (one code block) through the same link, which builds the
@@ -380,7 +382,7 @@ def bench_send_tensor(args: SimpleNamespace) -> list[dict[str, Any]]:
     link = phy.DigitalLink(phy.make_channel(args.channel), mcs=mcs, block_bits=args.block_bits,
                            num_iter=args.num_iter, **extra)
     gen = torch.Generator().manual_seed(args.seed)
-    t = torch.randn(*args.tensor_shape, generator=gen)
+    t = torch.randn(*args.tensor_dims, generator=gen)
     snr = float(args.snr_db)
     phy.set_seed(args.seed)
     link.send_tensor(torch.randn(1, max(1, args.block_bits // 16), generator=gen), snr,
@@ -395,7 +397,7 @@ def bench_send_tensor(args: SimpleNamespace) -> list[dict[str, Any]]:
         phy.set_seed(args.seed)
         times.append(_time_one(fn))
     r = result[-1]
-    shape = "x".join(str(s) for s in args.tensor_shape)
+    shape = "x".join(str(s) for s in args.tensor_dims)
     return [{"section": "send_tensor", "channel": args.channel, "mcs": mcs.name,
              "shape": f"{shape} bf16", "coded_bits": link.coded_bits(),
              "unit": "payload_bits/s", "repeats": args.tensor_repeats,
@@ -425,7 +427,7 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def _digital_lines(dig: dict[str, Any], args: SimpleNamespace) -> list[str]:
+def _digital_lines(dig: dict[str, Any], args: BenchLinkConfig) -> list[str]:
     ours, bare = dig["ours"], dig["bare"]
     goal = "met" if dig["overhead"] <= 10.0 else "NOT met"
     return [
@@ -446,7 +448,7 @@ def _digital_lines(dig: dict[str, Any], args: SimpleNamespace) -> list[str]:
 
 
 def _markdown(rows: list[dict[str, Any]], dig: dict[str, Any] | None, dec_lines: list[str],
-              args: SimpleNamespace, path: str) -> str:
+              args: BenchLinkConfig, path: str) -> str:
     out = ["# bench_link: throughput of phy links vs bare Sionna", ""]
     if dec_lines:
         out += ["```", *dec_lines, "```", ""]
@@ -467,21 +469,12 @@ def _markdown(rows: list[dict[str, Any]], dig: dict[str, Any] | None, dec_lines:
     return "\n".join(out)
 
 
-def run_bench_link(*, mcs: int = 10, table: str = "qam64", block_bits: int = 1024,
-                   batch: int = 200, repeats: int = 5, num_iter: int = 20,
-                   snr_db: float = 10.0, channel: str = "awgn", threads: int = 1,
-                   seed: int = 0, tensor_shape: str = "x".join(map(str, TENSOR_SHAPE)),
-                   tensor_repeats: int = 1, tensor_batch_blocks: int | None = None,
-                   decoder_k: IntGrid = IntGrid((1024, 8424)),
-                   decoder_threads: IntGrid = IntGrid((1, 2)), decoder_mcs: int = 13,
-                   decoder_snr_db: float | None = None, skip_decoders: bool = False,
-                   skip_demappers: bool = False, skip_digital: bool = False,
-                   skip_analog: bool = False, skip_tensor: bool = False,
-                   out: str | Path = "results") -> ResultsDir:
-    """Time the links and decoders (sections in the module docstring) and write
-    ``bench_link.csv`` and ``summary.md`` (settings checked before any folder exists).
+@dataclass(frozen=True)
+class BenchLinkConfig:
+    """What ``semcom bench-link`` times (checked when built; sections in the module
+    docstring).
 
-    Args:
+    Attributes:
         mcs: MCS index.
         table: MCS table, qam64 or qam256.
         block_bits: information bits per code block.
@@ -506,64 +499,124 @@ def run_bench_link(*, mcs: int = 10, table: str = "qam64", block_bits: int = 102
         skip_digital: no send_bits comparison.
         skip_analog: no AnalogLink section.
         skip_tensor: no send_tensor section.
-        out: root folder of the results.
     """
-    decoder_k = list(IntGrid.parse(decoder_k))
-    decoder_threads = list(IntGrid.parse(decoder_threads))
-    for name, value in (("repeats", repeats), ("tensor_repeats", tensor_repeats),
-                        ("batch", batch), ("threads", threads), ("num_iter", num_iter),
-                        ("block_bits", block_bits)):
-        check_positive_int(name, value)
-    if tensor_batch_blocks is not None:
-        check_positive_int("tensor_batch_blocks", tensor_batch_blocks)
-    for t in decoder_threads:
-        check_positive_int("decoder_threads entry", t)
-    if not decoder_k or not all(1 <= k <= 8424 for k in decoder_k):
-        raise ValueError(f"decoder_k must be in [1, 8424] (k + 24 CRC bits <= 8448), got "
-                         f"{decoder_k}")
-    check_choice("table", table, ("qam64", "qam256"))
-    check_choice("channel", channel, ("awgn", "rayleigh"))
-    phy.MCS.from_index(mcs, table=table)
-    phy.MCS.from_index(decoder_mcs, table=table)
-    args = SimpleNamespace(mcs=mcs, table=table, block_bits=block_bits, batch=batch,
-                           repeats=repeats, num_iter=num_iter, snr_db=snr_db, channel=channel,
-                           threads=threads, seed=seed, tensor_shape=_shape(tensor_shape),
-                           tensor_repeats=tensor_repeats,
-                           tensor_batch_blocks=tensor_batch_blocks, decoder_k=decoder_k,
-                           decoder_threads=decoder_threads, decoder_mcs=decoder_mcs,
-                           decoder_snr_db=decoder_snr_db, skip_decoders=skip_decoders,
-                           skip_demappers=skip_demappers, skip_digital=skip_digital,
-                           skip_analog=skip_analog, skip_tensor=skip_tensor)
-    torch.set_num_threads(args.threads)
 
-    config = dict(vars(args))
-    config["tensor_shape"] = list(args.tensor_shape)
-    config["analog_shapes"] = [list(s) for s in ANALOG_SHAPES]
+    mcs: int = 10
+    table: str = "qam64"
+    block_bits: int = 1024
+    batch: int = 200
+    repeats: int = 5
+    num_iter: int = 20
+    snr_db: float = 10.0
+    channel: str = "awgn"
+    threads: int = 1
+    seed: int = 0
+    tensor_shape: str = "x".join(map(str, TENSOR_SHAPE))
+    tensor_repeats: int = 1
+    tensor_batch_blocks: int | None = None
+    decoder_k: IntGrid = IntGrid((1024, 8424))
+    decoder_threads: IntGrid = IntGrid((1, 2))
+    decoder_mcs: int = 13
+    decoder_snr_db: float | None = None
+    skip_decoders: bool = False
+    skip_demappers: bool = False
+    skip_digital: bool = False
+    skip_analog: bool = False
+    skip_tensor: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decoder_k", IntGrid.parse(self.decoder_k))
+        object.__setattr__(self, "decoder_threads", IntGrid.parse(self.decoder_threads))
+        for name in ("repeats", "tensor_repeats", "batch", "threads", "num_iter",
+                     "block_bits"):
+            check_positive_int(name, getattr(self, name))
+        if self.tensor_batch_blocks is not None:
+            check_positive_int("tensor_batch_blocks", self.tensor_batch_blocks)
+        for t in self.decoder_threads:
+            check_positive_int("decoder_threads entry", t)
+        if not self.decoder_k or not all(1 <= k <= 8424 for k in self.decoder_k):
+            raise ValueError(f"decoder_k must be in [1, 8424] (k + 24 CRC bits <= 8448), got "
+                             f"{list(self.decoder_k)}")
+        check_choice("table", self.table, ("qam64", "qam256"))
+        check_choice("channel", self.channel, ("awgn", "rayleigh"))
+        phy.MCS.from_index(self.mcs, table=self.table)
+        phy.MCS.from_index(self.decoder_mcs, table=self.table)
+        self.tensor_dims  # noqa: B018 - a shape it can parse
+
+    @property
+    def tensor_dims(self) -> tuple[int, ...]:
+        """:attr:`tensor_shape` as a tuple of sizes."""
+        return _shape(self.tensor_shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as ``config.yaml`` records them (with the analog section's shapes)."""
+        d = dataclasses.asdict(self)
+        d.update(decoder_k=list(self.decoder_k), decoder_threads=list(self.decoder_threads),
+                 tensor_shape=list(self.tensor_dims),
+                 analog_shapes=[list(s) for s in ANALOG_SHAPES])
+        return d
+
+
+@dataclass
+class BenchLinkResult:
+    """The timings of a :class:`BenchLinkConfig`.
+
+    Attributes:
+        config: what was timed.
+        rows: one per (section, shape, implementation): median and best s, rates.
+        digital: the send_bits comparison's summary (None when skipped).
+        lines: the decoder and demapper sections' summary lines.
+    """
+
+    config: BenchLinkConfig
+    rows: list[dict[str, Any]]
+    digital: dict[str, Any] | None
+    lines: list[str]
+
+
+def run(args: BenchLinkConfig) -> BenchLinkResult:
+    """Time every section of ``args`` that is not skipped (printing each as it ends)."""
+    torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     dig = None
     dec_lines: list[str] = []
-    with ResultsDir.create("bench_link", config, seed=args.seed, root=out) as rd:
-        if not args.skip_decoders:
-            rows, dec_lines = bench_decoders(args)
-            print("\n".join(dec_lines), flush=True)
-        if not args.skip_demappers:
-            dm_rows, dm_lines = bench_demappers(args)
-            rows += dm_rows
-            dec_lines += dm_lines
-            print("\n".join(dm_lines), flush=True)
-        if not args.skip_digital:
-            dig_rows, dig = bench_digital(args)
-            rows += dig_rows
-            print("\n".join(_digital_lines(dig, args)), flush=True)
-        if not args.skip_analog:
-            rows += bench_analog(args)
-        if not args.skip_tensor:
-            rows += bench_send_tensor(args)
-        if rows:
+    if not args.skip_decoders:
+        rows, dec_lines = bench_decoders(args)
+        print("\n".join(dec_lines), flush=True)
+    if not args.skip_demappers:
+        dm_rows, dm_lines = bench_demappers(args)
+        rows += dm_rows
+        dec_lines += dm_lines
+        print("\n".join(dm_lines), flush=True)
+    if not args.skip_digital:
+        dig_rows, dig = bench_digital(args)
+        rows += dig_rows
+        print("\n".join(_digital_lines(dig, args)), flush=True)
+    if not args.skip_analog:
+        rows += bench_analog(args)
+    if not args.skip_tensor:
+        rows += bench_send_tensor(args)
+    return BenchLinkResult(args, rows, dig, dec_lines)
+
+
+def run_bench_link(cfg: BenchLinkConfig | None = None, *, out: str | Path = "results",
+                   **settings: Any) -> ResultsDir:
+    """``semcom bench-link``: :func:`run` into ``bench_link.csv`` and ``summary.md``
+    (settings checked before any folder exists).
+
+    Args:
+        cfg: what to time; or give its fields as keywords (``settings``).
+        out: root folder of the results.
+    """
+    cfg = resolve_config(BenchLinkConfig, cfg, settings)
+    with ResultsDir.create("bench_link", cfg.to_dict(), seed=cfg.seed, root=out) as rd:
+        result = run(cfg)
+        if result.rows:
             print()
-            print(_table(rows))
-            rd.write_csv("bench_link.csv", rows)
-        rd.write_summary(_markdown(rows, dig, dec_lines, args, str(rd.path)))
+            print(_table(result.rows))
+            rd.write_csv("bench_link.csv", result.rows)
+        rd.write_summary(_markdown(result.rows, result.digital, result.lines, cfg,
+                                   str(rd.path)))
     return rd
 
 
