@@ -20,9 +20,11 @@ Goal: Lightning ≥ 0.9× the bare loop. Writes ``bench_train.csv`` and ``summar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,10 +35,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import phy
 from experiments.cli import entry_point
+from experiments.recipes.config import config_dict, resolve_config
 from experiments.reporting.results import ResultsDir
 from phy.checks import check_positive_int
 
-__all__ = ["StepTimer", "main", "run_bench_train"]
+__all__ = ["BenchTrainConfig", "BenchTrainResult", "StepTimer", "main", "run", "run_bench_train"]
 
 
 class StepTimer(pl.Callback):
@@ -159,58 +162,94 @@ def _bare_cddm(bank: torch.Tensor, steps: int, batch: int, warmup: int) -> list[
     return times
 
 
-def run_bench_train(*, steps: int = 60, warmup: int = 10, reps: int = 3, jscc_batch: int = 16,
-                    cddm_batch: int = 32, out: str | Path = "results",
-                    progress: bool = True) -> ResultsDir:
-    """Time Lightning against bare loops for JSCC and CDDM stage 2 and write
-    ``bench_train.csv`` and ``summary.md`` (settings checked before any folder exists).
+@dataclass(frozen=True)
+class BenchTrainConfig:
+    """What ``semcom bench-train`` times (checked when built).
 
-    Args:
+    Attributes:
         steps: training steps per run.
         warmup: first steps of every run not timed (< steps).
         reps: alternating (bare, Lightning) runs.
         jscc_batch: JSCC crops per batch.
         cddm_batch: CDDM latents per batch.
+    """
+
+    steps: int = 60
+    warmup: int = 10
+    reps: int = 3
+    jscc_batch: int = 16
+    cddm_batch: int = 32
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check_positive_int(f.name, getattr(self, f.name))
+        if self.steps <= self.warmup:
+            raise ValueError(f"steps must exceed warmup ({self.warmup}), got {self.steps}")
+
+
+@dataclass
+class BenchTrainResult:
+    """The timings of a :class:`BenchTrainConfig`: one row per (rep, path) with the steps
+    timed, the median step time (s) and the items per second."""
+
+    config: BenchTrainConfig
+    rows: list[dict[str, Any]]
+
+    def items_per_s(self, path: str) -> float:
+        """Median over the reps of ``path``'s items/s (``jscc/bare``, ``cddm/lightning``...)."""
+        return statistics.median(r["items_per_s"] for r in self.rows if r["path"] == path)
+
+
+def run(cfg: BenchTrainConfig, workdir: Path, *, progress: bool = True) -> BenchTrainResult:
+    """Alternate bare and Lightning training of JSCC and CDDM stage 2 ``cfg.reps`` times
+    (Lightning's run folders go under ``workdir``)."""
+    bank = torch.randn(1024, 8, 16, 16)
+    rows = []
+    steps, warmup = cfg.steps, cfg.warmup
+    for rep in range(cfg.reps):
+        for kind, fn in (
+            ("jscc/bare", lambda: _bare_jscc(steps, cfg.jscc_batch, warmup)),
+            ("jscc/lightning", lambda: _lightning_jscc(workdir, steps, cfg.jscc_batch, warmup)),
+            ("cddm/bare", lambda: _bare_cddm(bank, steps, cfg.cddm_batch, warmup)),
+            ("cddm/lightning", lambda: _lightning_cddm(workdir, bank, steps, cfg.cddm_batch,
+                                                       warmup)),
+        ):
+            times = fn()
+            batch = cfg.jscc_batch if kind.startswith("jscc") else cfg.cddm_batch
+            rows.append({"rep": rep, "path": kind, "steps_timed": len(times),
+                         "median_step_s": statistics.median(times),
+                         "items_per_s": batch / statistics.median(times)})
+            if progress:
+                print(rows[-1])
+    return BenchTrainResult(cfg, rows)
+
+
+def _summary(result: BenchTrainResult) -> str:
+    lines = ["# Training throughput: Lightning vs bare PyTorch (median of reps)", "",
+             "| model | bare (items/s) | Lightning (items/s) | ratio |", "|---|---|---|---|"]
+    for model in ("jscc", "cddm"):
+        bare = result.items_per_s(f"{model}/bare")
+        lit = result.items_per_s(f"{model}/lightning")
+        lines.append(f"| {model} | {bare:.1f} | {lit:.1f} | {lit / bare:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_bench_train(cfg: BenchTrainConfig | None = None, *, out: str | Path = "results",
+                    progress: bool = True, **settings: Any) -> ResultsDir:
+    """``semcom bench-train``: :func:`run` into ``bench_train.csv`` and ``summary.md``
+    (settings checked before any folder exists).
+
+    Args:
+        cfg: what to time; or give its fields as keywords (``settings``).
         out: root folder of the results.
         progress: print each run's row and the summary.
     """
-    for name, value in (("steps", steps), ("warmup", warmup), ("reps", reps),
-                        ("jscc_batch", jscc_batch), ("cddm_batch", cddm_batch)):
-        check_positive_int(name, value)
-    if steps <= warmup:
-        raise ValueError(f"steps must exceed warmup ({warmup}), got {steps}")
-    config = {"steps": steps, "warmup": warmup, "reps": reps, "jscc_batch": jscc_batch,
-              "cddm_batch": cddm_batch}
-    res = ResultsDir.create("bench_train", config, 0, root=out)
+    cfg = resolve_config(BenchTrainConfig, cfg, settings)
+    res = ResultsDir.create("bench_train", config_dict(cfg), 0, root=out)
     with res:
-        bank = torch.randn(1024, 8, 16, 16)
-        rows = []
-        for rep in range(reps):
-            for kind, fn in (
-                ("jscc/bare", lambda: _bare_jscc(steps, jscc_batch, warmup)),
-                ("jscc/lightning", lambda: _lightning_jscc(res.path, steps, jscc_batch,
-                                                           warmup)),
-                ("cddm/bare", lambda: _bare_cddm(bank, steps, cddm_batch, warmup)),
-                ("cddm/lightning", lambda: _lightning_cddm(res.path, bank, steps, cddm_batch,
-                                                           warmup)),
-            ):
-                times = fn()
-                batch = jscc_batch if kind.startswith("jscc") else cddm_batch
-                rows.append({"rep": rep, "path": kind, "steps_timed": len(times),
-                             "median_step_s": statistics.median(times),
-                             "items_per_s": batch / statistics.median(times)})
-                if progress:
-                    print(rows[-1])
-        res.write_csv("bench_train.csv", rows)
-        lines = ["# Training throughput: Lightning vs bare PyTorch (median of reps)", "",
-                 "| model | bare (items/s) | Lightning (items/s) | ratio |", "|---|---|---|---|"]
-        for model in ("jscc", "cddm"):
-            bare = statistics.median(r["items_per_s"] for r in rows
-                                     if r["path"] == f"{model}/bare")
-            lit = statistics.median(r["items_per_s"] for r in rows
-                                    if r["path"] == f"{model}/lightning")
-            lines.append(f"| {model} | {bare:.1f} | {lit:.1f} | {lit / bare:.3f} |")
-        text = "\n".join(lines) + "\n"
+        result = run(cfg, res.path, progress=progress)
+        res.write_csv("bench_train.csv", result.rows)
+        text = _summary(result)
         res.write_summary(text)
     if progress:
         print(text)
