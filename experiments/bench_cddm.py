@@ -22,8 +22,9 @@ re-run with ``--resume <folder>`` (the same settings) skips finished stages.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import matplotlib
 
@@ -44,6 +45,7 @@ from cddm.lightning import (
 )
 from cddm.metrics import channel_mse, theory_mse_db
 from experiments.cli import entry_point
+from experiments.recipes.config import config_dict, resolve_config
 from experiments.recipes.eval_cddm import run_eval_cddm
 from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir
@@ -52,7 +54,7 @@ from jscc.data import ImageFolderDataset
 from phy.checks import check_number, check_positive_int
 from phy.sweep import make_channel
 
-__all__ = ["main", "run_bench_cddm"]
+__all__ = ["BenchCDDMConfig", "main", "run_bench_cddm"]
 
 VARIANTS = {"official": dict(convention="official", floor_db=10.0),
             "consistent": dict(convention="consistent", floor_db=None)}
@@ -72,21 +74,11 @@ def _encode(codec: torch.nn.Module, images: torch.Tensor, snr_range: tuple[float
                       for i in range(0, images.shape[0], batch)])
 
 
-def run_bench_cddm(*, jscc: str, train_dir: str, test_dir: str, crop: int = 64,
-                   crops_per_image: int = 24,
-                   encoder_snr_range: FloatGrid = FloatGrid((0.0, 20.0)),
-                   channels: Names = Names(("awgn", "rayleigh")), steps: int = 1500,
-                   batch_size: int = 32, width: int = 16, lr: float = 5e-4,
-                   snr_db: FloatGrid = FloatGrid((0.0, 5.0, 10.0, 15.0, 20.0)),
-                   stage3_snr: FloatGrid = FloatGrid((5.0, 10.0, 15.0)),
-                   stage3_crops: int = 320, stage3_epochs: int = 10,
-                   mcs: IntGrid = IntGrid((0, 5, 9, 13, 17, 22)), seed: int = 0,
-                   out: str | Path = "results", resume: str | Path | None = None
-                   ) -> ResultsDir:
-    """Train CDDM stage 2 per channel (and stage 3 on AWGN) on a frozen JSCC codec and measure
-    channel MSE and PSNR against MMSE alone (settings checked before any folder exists).
+@dataclass(frozen=True)
+class BenchCDDMConfig:
+    """What ``semcom bench-cddm`` trains and measures (checked when built).
 
-    Args:
+    Attributes:
         jscc: the frozen JSCC codec: a JSCCModule checkpoint or ``pretrained:<entry>``.
         train_dir: training image folder (the latent bank's crops).
         test_dir: test image folder (one centre crop per image).
@@ -104,48 +96,79 @@ def run_bench_cddm(*, jscc: str, train_dir: str, test_dir: str, crop: int = 64,
         stage3_epochs: stage-3 epochs.
         mcs: MCSs of the JPEG2000 + LDPC baseline in the PSNR evaluation.
         seed: seed of every stage.
+    """
+
+    jscc: str
+    train_dir: str
+    test_dir: str
+    crop: int = 64
+    crops_per_image: int = 24
+    encoder_snr_range: FloatGrid = FloatGrid((0.0, 20.0))
+    channels: Names = Names(("awgn", "rayleigh"))
+    steps: int = 1500
+    batch_size: int = 32
+    width: int = 16
+    lr: float = 5e-4
+    snr_db: FloatGrid = FloatGrid((0.0, 5.0, 10.0, 15.0, 20.0))
+    stage3_snr: FloatGrid = FloatGrid((5.0, 10.0, 15.0))
+    stage3_crops: int = 320
+    stage3_epochs: int = 10
+    mcs: IntGrid = IntGrid((0, 5, 9, 13, 17, 22))
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("crop", "crops_per_image", "steps", "batch_size", "width",
+                     "stage3_crops", "stage3_epochs"):
+            check_positive_int(name, getattr(self, name))
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        enc = FloatGrid(float(v) for v in FloatGrid.parse(self.encoder_snr_range))
+        if len(enc) != 2 or enc[0] > enc[1]:
+            raise ValueError(f"encoder_snr_range must be 'lo,hi' in dB with lo <= hi, got "
+                             f"{self.encoder_snr_range!r}")
+        object.__setattr__(self, "encoder_snr_range", enc)
+        for name in ("snr_db", "stage3_snr"):
+            object.__setattr__(self, name, FloatGrid(
+                float(v) for v in FloatGrid.parse(getattr(self, name))))
+        object.__setattr__(self, "channels", Names.parse(self.channels))
+        for ch in self.channels:
+            make_channel(ch)  # a clear error for an unknown channel
+        object.__setattr__(self, "mcs", IntGrid(int(v) for v in IntGrid.parse(self.mcs)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as ``config.yaml`` records them (the seed apart)."""
+        return config_dict(self)
+
+
+def run_bench_cddm(cfg: BenchCDDMConfig | None = None, *, out: str | Path = "results",
+                   resume: str | Path | None = None, **settings: Any) -> ResultsDir:
+    """``semcom bench-cddm``: train CDDM stage 2 per channel (and stage 3 on AWGN) on a
+    frozen JSCC codec and measure channel MSE and PSNR against MMSE alone, in a results
+    folder (settings checked before any folder exists).
+
+    Args:
+        cfg: what to train and measure; or give its fields as keywords (``settings``).
         out: root folder of the results.
         resume: an earlier results folder of this benchmark (same settings): finished stages
             are skipped.
     """
-    for name, value in (("crop", crop), ("crops_per_image", crops_per_image), ("steps", steps),
-                        ("batch_size", batch_size), ("width", width),
-                        ("stage3_crops", stage3_crops), ("stage3_epochs", stage3_epochs)):
-        check_positive_int(name, value)
-    check_number("lr", lr, low=0.0, low_open=True)
-    enc_range = tuple(float(v) for v in FloatGrid.parse(encoder_snr_range))
-    if len(enc_range) != 2 or enc_range[0] > enc_range[1]:
-        raise ValueError(f"encoder_snr_range must be 'lo,hi' in dB with lo <= hi, got "
-                         f"{encoder_snr_range!r}")
-    snrs = [float(v) for v in FloatGrid.parse(snr_db)]
-    stage3_snrs = [float(v) for v in FloatGrid.parse(stage3_snr)]
-    channels = list(Names.parse(channels))
-    for ch in channels:
-        make_channel(ch)  # a clear error for an unknown channel
-    mcs = [int(v) for v in IntGrid.parse(mcs)]
-    a = SimpleNamespace(jscc=jscc, train_dir=train_dir, test_dir=test_dir, crop=crop,
-                        crops_per_image=crops_per_image, steps=steps, batch_size=batch_size,
-                        width=width, lr=lr, stage3_crops=stage3_crops,
-                        stage3_epochs=stage3_epochs, seed=seed)
-    codec = load_codec(jscc)
-    train = _crops(train_dir, crop, crops_per_image, True, seed)
-    test = _crops(test_dir, crop, 1, False, seed)
-    config = {**{k: v for k, v in vars(a).items() if k != "seed"},
-              "encoder_snr_range": list(enc_range), "channels": channels, "snr_db": snrs,
-              "stage3_snr": stage3_snrs, "mcs": mcs}
-    res = ResultsDir.create("bench_cddm", config, seed, root=out) if resume is None \
-        else ResultsDir.resume(resume, "bench_cddm", config, seed)
+    cfg = resolve_config(BenchCDDMConfig, cfg, settings)
+    codec = load_codec(cfg.jscc)
+    train = _crops(cfg.train_dir, cfg.crop, cfg.crops_per_image, True, cfg.seed)
+    test = _crops(cfg.test_dir, cfg.crop, 1, False, cfg.seed)
+    res = ResultsDir.create("bench_cddm", cfg.to_dict(), cfg.seed, root=out) \
+        if resume is None else ResultsDir.resume(resume, "bench_cddm", cfg.to_dict(), cfg.seed)
     with res:
-        _run(a, res.path, config, codec, train, test, enc_range, channels, snrs, stage3_snrs,
-             mcs)
+        _run(cfg, res.path, codec, train, test)
     return res
 
 
-def _run(a: SimpleNamespace, root: Path, config: dict, codec: torch.nn.Module,
-         train: torch.Tensor,
-         test: torch.Tensor, enc_range: tuple[float, float], channels: list[str],
-         snrs: list[float], stage3_snrs: list[float], mcs: list[int]) -> None:
+def _run(a: BenchCDDMConfig, root: Path, codec: torch.nn.Module, train: torch.Tensor,
+         test: torch.Tensor) -> None:
     """The benchmark's stages in the results folder ``root`` (see the module docstring)."""
+    config = a.to_dict()
+    enc_range = (a.encoder_snr_range[0], a.encoder_snr_range[1])
+    channels, snrs, stage3_snrs = list(a.channels), list(a.snr_db), list(a.stage3_snr)
+    mcs = list(a.mcs)
     ckpt_dir = root / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(a.seed, verbose=False)
