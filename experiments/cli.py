@@ -4,12 +4,13 @@ Every recipe subcommand is built by jsonargparse from its recipe: the fields of 
 dataclass (``run_<name>(cfg: <Name>Config, *, out, ...)``: the settings that decide the
 results) and the function's keyword parameters (where and how to run), or the function's
 signature alone for a recipe without a config class. The options, their types, defaults and
-help exist once, in the dataclass or the function. Each subcommand takes ``--config file.yaml`` (any option as a
-YAML key) and ``--print_config`` (the resolved configuration, to save and edit), and prints the
-resolved configuration before it runs. Compact values (``--snr_db 0:20:5``, ``--mcs 0,5,10``,
-``--policies topk,wlr:0.2``) are :mod:`experiments.values` types.
+help exist once, in the dataclass or the function. Each subcommand takes ``--config
+file.yaml`` (any option as a YAML key) and ``--print_config`` (the resolved configuration, to
+save and edit), and prints the resolved configuration before it runs. Compact values
+(``--snr_db 0:20:5``, ``--mcs 0,5,10``, ``--policies topk,wlr:0.2``) are
+:mod:`experiments.values` types.
 
-Options are spelled as the function's parameters (``--snr_db``); the spellings of earlier
+Options are spelled as the fields and parameters (``--snr_db``); the spellings of earlier
 versions keep working: dashes (``--snr-db``), flags without a value (``--fast``,
 ``--no-progress``), and ``--policy``, ``--transport``, ``--baseline``, ``--scheduler``,
 ``--cddm``, ``--jscc`` and repeated ``--decoder SNR=CKPT``.
