@@ -11,9 +11,10 @@
    bank for ``--steps`` steps.
 3. Channel MSE on the test crops for every sampler variant (official with the 10 dB floor,
    consistent without floor) against MMSE alone and the closed forms (``channel_mse.csv``).
-4. Stage 3 (AWGN): the decoder re-trained at each ``--stage3_snr`` on precomputed
-   (crop, denoised latent) pairs, then ``semcom eval-cddm``'s PSNR evaluation with the digital
-   baselines (a sub-folder).
+4. Stage 3 (each of ``--stage3_channels``, AWGN by default): the decoder re-trained at each
+   ``--stage3_snr`` on precomputed (crop, denoised latent) pairs, then ``semcom eval-cddm``'s
+   PSNR evaluation with the digital baselines for each ``--csi_error_std`` (one sub-folder
+   of ``eval_cddm/`` each; its ``config.yaml`` names the channel and the error).
 
 Writes a results folder (config, manifest, CSV, PNG, summary.md); checkpoints are kept so a
 re-run with ``--resume <folder>`` (the same settings) skips finished stages.
@@ -47,6 +48,7 @@ from cddm.metrics import channel_mse, theory_mse_db
 from experiments.cli import entry_point
 from experiments.recipes.config import config_dict, resolve_config
 from experiments.recipes.eval_cddm import run_eval_cddm
+from experiments.recipes.eval_images import DEFAULT_BASELINES
 from experiments.reporting.plots import finish_axes
 from experiments.reporting.results import ResultsDir
 from experiments.values import FloatGrid, IntGrid, Names
@@ -91,7 +93,12 @@ class BenchCDDMConfig:
         width: U-Net base width.
         lr: stage-2 learning rate.
         snr_db: test SNRs in dB.
-        stage3_snr: SNRs (dB) of the re-trained stage-3 decoders (AWGN).
+        stage3_snr: SNRs (dB) of the re-trained stage-3 decoders.
+        stage3_channels: channels (among ``channels``) that get stage-3 decoders and the PSNR
+            evaluation.
+        csi_error_std: receiver channel-estimate errors of the PSNR evaluation (one
+            ``eval-cddm`` run each; :class:`phy.ImperfectCSI`).
+        baselines: separate systems of the PSNR evaluation (``none`` for none).
         stage3_crops: training crops of stage 3.
         stage3_epochs: stage-3 epochs.
         mcs: MCSs of the JPEG2000 + LDPC baseline in the PSNR evaluation.
@@ -111,6 +118,9 @@ class BenchCDDMConfig:
     lr: float = 5e-4
     snr_db: FloatGrid = FloatGrid((0.0, 5.0, 10.0, 15.0, 20.0))
     stage3_snr: FloatGrid = FloatGrid((5.0, 10.0, 15.0))
+    stage3_channels: Names = Names(("awgn",))
+    csi_error_std: FloatGrid = FloatGrid((0.0,))
+    baselines: Names = Names(DEFAULT_BASELINES)
     stage3_crops: int = 320
     stage3_epochs: int = 10
     mcs: IntGrid = IntGrid((0, 5, 9, 13, 17, 22))
@@ -130,7 +140,13 @@ class BenchCDDMConfig:
             object.__setattr__(self, name, FloatGrid(
                 float(v) for v in FloatGrid.parse(getattr(self, name))))
         object.__setattr__(self, "channels", Names.parse(self.channels))
-        for ch in self.channels:
+        object.__setattr__(self, "stage3_channels", Names.parse(self.stage3_channels))
+        object.__setattr__(self, "baselines", Names.parse(self.baselines))
+        errs = FloatGrid(float(v) for v in FloatGrid.parse(self.csi_error_std))
+        if not errs or any(not 0.0 <= e < 1.0 for e in errs):
+            raise ValueError(f"csi_error_std must hold values in [0, 1), got {list(errs)}")
+        object.__setattr__(self, "csi_error_std", errs)
+        for ch in (*self.channels, *self.stage3_channels):
             make_channel(ch)  # a clear error for an unknown channel
         object.__setattr__(self, "mcs", IntGrid(int(v) for v in IntGrid.parse(self.mcs)))
 
@@ -235,28 +251,31 @@ def _run(a: BenchCDDMConfig, root: Path, codec: torch.nn.Module, train: torch.Te
         out.write_summary("# CDDM channel MSE\n\n" + "\n".join(lines) + "\n")
     print("\n".join(lines))
 
-    if "awgn" not in channels:
-        return
-    cddm_ckpt = ckpt_dir / "cddm_awgn.ckpt"
-    decoders = {}
     stage3_imgs = train[: a.stage3_crops]
-    for s in stage3_snrs:
-        dec_ckpt = ckpt_dir / f"stage3_awgn_{s:g}dB.ckpt"
-        if not dec_ckpt.exists():
-            pl.seed_everything(a.seed, verbose=False)
-            m3 = DecoderStage3Module(jscc_checkpoint=a.jscc, cddm_checkpoint=str(cddm_ckpt),
-                                     channel="awgn", snr_db=s)
-            phy.set_seed(a.seed + 2)
-            pairs = denoised_pairs(m3.system, stage3_imgs, phy.AnalogLink(phy.AWGN()), s,
-                                   batch_size=32)
-            trainer = pl.Trainer(max_epochs=a.stage3_epochs, accelerator="cpu", logger=False,
-                                 enable_checkpointing=False, limit_val_batches=0,
-                                 enable_model_summary=False, default_root_dir=root)
-            trainer.fit(m3, DataLoader(pairs, batch_size=16, shuffle=True))
-            trainer.save_checkpoint(dec_ckpt)
-        decoders[s] = str(dec_ckpt)
-    run_eval_cddm(cddm_checkpoint=str(cddm_ckpt), jscc_checkpoint=a.jscc, decoders=decoders,
-                  data=a.test_dir, crop=a.crop, snr_db=snrs, mcs=mcs, seed=a.seed, out=root)
+    for ch in (c for c in a.stage3_channels if c in channels):
+        cddm_ckpt = ckpt_dir / f"cddm_{ch}.ckpt"
+        decoders = {}
+        for s in stage3_snrs:
+            dec_ckpt = ckpt_dir / f"stage3_{ch}_{s:g}dB.ckpt"
+            if not dec_ckpt.exists():
+                pl.seed_everything(a.seed, verbose=False)
+                m3 = DecoderStage3Module(jscc_checkpoint=a.jscc, cddm_checkpoint=str(cddm_ckpt),
+                                         channel=ch, snr_db=s)
+                phy.set_seed(a.seed + 2)
+                pairs = denoised_pairs(m3.system, stage3_imgs, phy.AnalogLink(make_channel(ch)),
+                                       s, batch_size=32)
+                trainer = pl.Trainer(max_epochs=a.stage3_epochs, accelerator="cpu",
+                                     logger=False, enable_checkpointing=False,
+                                     limit_val_batches=0, enable_model_summary=False,
+                                     default_root_dir=root)
+                trainer.fit(m3, DataLoader(pairs, batch_size=16, shuffle=True))
+                trainer.save_checkpoint(dec_ckpt)
+            decoders[s] = str(dec_ckpt)
+        for err in a.csi_error_std:
+            run_eval_cddm(cddm_checkpoint=str(cddm_ckpt), jscc_checkpoint=a.jscc,
+                          decoders=decoders, data=a.test_dir, crop=a.crop, snr_db=snrs,
+                          mcs=mcs, seed=a.seed, csi_error_std=err,
+                          baselines=a.baselines, out=root)
 
 
 #: ``python -m experiments.bench_cddm``: ``semcom bench-cddm``

@@ -83,3 +83,32 @@ def test_bench_cddm_is_a_semcom_command(tmp_path: Path) -> None:
     assert semcom(["bench-cddm", *args, "--encoder_snr_range", "20,0", "--out", str(bad)]) == 2
     assert semcom(["bench-cddm", *args, "--channels", "tdl-z", "--out", str(bad)]) == 2
     assert not bad.exists()
+
+
+def test_bench_cddm_stage3_on_rayleigh_with_imperfect_csi(tmp_path: Path) -> None:
+    """Stage 3 on per-symbol Rayleigh: a decoder per SNR, then one PSNR evaluation per
+    channel-estimate error, each recording its channel and error."""
+    import yaml
+
+    from experiments.cli import main as semcom
+
+    train = _photos(tmp_path / "train", 2, 96, 0)
+    test = _photos(tmp_path / "test", 2, 64, 1)
+    args = ["--jscc", "pretrained:adjscc_awgn_cbr1-12", "--train_dir", str(train),
+            "--test_dir", str(test), "--crop", "32", "--crops_per_image", "2", "--steps", "2",
+            "--batch_size", "2", "--width", "8", "--snr_db", "10", "--stage3_snr", "10",
+            "--stage3_crops", "2", "--stage3_epochs", "1", "--channels", "rayleigh",
+            "--stage3_channels", "rayleigh", "--csi_error_std", "0,0.1", "--baselines", "none"]
+    assert semcom(["bench-cddm", *args, "--out", str(tmp_path / "out")]) == 0
+    (run,) = (tmp_path / "out" / "bench_cddm").iterdir()
+    assert (run / "checkpoints" / "stage3_rayleigh_10dB.ckpt").is_file()
+    evals = sorted((run / "eval_cddm").iterdir())
+    configs = [yaml.safe_load((e / "config.yaml").read_text()) for e in evals]
+    assert sorted((c["channel"], c["csi_error_std"]) for c in configs) == [
+        ("rayleigh", 0.0), ("rayleigh", 0.1)]
+    for e in evals:
+        methods = {r["method"] for r in csv.DictReader((e / "mean.csv").open())}
+        assert {"jscc", "jscc+cddm", "jscc+cddm+redecoder"} <= methods
+    assert semcom(["bench-cddm", *args, "--csi_error_std", "1.5",
+                   "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
