@@ -112,3 +112,14 @@ def test_bench_cddm_stage3_on_rayleigh_with_imperfect_csi(tmp_path: Path) -> Non
     assert semcom(["bench-cddm", *args, "--csi_error_std", "1.5",
                    "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_decoder_study_on_another_channel_needs_its_cddm() -> None:
+    """The shipped CDDM is for AWGN: another channel needs a stage-2 checkpoint of its own,
+    and an unknown channel is refused, both when the config is built."""
+    from experiments.recipes.cddm_decoder_study import CDDMDecoderStudyConfig
+
+    with pytest.raises(ValueError, match="cddm_checkpoint"):
+        CDDMDecoderStudyConfig(train_dir="a", test_dir="b", channel="rayleigh")
+    with pytest.raises(ValueError, match="channel"):
+        CDDMDecoderStudyConfig(train_dir="a", test_dir="b", channel="tdl-a")

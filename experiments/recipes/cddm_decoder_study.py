@@ -4,10 +4,12 @@ re-trained on the CDDM's output and on the equalizer's output, at one SNR.
     semcom cddm-decoder-study --train_dir ../shared/datasets/csun_hays80 \\
         --test_dir ../shared/datasets/cbsd68 [--snr_db 10 --crops 4096 --steps 3000]
 
-Systems, all on the same test crops, noise stream and SNR (AWGN):
+Systems, all on the same test crops, noise stream, channel (AWGN by default) and SNR:
 
 * ``jscc``: the shipped codec (:func:`jscc.build_codec` with ``pretrained=True``);
-* ``jscc+cddm, stage-1 decoder``: encoder → link → MMSE → shipped CDDM → the codec's decoder;
+* ``jscc+cddm, stage-1 decoder``: encoder → link → MMSE → CDDM (the shipped one on AWGN, or
+  ``cddm_checkpoint``, e.g. a per-symbol Rayleigh CDDM of ``semcom bench-cddm``) → the codec's
+  decoder;
 * ``jscc+cddm, decoder re-trained on CDDM output``: the decoder fine-tuned on ``crops``
   (image, CDDM-denoised latent) pairs of the training photos for ``steps`` steps (Adam, cosine
   decay from ``lr`` to ``lr / 100``, batch 16): stage 3 of the CDDM recipe, run longer;
@@ -32,6 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import phy
+from cddm.lightning import load_cddm_module
 from experiments.cli import entry_point
 from experiments.recipes.config import config_dict, optional_positive_int, resolve_config
 from experiments.reporting.cddm_decoder_study import decoder_study_summary
@@ -40,6 +43,8 @@ from experiments.values import PositiveInt
 from jscc.batches import CropBatchLoader
 from jscc.data import ImageDataModule, ImageFolderDataset
 from jscc.evaluation import evaluate_codec
+from phy.checks import check_choice
+from phy.sweep import make_channel
 
 __all__ = ["CDDMDecoderStudyConfig", "CDDMDecoderStudyResult", "finetune_decoder", "main",
            "run_cddm_decoder_study", "study_decoders", "study_images"]
@@ -82,12 +87,15 @@ class CDDMDecoderStudyConfig:
         test_dir: test photos (256x256 centre crops).
         codec: the shipped codec (with a shipped CDDM) to study.
         cbr: its channel bandwidth ratio.
-        snr_db: the AWGN Es/N0 in dB.
+        snr_db: the Es/N0 in dB.
         crops: 64x64 training crops (pairs).
         steps: decoder fine-tuning steps.
         lr: fine-tuning learning rate (cosine schedule).
         max_images: test crops.
         seed: seed of the crops, the link noise and the fine-tuning.
+        channel: the channel (``awgn`` or ``rayleigh``: per-symbol fading, perfect CSI).
+        cddm_checkpoint: a stage-2 CDDM checkpoint of this codec on ``channel`` (default: the
+            shipped CDDM, AWGN only).
     """
 
     train_dir: str
@@ -100,6 +108,8 @@ class CDDMDecoderStudyConfig:
     lr: float = 1e-4
     max_images: PositiveInt = 20
     seed: int = 0
+    channel: str = "awgn"
+    cddm_checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("crops", "steps", "max_images"):
@@ -109,6 +119,11 @@ class CDDMDecoderStudyConfig:
                              f"got {self.snr_db}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        check_choice("channel", self.channel, ("awgn", "rayleigh"))
+        if self.channel != "awgn" and self.cddm_checkpoint is None:
+            raise ValueError(f"channel {self.channel!r} needs cddm_checkpoint (a stage-2 CDDM "
+                             "on that channel, e.g. from semcom bench-cddm): the shipped CDDM "
+                             "is for AWGN")
 
 
 @dataclass
@@ -149,8 +164,15 @@ def study_decoders(cfg: CDDMDecoderStudyConfig, train: torch.Tensor, test: torch
     from jscc import build_codec
 
     jscc = build_codec(cfg.codec, cbr=cfg.cbr, pretrained=True, channel="awgn")
-    sampler = cddm_pretrained.load_sampler(cddm_pretrained.find(cfg.codec, cfg.cbr, "awgn"))
-    link = phy.AnalogLink(phy.AWGN())
+    if cfg.cddm_checkpoint is None:
+        sampler = cddm_pretrained.load_sampler(cddm_pretrained.find(cfg.codec, cfg.cbr, "awgn"))
+    else:
+        cddm = load_cddm_module(cfg.cddm_checkpoint)
+        if cddm.channel_name != cfg.channel:
+            raise ValueError(f"cddm_checkpoint was trained on {cddm.channel_name!r}, not on "
+                             f"channel {cfg.channel!r}")
+        sampler = cddm.sampler()
+    link = phy.AnalogLink(make_channel(cfg.channel))
     s, seed = cfg.snr_db, cfg.seed
     with_cddm = JSCCWithCDDM(jscc, sampler).eval()
     rows: list[dict[str, Any]] = []
