@@ -251,6 +251,7 @@ def evaluate_images(cfg: EvalImagesConfig, images: torch.Tensor, *, codec: Any =
                     analog_systems: Mapping[str, SystemFn] | None = None,
                     previous: Sequence[dict] = (),
                     on_rows: Callable[[list[dict]], Any] | None = None,
+                    registry_runs: Mapping[str, Any] | None = None,
                     progress: bool = True) -> EvalImagesResult:
     """Evaluate every system of ``cfg`` at every SNR on ``images`` (``[N, 3, H, W]`` in
     [0, 1]).
@@ -267,6 +268,8 @@ def evaluate_images(cfg: EvalImagesConfig, images: torch.Tensor, *, codec: Any =
             the codec (one curve each; for recipes built on this one).
         previous: per-image rows of an earlier run; their (method, SNR) are copied.
         on_rows: called with the rows so far after each (system, SNR).
+        registry_runs: ``spec -> run`` of ``cfg.systems`` when already built (building one
+            loads its models).
         progress: show a progress bar.
     """
     if codec is None and cfg.checkpoint is not None:
@@ -302,9 +305,9 @@ def evaluate_images(cfg: EvalImagesConfig, images: torch.Tensor, *, codec: Any =
     if codec is not None:
         runs.append(("jscc", analog(codec)))
     runs += [(n, analog(fn)) for n, fn in (analog_systems or {}).items()]
-    for spec in cfg.systems:
-        reg = _RegistryRun(spec, cfg.channel, cfg.csi_error_std, cbr)
-        runs.append((spec, lambda s, reg=reg: reg(images, s)))
+    if registry_runs is None:
+        registry_runs = _registry_runs(cfg, cbr)
+    runs += [(spec, lambda s, reg=reg: reg(images, s)) for spec, reg in registry_runs.items()]
     runs += [(method, separate(bl)) for method, bl in _separate_runs(cfg, cbr, models)]
     snrs = [float(v) for v in cfg.snr_db]
     bar = tqdm(total=n_img * len(runs) * len(snrs), desc="eval-images", unit="image",
@@ -326,6 +329,12 @@ def evaluate_images(cfg: EvalImagesConfig, images: torch.Tensor, *, codec: Any =
                         on_rows(rows)
                 bar.update(n_img)
     return result
+
+
+def _registry_runs(cfg: EvalImagesConfig, cbr: float) -> dict[str, _RegistryRun]:
+    """``spec -> run`` of every registry image system of ``cfg`` (built, so checked)."""
+    return {spec: _RegistryRun(spec, cfg.channel, cfg.csi_error_std, cbr)
+            for spec in cfg.systems}
 
 
 def _numbers(r: dict) -> dict:
@@ -363,8 +372,7 @@ def run_eval_images(cfg: EvalImagesConfig | None = None, *, out: str | Path = "r
         # A Lightning checkpoint holds its hyperparameters as Python objects: load it fully
         # (only open checkpoints you trust); a wrong file gets one clear CheckpointError.
         codec, cbr = codec_from_ref(cfg.checkpoint)
-    for spec in cfg.systems:  # a bad spec fails before any folder
-        _RegistryRun(spec, cfg.channel, cfg.csi_error_std, cbr)
+    registry_runs = _registry_runs(cfg, cbr)  # a bad spec fails before any folder
     images = load_images(cfg.data, cfg.crop, cfg.max_images)
     if codec is not None:  # image sizes the codec cannot take fail here, before any folder
         with torch.no_grad():
@@ -386,7 +394,7 @@ def run_eval_images(cfg: EvalImagesConfig | None = None, *, out: str | Path = "r
     with res:
         result = evaluate_images(  # streamed, row set by row set
             cfg, images, codec=codec, cbr=cbr, analog_systems=analog_systems,
-            previous=previous, progress=progress,
+            previous=previous, progress=progress, registry_runs=registry_runs,
             on_rows=lambda rows: res.write_csv("per_image.csv", rows))
         summary = write_eval_images_report(
             result, res, extra_methods=[*(analog_systems or {}), *cfg.systems])
