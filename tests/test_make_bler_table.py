@@ -64,3 +64,24 @@ def test_artifact_tools_run_as_subcommands(tmp_path: Path, capsys) -> None:
     assert main(["make-quant-table", "--threads", "0", "--out", str(out)]) == 2
     assert "threads" in capsys.readouterr().err and not out.exists()
     assert main(["make-lm-eval-tasks", "--size", "0"]) == 2
+
+
+def test_confidence_stop_matches_the_closed_form_and_ends_points_early() -> None:
+    """With zero errors the one-sided 95 % Clopper-Pearson bound is 1 - 0.05^(1/n) (closed
+    form, 1e-9); a point far above threshold stops once that bound reaches the stop BLER (2995
+    clean blocks for 1e-3) instead of running to ``max_blocks``."""
+    import phy
+    from experiments.tools.make_bler_table import bler_upper_bound, simulate_point
+    from phy.mcs import MCS
+    from phy.sweep import make_channel
+
+    for n in (1, 10, 2995, 100_000):
+        assert abs(bler_upper_bound(0, n) - (1 - 0.05 ** (1 / n))) < 1e-9
+    assert bler_upper_bound(0, 2994) > 1e-3 >= bler_upper_bound(0, 2995)
+    assert bler_upper_bound(3, 3) == 1.0 and bler_upper_bound(0, 0) == 1.0
+    link = phy.DigitalLink(make_channel("awgn"), MCS.custom(2, 0.5), block_bits=64)
+    phy.set_seed(1)
+    p = simulate_point(link, 64, 8.0, target_errors=100, max_blocks=100_000, stop_bler=1e-3)
+    assert p.block_errors == 0 and 2995 <= p.num_blocks < 10_000
+    q = simulate_point(link, 64, 8.0, target_errors=100, max_blocks=5000)  # no stop: the limit
+    assert q.num_blocks == 5000

@@ -6,11 +6,16 @@ link's decoder, APP demapping, one transmission); the rows are written for every
 that uses that pair.
 
 A curve starts below the pair's Shannon threshold ``10 log10(2^SE - 1)`` and walks up the SNR
-grid of its channel. Each point runs until ``target_block_errors`` block errors or
-``max_blocks`` blocks; the curve ends at the first point whose BLER is at most ``min_bler``
-(or at the end of its channel's grid). Leading points where every block failed are dropped but the
-last of them. Every point is seeded from (seed, channel, Qm, R, k, SNR), so a point's result does
-not depend on what ran before it.
+grid of its channel. Each point runs until ``target_block_errors`` block errors,
+``max_blocks`` blocks, or until its BLER is shown to be at most ``min_bler`` (the one-sided
+95 % Clopper-Pearson upper bound of the errors seen so far is at most ``min_bler``: zero errors
+in 2995 blocks for 1e-3); the curve ends at the first point whose BLER is at most ``min_bler``
+(or at the end of its channel's grid). The confidence stop spares the last point of a curve
+the full ``max_blocks``, which is nearly all of a curve's cost at k = 8424 and low rates; the
+curves of the shipped table simulated before it (k <= 4096 and the first QPSK k = 8424 AWGN
+curves) ran that point to ``max_blocks``, and their ``num_blocks`` column says so. Leading
+points where every block failed are dropped but the last of them. Every point is seeded from
+(seed, channel, Qm, R, k, SNR), so a point's result does not depend on what ran before it.
 
 Points stream to ``<out>.partial.csv`` as they finish; a killed run resumes from there. The table
 written to ``--out`` holds the finished curves plus, with ``--keep-old``, the curves of the
@@ -32,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import scipy.stats
 import torch
 
 import phy
@@ -84,14 +90,29 @@ def snr_walk(se: float, channel: str) -> Iterator[float]:
         yield round(start + i * step, 3)
 
 
+def bler_upper_bound(errors: int, blocks: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound on the BLER after ``errors`` in ``blocks``."""
+    if blocks < 1:
+        return 1.0
+    if errors >= blocks:
+        return 1.0
+    return float(scipy.stats.beta.ppf(confidence, errors + 1, blocks - errors))
+
+
 def simulate_point(link: phy.DigitalLink, k: int, snr_db: float, *, target_errors: int,
-                   max_blocks: int, min_batch: int = 100) -> Point:
-    """Block errors at one SNR: batches until ``target_errors`` errors or ``max_blocks``."""
+                   max_blocks: int, stop_bler: float | None = None,
+                   min_batch: int = 100) -> Point:
+    """Block errors at one SNR: batches until ``target_errors`` errors, ``max_blocks`` blocks
+    or (with ``stop_bler``) until the BLER is at most ``stop_bler`` at 95 % confidence."""
     cap = max(min_batch, _MAX_BATCH_BITS // k)
     errors = blocks = 0
     while errors < target_errors and blocks < max_blocks:
+        if stop_bler is not None and bler_upper_bound(errors, blocks) <= stop_bler:
+            break
         if errors == 0:
             want = min_batch if blocks == 0 else 4 * blocks
+            if stop_bler is not None:  # no further than the clean run that ends the point
+                want = min(want, math.ceil(math.log(0.05) / math.log1p(-stop_bler)) - blocks)
         else:  # enough for the missing errors at the rate seen so far, 20 % margin
             want = math.ceil(1.2 * (target_errors - errors) * blocks / errors)
         batch = int(min(max(want, min_batch), cap, max_blocks - blocks))
@@ -138,7 +159,7 @@ def run_curve(channel: str, qm: int, rate: float, k: int, *, args: CurveSettings
         if p is None:
             phy.set_seed(phy.derived_seed(args.seed, channel, qm, rate_key, k, f"{snr:.3f}"))
             p = simulate_point(link, k, snr, target_errors=args.target_block_errors,
-                               max_blocks=args.max_blocks)
+                               max_blocks=args.max_blocks, stop_bler=args.min_bler)
             done[key] = p
             _append_partial(partial, {"channel": channel, "qm": qm, "code_rate": rate_key,
                                       "block_bits": k, "snr_db": snr,
@@ -246,8 +267,10 @@ def make_bler_table(*, channels: Names = Names(("awgn", "rayleigh")),
               f"{args.decoder!r} ({phy.DECODERS[args.decoder]}), 20 it., APP demapping, one "
               f"transmission) on {', '.join(channels)} (rayleigh: i.i.d. per symbol, average "
               f"Es/N0), k = {', '.join(map(str, sizes))} information bits per block; each "
-              f"point runs to {args.target_block_errors} block errors or {args.max_blocks} "
-              f"blocks, each curve down to BLER {args.min_bler:g}; made by "
+              f"point runs to {args.target_block_errors} block errors, {args.max_blocks} "
+              f"blocks or a BLER <= {args.min_bler:g} at 95 % confidence (curves simulated "
+              f"before that stop ran such points to the block limit), each curve down to BLER "
+              f"{args.min_bler:g}; made by "
               f"experiments/tools/make_bler_table.py (seed {args.seed})\n"
               f"# regenerate: semcom make-bler-table --channels {','.join(channels)} "
               f"--block_bits {','.join(map(str, sizes))}\n")
