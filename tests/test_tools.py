@@ -29,3 +29,32 @@ def test_make_lm_eval_tasks_config_rows_and_file(tmp_path: Path) -> None:
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
     with pytest.raises(TypeError, match="not both"):
         make_lm_eval_tasks(LMEvalTasksConfig(size=3), size=4, out=str(out))
+
+
+def test_make_quant_table_config_rows_and_file(tmp_path: Path, monkeypatch) -> None:
+    import experiments.tools.make_quant_table as tool
+
+    out = tmp_path / "quant_levels.csv"
+    for field in ("tiny_examples", "text_windows", "threads"):
+        with pytest.raises(ValueError, match=f"{field} must be an int >= 1"):
+            tool.make_quant_table(**{field: 0}, out=str(out))
+    assert not out.exists()
+    asked = []
+
+    def measure_levels(model, bits, examples):  # the models' scores, without the models
+        asked.append((model, examples))
+        return [{"model": model, "weight_bits": b, "metric": "accuracy", "value": 1 / 3,
+                 "examples": examples} for b in bits]
+
+    monkeypatch.setattr(tool, "measure_levels", measure_levels)
+    cfg = tool.QuantTableConfig(tiny_examples=3, text_windows=2)
+    table = tool.measure_quant_table(cfg)
+    assert asked == [("tiny", 3), ("text", 2)] and not out.exists()
+    assert {r["value"] for r in table.rows} == {0.33333}
+    assert all(r["command"] == tool.COMMAND for r in table.rows)
+    monkeypatch.setattr(tool.torch, "set_num_threads", lambda n: asked.append(n))
+    assert tool.make_quant_table(cfg, threads=1, out=str(out)) == out
+    assert asked[-3] == 1  # torch threads set before the measurements
+    lines = out.read_text().splitlines()
+    assert lines[0] == "model,weight_bits,metric,value,examples,command"
+    assert len(lines) == 1 + len(table.rows) and out.read_text() == table.csv()
