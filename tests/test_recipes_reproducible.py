@@ -3,6 +3,7 @@ another seed). edge-batching and eval-cddm are checked beside their own tests.""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,29 @@ def test_check_bler_table_runs_as_a_subcommand_and_repeats(tmp_path: Path, capsy
     capsys.readouterr()
     assert main(["check-bler-table", "--target", "1.5", "--out", str(tmp_path / "c")]) == 2
     assert "target must lie in (0, 1)" in capsys.readouterr().err
+    assert main(["check-bler-table", "--channel", "nope", "--out", str(tmp_path / "c")]) == 2
+    assert "channel must be one of" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_check_bler_table_returns_the_comparison_without_files(tmp_path: Path) -> None:
+    """The computation behind check-bler-table returns the rows and the gaps per (category,
+    CBS) and writes nothing; a bad setting fails when the config is built."""
+    from experiments.tools.check_bler_table import (
+        CheckBLERTableConfig,
+        check_bler_table,
+        run_check_bler_table,
+    )
+
+    check = check_bler_table(CheckBLERTableConfig(target=0.1))
+    assert check.rows and {g["category"] for g in check.gap_rows()} <= {"PDSCH", "PUSCH"}
+    assert sum(g["n"] for g in check.gap_rows()) == sum(
+        math.isfinite(r["diff_db"]) for r in check.rows)
+    assert list(tmp_path.iterdir()) == []
+    for bad in (0.0, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="target must lie in"):
+            run_check_bler_table(target=bad, out=tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_image_set_recipes_return_data_without_files(tmp_path: Path) -> None:

@@ -14,6 +14,10 @@ Sionna's PUSCH files (category 0) are compared too, but they do not fit the 64QA
 tables their index claims (PUSCH table 2, MCS 27 reaches BLER 0.1 at 15 dB, 7 dB below the
 Shannon limit of 256QAM at R = 0.93), so the summary rates the PDSCH comparison only.
 
+:func:`check_bler_table` turns a :class:`CheckBLERTableConfig` into the comparison
+(:class:`BLERTableCheck`); :func:`run_check_bler_table`, the command, writes it to a results
+folder.
+
 Usage::
 
     python -m experiments.tools.check_bler_table [--target 0.1] [--out results]
@@ -22,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +38,12 @@ import numpy as np
 
 import phy
 from experiments.cli import entry_point
+from experiments.recipes.config import resolve_config
 from experiments.reporting.results import ResultsDir
 from phy.codeblock import CRC_BITS
 
-__all__ = ["compare_to_sionna", "run_check_bler_table", "sionna_bracket", "sionna_snr_at_bler"]
+__all__ = ["BLERTableCheck", "CheckBLERTableConfig", "check_bler_table", "compare_to_sionna",
+           "run_check_bler_table", "sionna_bracket", "sionna_snr_at_bler"]
 
 #: Sionna's (category, table index) -> our MCS table name.
 _SIONNA_TABLES = {(1, 1): "qam64", (1, 2): "qam256", (0, 1): "qam64", (0, 2): "qam256"}
@@ -118,25 +125,90 @@ def _stats(diffs: list[float]) -> dict[str, float]:
             "max_abs": float(np.abs(d).max())}
 
 
-def run_check_bler_table(*, target: float = 0.1, channel: str = "awgn",
-                         out: str | Path = "results", seed: int = 0) -> ResultsDir:
+@dataclass(frozen=True)
+class CheckBLERTableConfig:
+    """What ``semcom check-bler-table`` compares (checked when built).
+
+    Attributes:
+        target: the BLER at which the SNRs are compared, in (0, 1).
+        channel: channel of our curves (Sionna's tables are AWGN).
+        seed: recorded in the manifest (nothing is random).
+    """
+
+    target: float = 0.1
+    channel: str = "awgn"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (isinstance(self.target, bool) or not isinstance(self.target, (int, float))
+                or not 0 < self.target < 1):
+            raise ValueError(f"target must lie in (0, 1), got {self.target!r}")
+        channels = phy.load_bler_table().channels
+        if self.channel not in channels:
+            raise ValueError(f"channel must be one of the BLER table's channels {channels}, "
+                             f"got {self.channel!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as ``config.yaml`` records them (the seed apart)."""
+        return {"target_bler": self.target, "channel": self.channel,
+                "ours": "phy/data/bler_table.csv",
+                "sionna": "sionna.sys.PHYAbstraction tables"}
+
+
+@dataclass
+class BLERTableCheck:
+    """The comparison of a :class:`CheckBLERTableConfig`.
+
+    Attributes:
+        config: what was compared.
+        rows: one per (category, table, MCS, CBS), as :func:`compare_to_sionna` gives them.
+    """
+
+    config: CheckBLERTableConfig
+    rows: list[dict[str, Any]]
+
+    def gap_rows(self) -> list[dict[str, Any]]:
+        """Per (category, CBS) with a finite gap: the count ``n``, the ``median``, ``mean`` and
+        largest absolute gap (ours minus Sionna's, dB) and the most ours lies outside Sionna's
+        grid interval (``outside_db``)."""
+        out = []
+        for cat in ("PDSCH", "PUSCH"):
+            for cbs in sorted({r["cbs"] for r in self.rows}):
+                sel = [r for r in self.rows if r["category"] == cat and r["cbs"] == cbs]
+                st = _stats([r["diff_db"] for r in sel])
+                if st["n"]:
+                    out.append({"category": cat, "cbs": cbs, **st,
+                                "outside_db": max(r["outside_bracket_db"] for r in sel
+                                                  if math.isfinite(r["diff_db"]))})
+        return out
+
+
+def check_bler_table(cfg: CheckBLERTableConfig) -> BLERTableCheck:
+    """Compare the shipped table with Sionna's at ``cfg.target`` (writes nothing).
+
+    Raises:
+        ValueError: no block size of the table on ``cfg.channel`` lies near Sionna's.
+    """
+    rows = compare_to_sionna(target=cfg.target, channel=cfg.channel)
+    if not rows:
+        raise ValueError(f"no block size of the BLER table on {cfg.channel!r} lies near "
+                         "Sionna's code-block sizes (24 .. 2000 bits)")
+    return BLERTableCheck(cfg, rows)
+
+
+def run_check_bler_table(cfg: CheckBLERTableConfig | None = None, *,
+                         out: str | Path = "results", **settings: Any) -> ResultsDir:
     """Write ``bler_crosscheck.csv``, ``bler_crosscheck.png`` and a summary of the gaps.
 
     Args:
-        target: the BLER at which the SNRs are compared, in (0, 1).
-        channel: channel of our curves (Sionna's tables are AWGN).
+        cfg: what to compare; or give its fields as keywords (``settings``).
         out: root folder of the results.
-        seed: recorded in the manifest (nothing is random).
     """
-    if not 0 < target < 1:
-        raise ValueError(f"target must lie in (0, 1), got {target}")
-    config = {"target_bler": target, "channel": channel,
-              "ours": "phy/data/bler_table.csv", "sionna": "sionna.sys.PHYAbstraction tables"}
-    rows = compare_to_sionna(target=target, channel=channel)
-    if not rows:
-        raise ValueError(f"no block size of the BLER table on {channel!r} lies near Sionna's "
-                         "code-block sizes (24 .. 2000 bits)")
-    res = ResultsDir.create("check_bler_table", config, seed, root=out)
+    cfg = resolve_config(CheckBLERTableConfig, cfg, settings)
+    target = cfg.target
+    check = check_bler_table(cfg)
+    rows = check.rows
+    res = ResultsDir.create("check_bler_table", cfg.to_dict(), cfg.seed, root=out)
     with res:
         res.write_csv("bler_crosscheck.csv", rows)
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -158,16 +230,9 @@ def run_check_bler_table(*, target: float = 0.1, channel: str = "awgn",
                  "| category | CBS | curves | median | mean | max abs | max outside Sionna's "
                  "grid interval |",
                  "|---|---|---|---|---|---|---|"]
-        for cat in ("PDSCH", "PUSCH"):
-            for cbs in sorted({r["cbs"] for r in rows}):
-                st = _stats([r["diff_db"] for r in rows
-                             if r["category"] == cat and r["cbs"] == cbs])
-                if st["n"]:
-                    out_db = max(r["outside_bracket_db"] for r in rows
-                                 if r["category"] == cat and r["cbs"] == cbs
-                                 and math.isfinite(r["diff_db"]))
-                    lines.append(f"| {cat} | {cbs} | {st['n']} | {st['median']:+.2f} | "
-                                 f"{st['mean']:+.2f} | {st['max_abs']:.2f} | {out_db:.2f} |")
+        for g in check.gap_rows():
+            lines.append(f"| {g['category']} | {g['cbs']} | {g['n']} | {g['median']:+.2f} | "
+                         f"{g['mean']:+.2f} | {g['max_abs']:.2f} | {g['outside_db']:.2f} |")
         lines += ["", "Sionna's PUSCH curves do not fit the MCS tables their index names (see "
                   "the module docstring); the PDSCH rows are the comparison."]
         res.write_summary("\n".join(lines) + "\n")
