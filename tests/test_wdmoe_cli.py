@@ -140,3 +140,22 @@ def test_train_hidden_cddm_subcommand_writes_a_loadable_denoiser(tmp_path, capsy
     capsys.readouterr()
     assert main(["train-hidden-cddm", "--steps", "0", "--out", str(tmp_path / "x")]) == 2
     assert "steps" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_train_hidden_cddm_config_refuses_bad_settings_before_any_work(tmp_path):
+    """A bad setting of the hidden-state CDDM names its field when the config is built; the
+    command then writes nothing."""
+    import pytest
+
+    from experiments.tools.train_hidden_cddm import TrainHiddenCDDMConfig, train_hidden_cddm
+
+    for field, bad, message in (("lr", 0.0, "lr must be > 0"),
+                                ("lr", float("nan"), "lr must be > 0"),
+                                ("width", 0, "width must be an int >= 1"),
+                                ("batch_size", 2.5, "batch_size must be an int >= 1"),
+                                ("model", str(tmp_path / "none"), "model must be 'tiny'")):
+        with pytest.raises(ValueError, match=message):
+            TrainHiddenCDDMConfig(**{field: bad})
+        with pytest.raises(ValueError, match=message):
+            train_hidden_cddm(**{field: bad}, out=str(tmp_path / "x"))
+    assert not (tmp_path / "x").exists()

@@ -9,13 +9,20 @@
 3. Measure the channel MSE of MMSE alone and MMSE + CDDM on held-out rows, and save the EMA
    weights with the sampler settings (:func:`wdmoe_link.denoise.save_hidden_cddm`); the file
    is what ``--transport analog+cddm`` loads.
+
+:func:`fit_hidden_cddm` turns a :class:`TrainHiddenCDDMConfig` into the trained denoiser and
+its measurements (:class:`HiddenCDDMTraining`); :func:`train_hidden_cddm`, the command, saves
+them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -25,11 +32,15 @@ from torch.utils.data import DataLoader, TensorDataset
 import phy
 from cddm.lightning import CDDMModule
 from experiments.cli import entry_point
+from experiments.recipes.config import resolve_config
 from experiments.values import PositiveInt
 from wdmoe_link import ArithmeticTask, SplitMoE, evaluate_accuracy, load_moe, tiny_task
 from wdmoe_link.denoise import save_hidden_cddm
 from wdmoe_link.routing import ExpertBank, LocalDispatcher, Routing
 from wdmoe_link.tiny import TINY_DIR
+
+__all__ = ["HiddenCDDMTraining", "TrainHiddenCDDMConfig", "collect_rows", "fit_hidden_cddm",
+           "train_hidden_cddm"]
 
 SAMPLER = {"convention": "consistent", "floor_db": None}
 
@@ -61,14 +72,11 @@ def collect_rows(model: torch.nn.Module, task: ArithmeticTask) -> Tensor:
     return torch.cat(rec.rows)
 
 
-def train_hidden_cddm(*, model: str = "tiny", examples: PositiveInt = 300,
-                      steps: PositiveInt = 3000, batch_size: PositiveInt = 256,
-                      width: PositiveInt = 256, lr: float = 1e-3, seed: int = 0,
-                      out: str = str(TINY_DIR)) -> Path:
-    """Record the model's expert rows, train the 1-D CDDM on them and save it; returns the
-    folder it was saved in.
+@dataclass(frozen=True)
+class TrainHiddenCDDMConfig:
+    """What ``semcom train-hidden-cddm`` trains (checked when built).
 
-    Args:
+    Attributes:
         model: ``tiny`` (the shipped arithmetic model) or a local HF MoE checkpoint folder.
         examples: training prompts whose expert rows are recorded.
         steps: training steps.
@@ -76,14 +84,56 @@ def train_hidden_cddm(*, model: str = "tiny", examples: PositiveInt = 300,
         width: width of the MLP noise predictor.
         lr: Adam learning rate.
         seed: seed of the prompts, the split and the training.
-        out: folder of ``cddm.safetensors`` and ``cddm.json`` (what ``analog+cddm`` loads).
     """
-    for name, v in (("examples", examples), ("steps", steps), ("batch_size", batch_size),
-                    ("width", width)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+
+    model: str = "tiny"
+    examples: PositiveInt = 300
+    steps: PositiveInt = 3000
+    batch_size: PositiveInt = 256
+    width: PositiveInt = 256
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("examples", "steps", "batch_size", "width"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) \
+                or not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not isinstance(self.model, str) or not (
+                self.model in ("tiny", "text") or (Path(self.model) / "config.json").is_file()):
+            raise ValueError(f"model must be 'tiny', 'text' or a local checkpoint folder "
+                             f"(with config.json), got {self.model!r}")
+
+
+@dataclass
+class HiddenCDDMTraining:
+    """The training of a :class:`TrainHiddenCDDMConfig`.
+
+    Attributes:
+        config: what was trained.
+        denoiser: the trained noise predictor (EMA weights).
+        info: what ``cddm.json`` records: the model, the rows of the training and test split,
+            the steps, the training time and ``channel_mse_db`` (per SNR in dB: the channel
+            MSE in dB of MMSE alone, ``mmse``, and of MMSE + CDDM, ``cddm``).
+    """
+
+    config: TrainHiddenCDDMConfig
+    denoiser: torch.nn.Module
+    info: dict[str, Any]
+
+
+def fit_hidden_cddm(cfg: TrainHiddenCDDMConfig) -> HiddenCDDMTraining:
+    """Record the model's expert rows, train the 1-D CDDM on them and measure its channel MSE
+    on held-out rows (writes nothing).
+
+    Raises:
+        ValueError: the recorded training rows are fewer than ``cfg.batch_size``.
+    """
+    model, examples, steps, batch_size = cfg.model, cfg.examples, cfg.steps, cfg.batch_size
+    seed = cfg.seed
     torch.manual_seed(seed)
     lm = load_moe(model)
     task = (tiny_task("train", size=examples, seed=seed) if model == "tiny"
@@ -98,8 +148,8 @@ def train_hidden_cddm(*, model: str = "tiny", examples: PositiveInt = 300,
                          f"{batch_size}; record more examples")
     print(f"recorded {rows.shape[0]} rows of size {d}: {train.shape[0]} train, {n_test} test")
     pl.seed_everything(seed, verbose=False)
-    m = CDDMModule(net={"name": "mlp", "width": width}, latent_shape=(d,), channel="awgn",
-                   lr=lr, ema_decay=0.995, seed=seed, **SAMPLER)
+    m = CDDMModule(net={"name": "mlp", "width": cfg.width}, latent_shape=(d,), channel="awgn",
+                   lr=cfg.lr, ema_decay=0.995, seed=seed, **SAMPLER)
     t0 = time.perf_counter()
     pl.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", logger=False,
                enable_checkpointing=False, gradient_clip_val=1.0, limit_val_batches=0,
@@ -117,8 +167,22 @@ def train_hidden_cddm(*, model: str = "tiny", examples: PositiveInt = 300,
     info = {"model": model, "rows_train": int(train.shape[0]), "rows_test": n_test,
             "steps": steps, "train_time_s": round(train_s, 1),
             "channel_mse_db": {f"{k:g}": v for k, v in mse.items()}}
-    save_hidden_cddm(out, m.denoiser, SAMPLER, info)
-    print(json.dumps(info, indent=2))
+    return HiddenCDDMTraining(cfg, m.denoiser, info)
+
+
+def train_hidden_cddm(cfg: TrainHiddenCDDMConfig | None = None, *, out: str = str(TINY_DIR),
+                      **settings: Any) -> Path:
+    """Record the model's expert rows, train the 1-D CDDM on them and save it; returns the
+    folder it was saved in.
+
+    Args:
+        cfg: what to train; or give its fields as keywords (``settings``).
+        out: folder of ``cddm.safetensors`` and ``cddm.json`` (what ``analog+cddm`` loads).
+    """
+    cfg = resolve_config(TrainHiddenCDDMConfig, cfg, settings)
+    fit = fit_hidden_cddm(cfg)
+    save_hidden_cddm(out, fit.denoiser, SAMPLER, fit.info)
+    print(json.dumps(fit.info, indent=2))
     return Path(out)
 
 
