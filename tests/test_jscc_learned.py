@@ -197,3 +197,22 @@ def test_train_hyperprior_subcommand_writes_a_loadable_ladder(tmp_path, capsys) 
     assert main(["train-hyperprior", "--crop", "32", "--out", str(tmp_path / "x.pt")]) == 2
     assert "crop must be a positive multiple of 64" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_train_hyperprior_config_refuses_bad_settings_before_any_work(tmp_path) -> None:
+    """A bad setting of the ladder names its field when the config is built, and the command
+    writes nothing; the config holds the λ as numbers."""
+    from experiments.tools.train_hyperprior import TrainHyperpriorConfig, train_hyperprior
+
+    assert TrainHyperpriorConfig(lambdas="0.01,0.05").lambdas == (0.01, 0.05)
+    out = tmp_path / "x.pt"
+    for field, bad, message in (("lambdas", "0.01,-1", "lambdas must be positive"),
+                                ("lr", 0.0, "lr must be > 0"),
+                                ("N", 0, "N must be an int >= 1"),
+                                ("steps", 1.5, "steps must be an int >= 1"),
+                                ("data", str(tmp_path / "none"), "data must be 'builtin'")):
+        with pytest.raises(ValueError, match=message):
+            train_hyperprior(**{field: bad}, out=str(out))
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        train_hyperprior(threads=0, out=str(out))
+    assert not out.exists()

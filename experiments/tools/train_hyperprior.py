@@ -7,6 +7,10 @@ entropy-coder tables are built (``update(force=True)``), the real bitstream rate
 measured on held-out crops, and the ladder is written with :func:`jscc.baselines.learned.
 save_ladder` (atomically). The ladder feeds :class:`jscc.baselines.learned.LearnedLDPC`.
 
+:func:`fit_hyperprior_ladder` turns a :class:`TrainHyperpriorConfig` into the trained models
+and their measurements (:class:`HyperpriorLadder`); :func:`train_hyperprior`, the command,
+writes the ladder.
+
 Example::
 
     semcom train-hyperprior --data builtin --crop 64 --lambdas 0.0018,0.0067,0.025 \\
@@ -18,7 +22,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from compressai.models import ScaleHyperprior
@@ -26,11 +32,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from experiments.cli import entry_point
+from experiments.recipes.config import resolve_config
 from experiments.values import FloatGrid, PositiveInt
 from jscc.baselines.learned import compressed_bytes, save_ladder
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 
-__all__ = ["evaluate_model", "main", "make_datasets", "rd_loss", "train_hyperprior",
+__all__ = ["HyperpriorLadder", "TrainHyperpriorConfig", "evaluate_model",
+           "fit_hyperprior_ladder", "main", "make_datasets", "rd_loss", "train_hyperprior",
            "train_ladder", "train_model"]
 
 
@@ -135,16 +143,11 @@ def train_ladder(lambdas: Sequence[float], train: Dataset, *, batch_size: int = 
     return models
 
 
-def train_hyperprior(*, data: str = "builtin", crop: int = 64,
-                     lambdas: FloatGrid = FloatGrid((0.0018, 0.0067, 0.025)), N: int = 64,
-                     M: int = 96, steps: PositiveInt = 300, batch_size: PositiveInt = 8,
-                     lr: float = 1e-3, eval_crops: PositiveInt = 16, seed: int = 0,
-                     threads: PositiveInt = 1, progress: bool = True,
-                     out: str = "results/hyperprior/ladder.pt") -> Path:
-    """Train one model per λ, measure it on held-out crops and write the ladder; returns the
-    ladder's path.
+@dataclass(frozen=True)
+class TrainHyperpriorConfig:
+    """What ``semcom train-hyperprior`` trains (checked when built).
 
-    Args:
+    Attributes:
         data: ``builtin`` or a folder of images.
         crop: crop side in pixels (a multiple of 64).
         lambdas: rate-distortion weights λ, one model each.
@@ -155,34 +158,97 @@ def train_hyperprior(*, data: str = "builtin", crop: int = 64,
         lr: Adam learning rate.
         eval_crops: held-out crops of the rate and PSNR measurement.
         seed: seed of the crops and the initialisation.
+    """
+
+    data: str = "builtin"
+    crop: int = 64
+    lambdas: FloatGrid = FloatGrid((0.0018, 0.0067, 0.025))
+    N: int = 64
+    M: int = 96
+    steps: PositiveInt = 300
+    batch_size: PositiveInt = 8
+    lr: float = 1e-3
+    eval_crops: PositiveInt = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        values = [float(v) for v in FloatGrid.parse(self.lambdas)]
+        if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
+            raise ValueError(f"lambdas must be positive numbers, got {values}")
+        object.__setattr__(self, "lambdas", FloatGrid(values))
+        crop = self.crop
+        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 64 or crop % 64:
+            raise ValueError(f"crop must be a positive multiple of 64, got {crop!r}")
+        for name in ("steps", "batch_size", "eval_crops", "N", "M"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) \
+                or not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.data != "builtin" and not Path(self.data).is_dir():
+            raise ValueError(f"data must be 'builtin' or an image folder, got {self.data!r}")
+
+
+@dataclass
+class HyperpriorLadder:
+    """The training of a :class:`TrainHyperpriorConfig`.
+
+    Attributes:
+        config: what was trained.
+        models: one trained codec per λ, ascending (eval mode, coder tables built).
+        rows: per model, ``lmbda``, the real bitstream ``bpp`` and ``psnr`` (dB) over the
+            ``num_crops`` held-out crops.
+        train_s: training wall time in s.
+    """
+
+    config: TrainHyperpriorConfig
+    models: list[ScaleHyperprior]
+    rows: list[dict[str, float]]
+    train_s: float
+
+
+def fit_hyperprior_ladder(cfg: TrainHyperpriorConfig, *, progress: bool = True
+                          ) -> HyperpriorLadder:
+    """Train one model per λ and measure it on held-out crops (writes nothing)."""
+    steps, batch_size, eval_crops = cfg.steps, cfg.batch_size, cfg.eval_crops
+    train, held = make_datasets(cfg.data, cfg.crop, num_crops=max(steps * batch_size, 64),
+                                eval_crops=eval_crops, seed=cfg.seed)
+    held_imgs = [held[i] for i in range(min(len(held), eval_crops))]
+    t0 = time.perf_counter()
+    models = train_ladder(list(cfg.lambdas), train, batch_size=batch_size, seed=cfg.seed,
+                          progress=progress, N=cfg.N, M=cfg.M, steps=steps, lr=cfg.lr)
+    train_s = time.perf_counter() - t0
+    print(f"trained {len(models)} models in {train_s:.1f} s "
+          f"(N={cfg.N}, M={cfg.M}, {steps} steps, crop {cfg.crop})")
+    rows = []
+    for m in models:
+        bpp, psnr = evaluate_model(m, held_imgs)
+        rows.append({"lmbda": m.lmbda, "bpp": bpp, "psnr": psnr, "num_crops": len(held_imgs)})
+        print(f"  λ={m.lmbda:<8g} bpp={bpp:.3f}  PSNR={psnr:.2f} dB  "
+              f"({len(held_imgs)} held-out crops)")
+    return HyperpriorLadder(cfg, models, rows, train_s)
+
+
+def train_hyperprior(cfg: TrainHyperpriorConfig | None = None, *, threads: PositiveInt = 1,
+                     progress: bool = True, out: str = "results/hyperprior/ladder.pt",
+                     **settings: Any) -> Path:
+    """Train one model per λ, measure it on held-out crops and write the ladder; returns the
+    ladder's path.
+
+    Args:
+        cfg: what to train; or give its fields as keywords (``settings``).
         threads: torch CPU threads.
         progress: show progress bars.
         out: the ladder file (:func:`jscc.baselines.learned.save_ladder`).
     """
-    values = [float(v) for v in FloatGrid.parse(lambdas)]
-    if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
-        raise ValueError(f"lambdas must be positive numbers, got {values}")
-    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 64 or crop % 64:
-        raise ValueError(f"crop must be a positive multiple of 64, got {crop!r}")
-    for name, v in (("steps", steps), ("batch_size", batch_size), ("eval_crops", eval_crops),
-                    ("threads", threads), ("N", N), ("M", M)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    cfg = resolve_config(TrainHyperpriorConfig, cfg, settings)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
     torch.set_num_threads(threads)
-    train, held = make_datasets(data, crop, num_crops=max(steps * batch_size, 64),
-                                eval_crops=eval_crops, seed=seed)
-    held_imgs = [held[i] for i in range(min(len(held), eval_crops))]
-    t0 = time.perf_counter()
-    models = train_ladder(values, train, batch_size=batch_size, seed=seed, progress=progress,
-                          N=N, M=M, steps=steps, lr=lr)
-    print(f"trained {len(models)} models in {time.perf_counter() - t0:.1f} s "
-          f"(N={N}, M={M}, {steps} steps, crop {crop})")
-    for m in models:
-        bpp, psnr = evaluate_model(m, held_imgs)
-        print(f"  λ={m.lmbda:<8g} bpp={bpp:.3f}  PSNR={psnr:.2f} dB  "
-              f"({len(held_imgs)} held-out crops)")
+    ladder = fit_hyperprior_ladder(cfg, progress=progress)
     path = Path(out)
-    save_ladder(models, path)
+    save_ladder(ladder.models, path)
     return path
 
 
