@@ -56,6 +56,24 @@ def test_text_training_resumes_on_the_same_trajectory(tmp_path: Path) -> None:
     assert a["test"] == b["test"] and a["parameters"] == b["parameters"] < 10_000_000
 
 
+def test_text_training_config_refuses_bad_settings_before_any_work(tmp_path: Path) -> None:
+    """A bad setting of the text MoE's training names its field when the config is built,
+    before any corpus, model, results folder or model folder."""
+    import pytest
+
+    from experiments.tools.train_text_moe import TrainTextMoEConfig, train_text_moe
+
+    for field, bad, message in (("steps", 0, "steps must be an int >= 1"),
+                                ("lr", 0.0, "lr must be finite and > 0"),
+                                ("weight_decay", -0.1, "weight_decay must be finite and >= 0"),
+                                ("length", 512, "length must be < 512")):
+        with pytest.raises(ValueError, match=message):
+            TrainTextMoEConfig(**{field: bad})
+        with pytest.raises(ValueError, match=message):
+            train_text_moe(**{field: bad}, out=tmp_path / "m", results=tmp_path / "r")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_shipped_text_model_responds_to_dropping_experts() -> None:
     """The shipped text model on held-out modules: well below the untrained ~8 bits per byte,
     and keeping only each token's best expert costs measurably more than top-2 (>= 0.05 bit
