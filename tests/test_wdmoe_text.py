@@ -143,3 +143,24 @@ def test_tiny_training_resumes_on_the_same_trajectory(tmp_path: Path) -> None:
                          / "history.json").read_text())
     hist_b = json.loads((run_b / "history.json").read_text())
     assert [r["loss"] for r in hist_a] == [r["loss"] for r in hist_b]
+
+
+def test_tiny_training_config_refuses_bad_settings_before_any_work(tmp_path: Path) -> None:
+    """A bad setting of the tiny MoE's training (its task and model too) names its field
+    when the config is built, before any model, results folder or model folder."""
+    import pytest
+
+    from experiments.tools.train_tiny_moe import TrainTinyMoEConfig, train_tiny_moe
+
+    assert TrainTinyMoEConfig(digits=2).task_kwargs()["min_digits"] == 2
+    for field, bad, message in (("eval_every", 0, "eval_every must be an int >= 1"),
+                                ("lr", -1.0, "lr must be finite and > 0"),
+                                ("aux_coef", -0.5, "aux_coef must be finite and >= 0"),
+                                ("hidden", 18, "hidden must be a multiple of the 4"),
+                                ("ops", "*", "ops must be a non-empty string"),
+                                ("min_digits", 5, "min_digits must be an int in")):
+        with pytest.raises(ValueError, match=message):
+            TrainTinyMoEConfig(**{field: bad})
+        with pytest.raises(ValueError, match=message):
+            train_tiny_moe(**{field: bad}, out=tmp_path / "m", results=tmp_path / "r")
+    assert list(tmp_path.iterdir()) == []
