@@ -201,3 +201,26 @@ def test_card_tables_pad_whole_images_to_the_codecs_latent_grid(tmp_path: Path) 
     whole = out[f"{tmp_path.name}_whole"]
     assert whole["num_images"] == 2 and "multiples of 16" in whole["images"]
     assert math.isfinite(whole["psnr"][0]) and whole["psnr"][0] > 0
+
+
+def test_export_pretrained_config_refuses_bad_settings_before_any_work(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """A bad setting of ``semcom export-pretrained`` names its field when the config is built:
+    nothing is loaded, measured or stored."""
+    import experiments.tools.export_pretrained as tool
+
+    monkeypatch.setattr(tool, "jscc_store", WeightStore(tmp_path / "store", kind="jscc"))
+    ck = tmp_path / "last.ckpt"
+    ck.write_bytes(b"")  # never read: every case fails before loading it
+    good = {"entry": "mine", "checkpoint": str(ck), "train_config": "c.yaml"}
+    assert tool.ExportPretrainedConfig(**good, earlier=f"{ck}=a.yaml").stages() == \
+        [(ck, "a.yaml")]
+    for field, bad, message in (("entry", "../x", "entry must be a name"),
+                                ("checkpoint", str(tmp_path / "no.ckpt"), "no.ckpt does not"),
+                                ("test_dir", str(tmp_path / "none"), "test_dir .* not a folder"),
+                                ("threads", 0, "threads must be None or an int >= 1"),
+                                ("earlier", str(ck), "earlier takes CHECKPOINT=CONFIG"),
+                                ("earlier", "gone.ckpt=a.yaml", "earlier: checkpoint gone")):
+        with pytest.raises(ValueError, match=message):
+            tool.export_pretrained(**{**good, field: bad})
+    assert not (tmp_path / "store").exists()

@@ -15,13 +15,18 @@ optimizer steps, the CPU hours (wall time between the run's ``manifest.json`` an
 times the threads the run used) and a PSNR / MS-SSIM table measured here: on the test folder's
 256×256 centre crops and whole images, and on the held-out built-in photos, AWGN or the card's
 channel, SNR 0–20 dB. CDDM entries are exported by :mod:`experiments.tools.make_pretrained_cddm`.
+
+:func:`measure_pretrained` turns an :class:`ExportPretrainedConfig` into the weights and card
+(:class:`PretrainedExport`); :func:`export_pretrained`, the command, stores them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,13 +36,15 @@ from tqdm.auto import tqdm
 
 import phy
 from experiments.cli import entry_point
+from experiments.recipes.config import resolve_config
 from experiments.values import Names
 from jscc.data import BuiltinPhotosDataset, ImageFolderDataset
 from jscc.evaluation import evaluate_codec
 from jscc.pretrained import store as jscc_store
 from phy.sweep import make_channel
 
-__all__ = ["card_results", "export_jscc", "export_pretrained", "main", "run_facts"]
+__all__ = ["ExportPretrainedConfig", "PretrainedExport", "card_results", "export_pretrained",
+           "main", "measure_pretrained", "run_facts"]
 
 #: SNRs (dB) of the tables in the model cards.
 CARD_SNRS_DB: tuple[float, ...] = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0)
@@ -122,59 +129,16 @@ def _training_facts(checkpoint: Path, config: str, threads: int | None,
     return out
 
 
-def export_jscc(name: str, checkpoint: str | Path, config: str, test_dir: str | None,
-                train_data: str, threads: int | None = None, notes: str = "",
-                earlier: list[tuple[Path, str]] | None = None, half: bool = False,
-                default: bool = False) -> Path:
-    """Export a :class:`jscc.lightning.JSCCModule` checkpoint as shipped entry ``name``;
-    ``earlier``: ``(checkpoint, config)`` of the stages the run was initialized from; ``half``:
-    store the trained parameters as float16 (the card's PSNR tables are measured with the
-    weights as stored); ``default``: the entry :func:`jscc.pretrained.find` returns for its
-    ``(codec, cbr, channel)``."""
-    from jscc.checkpoints import load_jscc_module
-    from jscc.models import CODECS
-
-    checkpoint = Path(checkpoint)
-    module = load_jscc_module(checkpoint)
-    codec = module.codec.eval()
-    half_keys = [k for k, _ in codec.named_parameters()] if half else []
-    if half:  # measure what ships: the parameters rounded to float16
-        with torch.no_grad():
-            for p in codec.parameters():
-                p.copy_(p.to(torch.float16).float())
-    hp = dict(module.hparams)
-    codec_name, codec_kwargs = CODECS.split(hp["codec"], hp.get("codec_kwargs"))
-    t0 = time.time()
-    results = card_results(codec, hp["channel"], test_dir)
-    card = {
-        "codec": codec_name, "cbr": float(hp["cbr"]), "channel": hp["channel"],
-        "codec_kwargs": codec_kwargs,
-        "snr_range_db": list(getattr(codec, "snr_range_db", ()) or []),
-        "parameters": sum(p.numel() for p in codec.parameters()),
-        "training": {"data": train_data,
-                     "hparams": {k: v for k, v in hp.items() if k != "codec_kwargs"},
-                     **_training_facts(checkpoint, config, threads, earlier or [])},
-        "results": results,
-        "evaluation_seconds": round(time.time() - t0, 1),
-        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
-        "notes": notes,
-    }
-    if default:
-        card["default"] = True
-    return jscc_store.save(name, codec.state_dict(), json.loads(json.dumps(card, default=str)),
-                           half=half_keys)
+#: The training data of the shipped codecs, as their cards say it.
+DEFAULT_TRAIN_DATA = ("CSun_Hays80 (80 photos) + the 9 built-in training photos, random 64x64 "
+                      "crops with horizontal flips")
 
 
-def export_pretrained(*, entry: str, checkpoint: str, train_config: str,
-                      test_dir: str | None = None,
-                      train_data: str = "CSun_Hays80 (80 photos) + the 9 built-in training "
-                                        "photos, random 64x64 crops with horizontal flips",
-                      threads: int | None = None, earlier: Names = Names(), notes: str = "",
-                      half: bool = False, default: bool = False) -> Path:
-    """Export a trained JSCC checkpoint as the shipped entry ``entry`` (weights and card);
-    returns the weights' path and prints the card's PSNR tables.
+@dataclass(frozen=True)
+class ExportPretrainedConfig:
+    """What ``semcom export-pretrained`` exports (checked when built).
 
-    Args:
+    Attributes:
         entry: entry name, e.g. ``adjscc_awgn_cbr1-12``.
         checkpoint: the run's checkpoint (``last.ckpt``).
         train_config: the config the run was trained with.
@@ -188,15 +152,117 @@ def export_pretrained(*, entry: str, checkpoint: str, train_config: str,
         default: the entry ``build_codec(..., pretrained=True)`` picks for its codec, CBR and
             channel.
     """
-    stages = []
-    for spec in Names.parse(earlier):
-        ck, sep, cfg = spec.partition("=")
-        if not sep:
-            raise ValueError(f"earlier takes CHECKPOINT=CONFIG entries, got {spec!r}")
-        stages.append((Path(ck), cfg))
-    path = export_jscc(entry, checkpoint, train_config, test_dir, train_data, threads, notes,
-                       stages, half=half, default=default)
-    card = jscc_store.card(entry)
+
+    entry: str
+    checkpoint: str
+    train_config: str
+    test_dir: str | None = None
+    train_data: str = DEFAULT_TRAIN_DATA
+    threads: int | None = None
+    earlier: Names = Names()
+    notes: str = ""
+    half: bool = False
+    default: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.entry, str) or not re.fullmatch(r"[A-Za-z0-9][\w.+-]*",
+                                                               self.entry):
+            raise ValueError(f"entry must be a name of letters, digits and _.+- (a file name "
+                             f"in the store), got {self.entry!r}")
+        if not Path(self.checkpoint).is_file():
+            raise ValueError(f"checkpoint {self.checkpoint} does not exist")
+        if self.test_dir is not None and not Path(self.test_dir).is_dir():
+            raise ValueError(f"test_dir {self.test_dir!r} is not a folder")
+        if self.threads is not None and (isinstance(self.threads, bool)
+                                         or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}")
+        earlier = Names.parse(self.earlier)
+        object.__setattr__(self, "earlier", earlier)
+        for spec in earlier:
+            ck, sep, _ = spec.partition("=")
+            if not sep:
+                raise ValueError(f"earlier takes CHECKPOINT=CONFIG entries, got {spec!r}")
+            if not Path(ck).is_file():
+                raise ValueError(f"earlier: checkpoint {ck} does not exist")
+
+    def stages(self) -> list[tuple[Path, str]]:
+        """``(checkpoint, config)`` of the earlier stages, in order."""
+        return [(Path(ck), cfg) for ck, _, cfg in (s.partition("=") for s in self.earlier)]
+
+
+@dataclass
+class PretrainedExport:
+    """A :class:`ExportPretrainedConfig`'s entry, measured and ready to store.
+
+    Attributes:
+        config: what is exported.
+        state_dict: the codec's weights (the trained parameters rounded to float16 with
+            ``half``).
+        card: the model card (training facts, the PSNR / MS-SSIM tables under ``results``).
+        half_keys: the keys stored as float16.
+    """
+
+    config: ExportPretrainedConfig
+    state_dict: dict[str, torch.Tensor]
+    card: dict[str, Any]
+    half_keys: list[str]
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.card["results"]
+
+
+def measure_pretrained(cfg: ExportPretrainedConfig) -> PretrainedExport:
+    """Load the :class:`jscc.lightning.JSCCModule` checkpoint of ``cfg``, measure the card's
+    tables (with ``half``: with the weights as stored) and build the card (writes nothing)."""
+    from jscc.checkpoints import load_jscc_module
+    from jscc.models import CODECS
+
+    checkpoint = Path(cfg.checkpoint)
+    module = load_jscc_module(checkpoint)
+    codec = module.codec.eval()
+    half_keys = [k for k, _ in codec.named_parameters()] if cfg.half else []
+    if cfg.half:  # measure what ships: the parameters rounded to float16
+        with torch.no_grad():
+            for p in codec.parameters():
+                p.copy_(p.to(torch.float16).float())
+    hp = dict(module.hparams)
+    codec_name, codec_kwargs = CODECS.split(hp["codec"], hp.get("codec_kwargs"))
+    t0 = time.time()
+    results = card_results(codec, hp["channel"], cfg.test_dir)
+    card = {
+        "codec": codec_name, "cbr": float(hp["cbr"]), "channel": hp["channel"],
+        "codec_kwargs": codec_kwargs,
+        "snr_range_db": list(getattr(codec, "snr_range_db", ()) or []),
+        "parameters": sum(p.numel() for p in codec.parameters()),
+        "training": {"data": cfg.train_data,
+                     "hparams": {k: v for k, v in hp.items() if k != "codec_kwargs"},
+                     **_training_facts(checkpoint, cfg.train_config, cfg.threads,
+                                       cfg.stages())},
+        "results": results,
+        "evaluation_seconds": round(time.time() - t0, 1),
+        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+        "notes": cfg.notes,
+    }
+    if cfg.default:
+        card["default"] = True
+    return PretrainedExport(cfg, codec.state_dict(), json.loads(json.dumps(card, default=str)),
+                            half_keys)
+
+
+def export_pretrained(cfg: ExportPretrainedConfig | None = None, **settings: Any) -> Path:
+    """Export a trained JSCC checkpoint as the shipped entry ``entry`` (weights and card, in
+    :data:`jscc.pretrained.store`); returns the weights' path and prints the card's PSNR
+    tables.
+
+    Args:
+        cfg: what to export; or give its fields as keywords (``settings``).
+    """
+    cfg = resolve_config(ExportPretrainedConfig, cfg, settings)
+    export = measure_pretrained(cfg)
+    path = jscc_store.save(cfg.entry, export.state_dict, export.card, half=export.half_keys)
+    card = jscc_store.card(cfg.entry)
     print(f"wrote {path} and its card")
     for key, r in card["results"].items():
         print(key, " ".join(f"{s:g}:{v:.2f}" for s, v in zip(r["snr_db"], r["psnr"],
