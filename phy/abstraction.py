@@ -26,6 +26,7 @@ bit errors inside a failed block.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,17 +95,21 @@ class AbstractDigitalLink(DigitalLink):
              else np.asarray(snr_db, dtype=np.float64))
         lo, hi = float(s.min()), float(s.max())
         if lo == hi:  # every block at one SNR (no block fading): one remembered lookup
-            b = self._bler_memo.get((k, lo), lambda: float(self.bler_table.bler_at(
-                self.mcs, lo, self._curve_channel, block_bits=k)))
-            return np.full(s.size, b)
+            return np.full(s.size, self._bler_one(lo, k))
         b = self.bler_table.bler_at(self.mcs, s, self._curve_channel, block_bits=k)
         return np.asarray(b, dtype=np.float64)
+
+    def _bler_one(self, snr_db: float, k: int) -> float:
+        """BLER of a block of ``k`` bits at ``snr_db`` (dB) from the curve, remembered."""
+        return self._bler_memo.get((k, snr_db), lambda: float(self.bler_table.bler_at(
+            self.mcs, snr_db, self._curve_channel, block_bits=k)))
 
     def _draw_outcomes(self, snr: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ok, transmissions)`` of blocks of ``k`` bits at ``snr`` (dB, float64 ``[B]``):
         the CRC outcome of each transmission drawn from the curve at the combined SNR."""
-        return _draw_outcomes_many([self], [k], torch.zeros(snr.numel(), dtype=torch.long),
-                                   snr)
+        ok, transmissions = _draw_outcomes_many(
+            [self], [k], np.zeros(snr.numel(), dtype=np.int64), snr.cpu())
+        return torch.from_numpy(ok), torch.from_numpy(transmissions)
 
     @torch.no_grad()
     def send_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor) -> DigitalResult:
@@ -207,19 +212,21 @@ def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor
     payloads, stacked = _payload_values_many(ts, dtype, group_size)
     counts = [-(-nbits // link.block_bits) for link, (_, nbits) in
               zip(links, payloads, strict=True)]
-    # every block of every payload: the payload it belongs to and its SNR
-    owner = torch.repeat_interleave(torch.arange(len(links)), torch.tensor(counts))
-    snr64 = torch.repeat_interleave(torch.tensor(snrs, dtype=torch.float64),
-                                    torch.tensor(counts))
-    ok, transmissions = _draw_outcomes_many(links, [link.block_bits for link in links], owner,
-                                            snr64)
-    if stacked is not None and bool(ok.all()) and all_finite(stacked):
+    # every block of every payload: the payload it belongs to
+    owner = np.repeat(np.arange(len(links)), counts)
+    if any(link._block_fading for link in links):
+        ok_np, tx_np = _draw_outcomes_many(links, [link.block_bits for link in links],
+                                           owner, np.repeat(np.asarray(snrs), counts))
+    else:
+        ok_np, tx_np = _draw_payload_outcomes(links, owner, snrs)
+    ok, transmissions = torch.from_numpy(ok_np), torch.from_numpy(tx_np)
+    if stacked is not None and bool(ok_np.all()) and all_finite(stacked):
         # the common case, every block delivered and every value finite: nothing is lost,
         # so the results are built without a mask per payload (same values as below)
         lost = torch.zeros(stacked.shape, dtype=torch.bool).split(
             [t.shape[0] for t in ts])
-        tx_sum = np.bincount(owner.numpy(), weights=transmissions.numpy(),
-                             minlength=len(links)).astype(np.int64).tolist()
+        tx_sum = np.bincount(owner, weights=tx_np, minlength=len(links)).astype(
+            np.int64).tolist()
         results = []
         start = 0
         for i, (link, t, (values, nbits), n) in enumerate(
@@ -229,7 +236,7 @@ def send_tensors(links: Sequence[AbstractDigitalLink], ts: Sequence[torch.Tensor
                 t_hat=values.to(t.device), lost=lost[i].to(t.device),
                 block_ok=ok[start:start + n], transmissions=transmissions[start:start + n],
                 channel_uses=tx_sum[i] * link.channel_uses_per_block(k), payload_bits=nbits,
-                info_bits=n * k))
+                info_bits=n * k, num_lost=0))
             start += n
         return results
     results = []
@@ -268,9 +275,41 @@ def _payload_values_many(ts: Sequence[torch.Tensor], dtype: str, group_size: int
             for v, t in zip(values.split([t.shape[0] for t in ts]), ts, strict=True)], values
 
 
+def _draw_payload_outcomes(links: Sequence[AbstractDigitalLink], owner: np.ndarray,
+                           snr_db: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_draw_outcomes_many` of payloads over links without block fading, payload
+    ``p``'s blocks (``owner == p``) at ``snr_db[p]``: the same draws and outcomes, with one
+    remembered curve lookup per (payload, round) instead of one per block (all blocks of a
+    payload share their combined SNR in every round)."""
+    num_blocks = owner.size
+    snr_lin = 10.0 ** (np.asarray(snr_db, dtype=np.float64) / 10.0)
+    combined = np.zeros(len(links))
+    ok = np.zeros(num_blocks, dtype=bool)
+    transmissions = np.zeros(num_blocks, dtype=np.int64)
+    pending = np.arange(num_blocks)
+    max_tx = np.array([link.max_transmissions for link in links])
+    for r in range(int(max_tx.max()) if len(links) else 0):
+        pending = pending[max_tx[owner[pending]] > r]  # links may differ in HARQ depth
+        if pending.size == 0:
+            break
+        live = np.unique(owner[pending]).tolist()
+        combined[live] += snr_lin[live]
+        transmissions[pending] += 1
+        bler_of = np.empty(len(links))
+        for p in live:
+            link = links[p]
+            snr_eff_db = 10.0 * math.log10(max(float(combined[p]), 1e-30))
+            bler_of[p] = link._bler_one(snr_eff_db, link.block_bits)
+        passed = torch.rand(pending.size, dtype=torch.float64).numpy() >= bler_of[
+            owner[pending]]
+        ok[pending] = passed
+        pending = pending[~passed]
+    return ok, transmissions
+
+
 def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequence[int],
-                        owner: torch.Tensor, snr: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        owner: np.ndarray | torch.Tensor, snr: np.ndarray | torch.Tensor
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """``(ok, transmissions)`` of blocks of ``block_bits[owner]`` bits sent over
     ``links[owner]`` at ``snr`` (dB, float64 ``[B]``): each HARQ round draws the gains of
     block-fading links, then one uniform number per pending block, compared with the block's
@@ -278,9 +317,11 @@ def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequen
     SNRs)."""
     # NumPy rather than torch: the arrays hold one entry per code block of one layer's
     # payloads (tens to thousands), where a torch call's dispatch costs more than its work.
-    num_blocks = snr.numel()
-    owner_np = owner.numpy()
-    snr_lin = 10.0 ** (snr.numpy() / 10.0)
+    owner_np = owner.numpy() if isinstance(owner, torch.Tensor) else np.asarray(owner)
+    snr_np = (snr.numpy() if isinstance(snr, torch.Tensor)
+              else np.asarray(snr, dtype=np.float64))
+    num_blocks = snr_np.size
+    snr_lin = 10.0 ** (snr_np / 10.0)
     combined = np.zeros(num_blocks)
     ok = np.zeros(num_blocks, dtype=bool)
     transmissions = np.zeros(num_blocks, dtype=np.int64)
@@ -319,4 +360,4 @@ def _draw_outcomes_many(links: Sequence[AbstractDigitalLink], block_bits: Sequen
         passed = torch.rand(pending.size, dtype=torch.float64).numpy() >= bler
         ok[pending] = passed
         pending = pending[~passed]
-    return torch.from_numpy(ok), torch.from_numpy(transmissions)
+    return ok, transmissions

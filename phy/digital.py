@@ -121,6 +121,7 @@ class TensorResult:
         channel_uses: complex channel uses of all transmissions of all blocks.
         payload_bits: bits of the serialized tensor (before padding to whole blocks).
         info_bits: information bits sent, ``num_blocks * k`` (payload plus padding).
+        num_lost: elements in ``lost`` (``int(lost.sum())``, counted once by the link).
     """
 
     t_hat: torch.Tensor
@@ -130,6 +131,7 @@ class TensorResult:
     channel_uses: int
     payload_bits: int
     info_bits: int
+    num_lost: int
 
     @property
     def num_blocks(self) -> int:
@@ -543,7 +545,8 @@ class DigitalLink:
         non-finite one) become ``fill_value``."""
         if not all_finite(values):
             lost = lost | ~torch.isfinite(values)
-        if bool(lost.any()):
+        num_lost = int(lost.sum())
+        if num_lost:
             values = torch.where(lost, torch.full_like(values, float(fill_value)), values)
         k = self.block_bits
         return TensorResult(
@@ -554,4 +557,5 @@ class DigitalLink:
             channel_uses=int(transmissions.sum()) * self.channel_uses_per_block(k),
             payload_bits=nbits,
             info_bits=block_ok.numel() * k,
+            num_lost=num_lost,
         )

@@ -158,7 +158,7 @@ class MCS:
         """Modulation name: ``"QPSK"``, ``"16QAM"``, ``"64QAM"`` or ``"256QAM"``."""
         return _MODULATION_NAMES[self.modulation_order]
 
-    @property
+    @functools.cached_property  # formatted once: link code asks for it on every payload
     def name(self) -> str:
         """Short label, e.g. ``"qam64/MCS10 (16QAM, R=0.332)"`` or ``"custom (QPSK, R=0.500)"``."""
         what = f"{self.modulation}, R={self.code_rate:.3f}"

@@ -151,6 +151,38 @@ def test_abstract_send_tensor_equals_the_bit_level_path(channel, curve, mcs, ble
     assert torch.equal(after[0], after[1])
 
 
+def test_payload_outcomes_equal_the_per_block_draws() -> None:
+    """Without block fading send_tensors looks a curve up once per (payload, round): for one
+    seed its CRC outcomes and transmissions equal the per-block path's exactly (four links,
+    two sharing one link object, Chase HARQ up to 3 transmissions, SNRs in the waterfalls so
+    that blocks fail, retransmit and pass)."""
+    import numpy as np
+
+    from phy.abstraction import _draw_outcomes_many, _draw_payload_outcomes
+
+    curve = phy.load_bler_table()
+    shared = phy.AbstractDigitalLink(phy.AWGN(), phy.MCS.from_index(9), block_bits=512,
+                                     max_transmissions=3)
+    links = [shared,
+             phy.AbstractDigitalLink(phy.RayleighFading("symbol"), phy.MCS.from_index(4),
+                                     block_bits=1024, max_transmissions=2),
+             shared,
+             phy.AbstractDigitalLink(phy.AWGN(), phy.MCS.from_index(17), block_bits=256)]
+    snrs = [curve.snr_at_bler(link.mcs, bler, link._curve_channel, block_bits=link.block_bits)
+            - shift for link, bler, shift in zip(links, (0.9, 0.5, 0.3, 0.2), (2.5, 1.0, 0, 0),
+                                                  strict=True)]
+    owner = np.repeat(np.arange(4), [40, 25, 60, 30])
+    phy.set_seed(3)
+    ok, tx = _draw_payload_outcomes(links, owner, snrs)
+    phy.set_seed(3)
+    ok_ref, tx_ref = _draw_outcomes_many(links, [link.block_bits for link in links], owner,
+                                         np.repeat(np.asarray(snrs), [40, 25, 60, 30]))
+    assert np.array_equal(ok, ok_ref) and np.array_equal(tx, tx_ref)
+    assert 0 < ok.mean() < 1 and tx.max() == 3
+    depth = np.array([link.max_transmissions for link in links])[owner]
+    assert np.array_equal(tx[~ok], depth[~ok])  # a lost block used every transmission
+
+
 def test_send_tensors_draws_every_payload_from_its_own_curve() -> None:
     """phy.send_tensors over links of three MCSs (one with block fading and Chase HARQ):
     each link's residual block-error fraction and mean transmissions agree within 3 sigma

@@ -473,8 +473,13 @@ class DigitalTransport(Transport):
         links = [self.link(mcs) for mcs, _ in picks]
         results = phy.send_tensors(links, [checked[i][0] for i in busy], snrs, self.dtype,
                                    group_size=self.group_size)
-        for i, (mcs, meets), link, r in zip(busy, picks, links, results, strict=True):
-            out[i] = self._delivery(r, link, mcs, meets, checked[i][2])
+        # every payload's airtime in one call (the bandwidths were checked above)
+        airtimes = phy.airtime_s(
+            torch.tensor([float(r.channel_uses) for r in results], dtype=torch.float64),
+            torch.tensor([checked[i][2] for i in busy], dtype=torch.float64)).tolist()
+        for i, (mcs, meets), link, r, air in zip(busy, picks, links, results, airtimes,
+                                                 strict=True):
+            out[i] = self._delivery(r, link, mcs, meets, air)
         return out  # type: ignore[return-value]
 
     def _send(self, x: torch.Tensor, snr_db: float, bandwidth_hz: float) -> Delivery:
@@ -482,26 +487,28 @@ class DigitalTransport(Transport):
         mcs, meets = self.select(s)
         link = self.link(mcs)
         r = link.send_tensor(x, s, dtype=self.dtype, group_size=self.group_size)
-        return self._delivery(r, link, mcs, meets, bandwidth_hz)
+        return self._delivery(r, link, mcs, meets,
+                              float(phy.airtime_s(r.channel_uses, bandwidth_hz)))
 
     @staticmethod
     def _delivery(r: phy.TensorResult, link: phy.DigitalLink, mcs: phy.MCS, meets: bool,
-                  bandwidth_hz: float) -> Delivery:
+                  airtime_s: float) -> Delivery:
         """The :class:`Delivery` of a link's :class:`phy.TensorResult` (a row with any lost
-        element is not ``ok`` and holds zeros; ``t_hat`` is finite by construction)."""
-        lost_rows = r.lost.any(dim=-1)
-        if bool(lost_rows.any()):
-            ok = ~lost_rows
+        element is not ``ok`` and holds zeros; ``t_hat`` is finite by construction) that
+        took ``airtime_s`` seconds on air."""
+        if r.num_lost:
+            ok = ~r.lost.any(dim=-1)
             x_hat = torch.where(ok[:, None], r.t_hat, torch.zeros_like(r.t_hat))
         else:
-            ok, x_hat = ~lost_rows, r.t_hat
+            ok = torch.ones(r.t_hat.shape[0], dtype=torch.bool, device=r.t_hat.device)
+            x_hat = r.t_hat
         # block outcomes are small CPU tensors: NumPy reduces them without torch's dispatch
         block_ok = r.block_ok.numpy()
         transmissions = int(r.transmissions.numpy().sum())
         return Delivery(
             x_hat=x_hat,
             ok=ok,
-            airtime_s=float(phy.airtime_s(r.channel_uses, bandwidth_hz)),
+            airtime_s=airtime_s,
             bits=transmissions * link.block_bits,
             channel_uses=int(r.channel_uses),
             transmissions=transmissions,
