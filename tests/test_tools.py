@@ -58,3 +58,29 @@ def test_make_quant_table_config_rows_and_file(tmp_path: Path, monkeypatch) -> N
     lines = out.read_text().splitlines()
     assert lines[0] == "model,weight_bits,metric,value,examples,command"
     assert len(lines) == 1 + len(table.rows) and out.read_text() == table.csv()
+
+
+def test_make_pretrained_cddm_config_refuses_bad_settings_before_any_work(
+        tmp_path: Path, monkeypatch) -> None:
+    """A bad setting of ``semcom make-pretrained-cddm`` names its field when the config is
+    built: no work folder, no training, nothing stored."""
+    import experiments.tools.make_pretrained_cddm as tool
+    from jscc.pretrained import WeightStore
+
+    monkeypatch.setattr(tool, "cddm_store", WeightStore(tmp_path / "store", kind="cddm"))
+    monkeypatch.setattr(tool, "decoder_store",
+                        WeightStore(tmp_path / "store", kind="cddm-decoder"))
+    good = {"jscc": "adjscc_awgn_cbr1-12", "train_dir": str(tmp_path)}
+    cfg = tool.PretrainedCDDMConfig(**good, stage3_snrs_db="5,10")
+    assert cfg.name == "adjscc_awgn_cbr1-12_cddm" and cfg.stage3_snrs_db == (5.0, 10.0)
+    work = tmp_path / "work"
+    for field, bad, message in (("jscc", "nope", "no pretrained jscc model named 'nope'"),
+                                ("train_dir", str(tmp_path / "none"), "train_dir .* not a"),
+                                ("test_dir", str(tmp_path / "none"), "test_dir .* not a"),
+                                ("steps", 0, "steps must be an int >= 1"),
+                                ("stage3_lr", 0.0, "stage3_lr must be finite and > 0"),
+                                ("stage3_snrs_db", [float("inf")], "stage3_snrs_db must be"),
+                                ("entry", "a/b", "entry must be a name")):
+        with pytest.raises(ValueError, match=message):
+            tool.make_pretrained_cddm(**{**good, field: bad}, work=str(work))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -21,14 +21,20 @@ spellings of earlier versions, ``--train-dir``, and ``--name`` for ``--entry`` s
    JSCC + CDDM (stage-3 decoder) on the test folder's 256×256 centre crops at the stage-3 SNRs.
 
 Every stage is skipped when its output exists in ``--work``, so an interrupted run continues.
+
+:func:`train_cddm_stages` runs stages 1 to 3 of a :class:`PretrainedCDDMConfig` in the work
+folder (:class:`CDDMStages`); :func:`measure_pretrained_cddm` measures them and builds the
+cards (:class:`PretrainedCDDMExport`); :func:`make_pretrained_cddm`, the command, stores them.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytorch_lightning as pl
@@ -50,6 +56,7 @@ from cddm.pipeline import JSCCWithCDDM
 from cddm.pretrained import decoders as decoder_store
 from cddm.pretrained import store as cddm_store
 from experiments.cli import entry_point
+from experiments.recipes.config import config_dict, resolve_config
 from experiments.recipes.lightning_cli import FinalCheckpoint
 from experiments.values import FloatGrid
 from jscc import pretrained as jscc_pretrained
@@ -58,7 +65,8 @@ from jscc.data import ImageDataModule, ImageFolderDataset
 from jscc.evaluation import evaluate_codec
 from phy.checks import check_number, check_positive_int
 
-__all__ = ["main", "make_pretrained_cddm"]
+__all__ = ["CDDMStages", "PretrainedCDDMConfig", "PretrainedCDDMExport", "main",
+           "make_pretrained_cddm", "measure_pretrained_cddm", "train_cddm_stages"]
 
 
 def _quiet_trainer(**kw: Any) -> pl.Trainer:
@@ -79,24 +87,15 @@ def _bank(codec: torch.nn.Module, loader: CropBatchLoader, snr_range: tuple[floa
     return torch.cat(imgs), torch.cat(lat)
 
 
-def make_pretrained_cddm(*, jscc: str, train_dir: str, test_dir: str | None = None,
-                         entry: str | None = None, work: str | None = None,
-                         bank_crops: int = 8192, crop: int = 64, T: int = 100,
-                         width: int = 16, steps: int = 3000, batch_size: int = 32,
-                         lr: float = 5e-4, checkpoint_every: int = 500,
-                         stage3_snrs_db: FloatGrid = FloatGrid((5.0, 10.0, 15.0)),
-                         stage3_crops: int = 1536, stage3_steps: int = 800,
-                         stage3_lr: float = 1e-4, seed: int = 0) -> Path:
-    """Train (or resume) and export the CDDM of a shipped JSCC codec; returns the work folder
-    (settings checked before any work).
+@dataclass(frozen=True)
+class PretrainedCDDMConfig:
+    """What ``semcom make-pretrained-cddm`` trains and exports (checked when built).
 
-    Args:
+    Attributes:
         jscc: shipped JSCC entry (:mod:`jscc.pretrained`), an AWGN codec.
         train_dir: training image folder (plus the built-in training photos).
         test_dir: test image folder of the card's PSNR table (256x256 centre crops).
         entry: CDDM entry name (default ``<jscc>_cddm``).
-        work: work folder (default ``results/make_cddm/<entry>``); stages found there are
-            skipped.
         bank_crops: crops in the latent bank.
         crop: crop size in pixels.
         T: diffusion steps.
@@ -111,33 +110,103 @@ def make_pretrained_cddm(*, jscc: str, train_dir: str, test_dir: str | None = No
         stage3_lr: stage-3 learning rate.
         seed: seed of every stage.
     """
-    for key, value in (("bank_crops", bank_crops), ("crop", crop), ("T", T), ("width", width),
-                       ("steps", steps), ("batch_size", batch_size),
-                       ("checkpoint_every", checkpoint_every), ("stage3_crops", stage3_crops),
-                       ("stage3_steps", stage3_steps)):
-        check_positive_int(key, value)
-    check_number("lr", lr, low=0.0, low_open=True)
-    check_number("stage3_lr", stage3_lr, low=0.0, low_open=True)
-    if not Path(train_dir).is_dir():
-        raise ValueError(f"train_dir {train_dir!r} is not a folder")
-    if test_dir is not None and not Path(test_dir).is_dir():
-        raise ValueError(f"test_dir {test_dir!r} is not a folder")
-    snrs = [float(v) for v in FloatGrid.parse(stage3_snrs_db)]
-    a = SimpleNamespace(jscc=jscc, name=entry, train_dir=train_dir, test_dir=test_dir,
-                        work=work, bank_crops=bank_crops, crop=crop, T=T, width=width,
-                        steps=steps, batch_size=batch_size, lr=lr,
-                        checkpoint_every=checkpoint_every, stage3_snrs_db=snrs,
-                        stage3_crops=stage3_crops, stage3_steps=stage3_steps,
-                        stage3_lr=stage3_lr, seed=seed)
-    jscc_card = jscc_pretrained.card(jscc)  # a clear error for an unknown entry
-    name = a.name or f"{a.jscc}_cddm"
-    work = Path(a.work or f"results/make_cddm/{name}")
-    if jscc_card["channel"] != "awgn":
-        raise ValueError("this recipe trains AWGN CDDMs; the codec is for "
-                         f"{jscc_card['channel']!r}")
+
+    jscc: str
+    train_dir: str
+    test_dir: str | None = None
+    entry: str | None = None
+    bank_crops: int = 8192
+    crop: int = 64
+    T: int = 100
+    width: int = 16
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 5e-4
+    checkpoint_every: int = 500
+    stage3_snrs_db: FloatGrid = FloatGrid((5.0, 10.0, 15.0))
+    stage3_crops: int = 1536
+    stage3_steps: int = 800
+    stage3_lr: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("bank_crops", "crop", "T", "width", "steps", "batch_size",
+                    "checkpoint_every", "stage3_crops", "stage3_steps"):
+            check_positive_int(key, getattr(self, key))
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("stage3_lr", self.stage3_lr, low=0.0, low_open=True)
+        if not Path(self.train_dir).is_dir():
+            raise ValueError(f"train_dir {self.train_dir!r} is not a folder")
+        if self.test_dir is not None and not Path(self.test_dir).is_dir():
+            raise ValueError(f"test_dir {self.test_dir!r} is not a folder")
+        snrs = FloatGrid(float(v) for v in FloatGrid.parse(self.stage3_snrs_db))
+        if not all(math.isfinite(v) for v in snrs):
+            raise ValueError(f"stage3_snrs_db must be finite SNRs in dB, got {list(snrs)}")
+        object.__setattr__(self, "stage3_snrs_db", snrs)
+        if self.entry is not None and not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", self.entry):
+            raise ValueError(f"entry must be a name of letters, digits and _.+- (a file name "
+                             f"in the store), got {self.entry!r}")
+        jscc_card = jscc_pretrained.card(self.jscc)  # a clear error for an unknown entry
+        if jscc_card["channel"] != "awgn":
+            raise ValueError("this recipe trains AWGN CDDMs; the codec is for "
+                             f"{jscc_card['channel']!r}")
+
+    @property
+    def name(self) -> str:
+        """The CDDM entry (``entry``, or ``<jscc>_cddm``)."""
+        return self.entry or f"{self.jscc}_cddm"
+
+
+@dataclass
+class CDDMStages:
+    """The trained stages of a :class:`PretrainedCDDMConfig` in its work folder.
+
+    Attributes:
+        config: what was trained.
+        work: the work folder.
+        stage2: the stage-2 checkpoint (the CDDM).
+        stage3: per stage-3 SNR (dB), the checkpoint of its decoder.
+        latent_shape: the codec's latent shape (the CDDM's input).
+        timings: wall seconds per stage (``bank``, ``stage2``, ``stage3_<snr>dB``), summed over
+            the runs that worked on it.
+    """
+
+    config: PretrainedCDDMConfig
+    work: Path
+    stage2: Path
+    stage3: dict[float, Path]
+    latent_shape: tuple[int, ...]
+    timings: dict[str, float]
+
+
+@dataclass
+class PretrainedCDDMExport:
+    """The entries of a :class:`PretrainedCDDMConfig`, measured and ready to store.
+
+    Attributes:
+        config: what is exported.
+        state_dict: the CDDM's weights (stage-2 EMA).
+        card: its card (training, the decoders' names, the PSNR table under ``results``).
+        decoders: per decoder entry name, its weights and card.
+    """
+
+    config: PretrainedCDDMConfig
+    state_dict: dict[str, torch.Tensor]
+    card: dict[str, Any]
+    decoders: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]]
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.card["results"]
+
+
+def train_cddm_stages(cfg: PretrainedCDDMConfig, work: Path) -> CDDMStages:
+    """Run (or resume) the latent bank, stage 2 and the stage-3 decoders of ``cfg`` in
+    ``work``; a stage whose output is there is skipped."""
     work.mkdir(parents=True, exist_ok=True)
-    codec = jscc_pretrained.load_codec(a.jscc)
-    snr_range = tuple(jscc_card.get("snr_range_db") or (0.0, 20.0))
+    codec = jscc_pretrained.load_codec(cfg.jscc)
+    snr_range = tuple(jscc_pretrained.card(cfg.jscc).get("snr_range_db") or (0.0, 20.0))
+    snrs = list(cfg.stage3_snrs_db)
     timings: dict[str, float] = json.loads((work / "timings.json").read_text()) \
         if (work / "timings.json").exists() else {}
 
@@ -149,11 +218,11 @@ def make_pretrained_cddm(*, jscc: str, train_dir: str, test_dir: str | None = No
     bank_path = work / "bank.pt"
     if not bank_path.exists():
         t0 = time.time()
-        dm = ImageDataModule(source="folder", train_dir=a.train_dir, builtin_train=True,
-                             crop=a.crop, batch_size=64, seed=a.seed + 100)
-        loader = CropBatchLoader(dm.train_images(), a.crop, 64, -(-a.bank_crops // 64),
-                                 seed=a.seed + 100)
-        imgs, lat = _bank(codec, loader, snr_range, a.seed)
+        dm = ImageDataModule(source="folder", train_dir=cfg.train_dir, builtin_train=True,
+                             crop=cfg.crop, batch_size=64, seed=cfg.seed + 100)
+        loader = CropBatchLoader(dm.train_images(), cfg.crop, 64, -(-cfg.bank_crops // 64),
+                                 seed=cfg.seed + 100)
+        imgs, lat = _bank(codec, loader, snr_range, cfg.seed)
         torch.save({"images": (imgs * 255).round().to(torch.uint8), "latents": lat}, bank_path)
         timed("bank", t0)
     bank = torch.load(bank_path, weights_only=True)
@@ -165,53 +234,57 @@ def make_pretrained_cddm(*, jscc: str, train_dir: str, test_dir: str | None = No
     s2_ckpt = s2_dir / "final.ckpt"
     if not s2_ckpt.exists():
         t0 = time.time()
-        pl.seed_everything(a.seed, verbose=False)
-        model = CDDMModule(net={"name": "unet-small", "ch": a.width},
-                           latent_shape=latent_shape, channel="awgn", lr=a.lr,
-                           ema_decay=0.995, T=a.T, val_snrs_db=(10.0,), seed=a.seed)
+        pl.seed_everything(cfg.seed, verbose=False)
+        model = CDDMModule(net={"name": "unet-small", "ch": cfg.width},
+                           latent_shape=latent_shape, channel="awgn", lr=cfg.lr,
+                           ema_decay=0.995, T=cfg.T, val_snrs_db=(10.0,), seed=cfg.seed)
         trainer = _quiet_trainer(
-            max_steps=a.steps, max_epochs=-1, gradient_clip_val=1.0, default_root_dir=s2_dir,
-            callbacks=[ModelCheckpoint(dirpath=s2_dir, every_n_train_steps=a.checkpoint_every,
+            max_steps=cfg.steps, max_epochs=-1, gradient_clip_val=1.0, default_root_dir=s2_dir,
+            callbacks=[ModelCheckpoint(dirpath=s2_dir, every_n_train_steps=cfg.checkpoint_every,
                                        save_last=True), FinalCheckpoint()])
         last = s2_dir / "last.ckpt"
-        trainer.fit(model, DataLoader(TensorDataset(latents), batch_size=a.batch_size,
+        trainer.fit(model, DataLoader(TensorDataset(latents), batch_size=cfg.batch_size,
                                       shuffle=True, drop_last=True,
-                                      generator=torch.Generator().manual_seed(a.seed)),
+                                      generator=torch.Generator().manual_seed(cfg.seed)),
                     ckpt_path=str(last) if last.exists() else None)
         trainer.save_checkpoint(s2_ckpt)
         timed("stage2", t0)
-    jscc_ref = PRETRAINED_PREFIX + a.jscc
+    jscc_ref = PRETRAINED_PREFIX + cfg.jscc
 
     # 3. stage 3 per SNR
-    stage3_imgs = bank["images"][: a.stage3_crops].float() / 255
+    stage3_imgs = bank["images"][: cfg.stage3_crops].float() / 255
+    stage3 = {}
     for s in snrs:
-        ck = work / f"stage3_{s:g}dB.ckpt"
+        ck = stage3[s] = work / f"stage3_{s:g}dB.ckpt"
         if ck.exists():
             continue
         t0 = time.time()
-        pl.seed_everything(a.seed, verbose=False)
+        pl.seed_everything(cfg.seed, verbose=False)
         m3 = DecoderStage3Module(jscc_checkpoint=jscc_ref, cddm_checkpoint=str(s2_ckpt),
-                                 channel="awgn", snr_db=s, lr=a.stage3_lr)
-        phy.set_seed(a.seed + 2)
+                                 channel="awgn", snr_db=s, lr=cfg.stage3_lr)
+        phy.set_seed(cfg.seed + 2)
         pairs = denoised_pairs(m3.system, stage3_imgs, phy.AnalogLink(phy.AWGN()), s,
                                batch_size=64)
-        trainer = _quiet_trainer(max_steps=a.stage3_steps, max_epochs=-1,
+        trainer = _quiet_trainer(max_steps=cfg.stage3_steps, max_epochs=-1,
                                  enable_checkpointing=False, default_root_dir=work)
         trainer.fit(m3, DataLoader(pairs, batch_size=16, shuffle=True,
-                                   generator=torch.Generator().manual_seed(a.seed)))
+                                   generator=torch.Generator().manual_seed(cfg.seed)))
         trainer.save_checkpoint(ck)
         timed(f"stage3_{s:g}dB", t0)
-
-    # 4. evaluation and export
-    _export(a, name, work, jscc_ref, s2_ckpt, snrs, latent_shape, timings)
-    return work
+    return CDDMStages(cfg, work, s2_ckpt, stage3, latent_shape, timings)
 
 
-def _export(a: SimpleNamespace, name: str, work: Path, jscc_ref: str, s2_ckpt: Path,
-            snrs: list[float], latent_shape: tuple[int, ...], timings: dict[str, float]) -> None:
+def measure_pretrained_cddm(stages: CDDMStages, *, work: str | None = None
+                            ) -> PretrainedCDDMExport:
+    """Measure JSCC and JSCC + CDDM (stage-3 decoders) on the test folder and build the cards
+    of the CDDM and its decoders (writes nothing); ``work``: the work folder as given to the
+    command (recorded with the settings)."""
+    a = stages.config
+    name, snrs, s2_ckpt = a.name, list(a.stage3_snrs_db), stages.stage2
+    jscc_ref = PRETRAINED_PREFIX + a.jscc
     cddm = load_cddm_module(s2_ckpt, jscc_checkpoint=jscc_ref)
     codec = jscc_pretrained.load_codec(a.jscc)
-    stage3 = {s: load_stage3_module(work / f"stage3_{s:g}dB.ckpt", jscc_checkpoint=jscc_ref,
+    stage3 = {s: load_stage3_module(stages.stage3[s], jscc_checkpoint=jscc_ref,
                                     cddm_checkpoint=str(s2_ckpt)) for s in snrs}
     results: dict[str, Any] = {}
     if a.test_dir is not None:
@@ -241,31 +314,53 @@ def _export(a: SimpleNamespace, name: str, work: Path, jscc_ref: str, s2_ckpt: P
                 "command": "semcom make-pretrained-cddm --jscc "
                            f"{a.jscc} --train_dir {a.train_dir}"
                            + (f" --test_dir {a.test_dir}" if a.test_dir else ""),
-                "args": vars(a), "cpu_hours_by_stage": {k: round(v / 3600, 3)
-                                                        for k, v in timings.items()},
+                "args": {**config_dict(a, drop=()), "work": work},
+                "cpu_hours_by_stage": {k: round(v / 3600, 3) for k, v in stages.timings.items()},
                 "threads": torch.get_num_threads()}
     dec_names = {}
+    decoders = {}
     for s in snrs:
         m3 = stage3[s]
         dname = f"{name}_decoder_{s:g}dB"
         sd = {k: v for k, v in m3.system.decoder.state_dict().items()
               if k.startswith("decoder.")}
-        decoder_store.save(dname, sd, {"jscc": a.jscc, "cddm": name, "snr_db": s,
-                                       "match_mmse": bool(m3.hparams.match_mmse),
-                                       "training": {"steps": a.stage3_steps,
-                                                    "pairs": a.stage3_crops,
-                                                    "lr": a.stage3_lr}})
+        decoders[dname] = (sd, {"jscc": a.jscc, "cddm": name, "snr_db": s,
+                                "match_mmse": bool(m3.hparams.match_mmse),
+                                "training": {"steps": a.stage3_steps, "pairs": a.stage3_crops,
+                                             "lr": a.stage3_lr}})
         dec_names[f"{s:g}"] = dname
     hp = cddm.hparams
     card = {"jscc": a.jscc, "channel": "awgn", "net": "unet-small",
-            "net_kwargs": {"ch": a.width}, "latent_shape": list(latent_shape), "T": a.T,
+            "net_kwargs": {"ch": a.width}, "latent_shape": list(stages.latent_shape), "T": a.T,
             "sampler": dict(cddm.sampler_settings), "match_mmse": True,
             "parameters": sum(p.numel() for p in cddm.denoiser.parameters()),
             "decoders": dec_names,
             "training": {**training, "steps": a.steps, "lr": hp.lr, "ema_decay": hp.ema_decay},
             "results": results}
-    cddm_store.save(name, cddm.denoiser.state_dict(), json.loads(json.dumps(card, default=str)))
-    print(f"exported {name} and {len(dec_names)} decoders to {cddm_store.root}")
+    return PretrainedCDDMExport(a, cddm.denoiser.state_dict(),
+                                json.loads(json.dumps(card, default=str)), decoders)
+
+
+def make_pretrained_cddm(cfg: PretrainedCDDMConfig | None = None, *, work: str | None = None,
+                         **settings: Any) -> Path:
+    """Train (or resume) and export the CDDM of a shipped JSCC codec; returns the work folder
+    (settings checked before any work).
+
+    Args:
+        cfg: what to train and export; or give its fields as keywords (``settings``).
+        work: work folder (default ``results/make_cddm/<entry>``); stages found there are
+            skipped.
+    """
+    cfg = resolve_config(PretrainedCDDMConfig, cfg, settings)
+    folder = Path(work or f"results/make_cddm/{cfg.name}")
+    stages = train_cddm_stages(cfg, folder)
+    # 4. evaluation and export
+    export = measure_pretrained_cddm(stages, work=work)
+    for dname, (sd, card) in export.decoders.items():
+        decoder_store.save(dname, sd, card)
+    cddm_store.save(cfg.name, export.state_dict, export.card)
+    print(f"exported {cfg.name} and {len(export.decoders)} decoders to {cddm_store.root}")
+    return folder
 
 
 #: ``python -m experiments.tools.make_pretrained_cddm``: ``semcom make-pretrained-cddm``
