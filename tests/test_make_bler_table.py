@@ -85,3 +85,42 @@ def test_confidence_stop_matches_the_closed_form_and_ends_points_early() -> None
     assert p.block_errors == 0 and 2995 <= p.num_blocks < 10_000
     q = simulate_point(link, 64, 8.0, target_errors=100, max_blocks=5000)  # no stop: the limit
     assert q.num_blocks == 5000
+
+
+def test_bler_table_config_and_curves_without_files(tmp_path: Path) -> None:
+    """A bad setting names its field when the config is built, before any file (the partial
+    one too); the computation returns the curves and the points it simulated and writes
+    nothing; a write-only pass over those points rebuilds the same rows."""
+    import pytest
+
+    from experiments.tools.make_bler_table import (
+        BLERTableConfig,
+        bler_table_text,
+        make_bler_table,
+        simulate_bler_curves,
+    )
+
+    for field, bad, message in (("block_bits", [0], "block_bits must lie in 1 .. 8424"),
+                                ("channels", "awgn,tdl-a", "channels: 'tdl-a' has no SNR"),
+                                ("min_bler", 0.0, "min_bler must lie in"),
+                                ("max_blocks", 0, "max_blocks must be an int >= 1"),
+                                ("target_block_errors", 2.5, "target_block_errors must be"),
+                                ("decoder", "nope", "decoder must be one of")):
+        with pytest.raises(ValueError, match=message):
+            make_bler_table(**{field: bad}, out=str(tmp_path / "sub" / "x.csv"))
+    assert list(tmp_path.iterdir()) == []
+    cfg = BLERTableConfig(channels="awgn", block_bits="32", target_block_errors=3,
+                          max_blocks=20, min_bler=0.5)
+    assert cfg.channels == ("awgn",) and cfg.block_bits == (32,)
+    points: list[dict] = []
+    curves = simulate_bler_curves(cfg, on_point=points.append)
+    assert curves.complete and curves.finished == {("awgn", 32): curves.num_pairs}
+    assert len(points) == len(curves.done) > curves.num_pairs
+    assert {r["mcs"] for r in curves.rows if r["table"] == "qam64"} == set(range(29))
+    text, num_rows = bler_table_text(curves)
+    assert num_rows == len(curves.rows) and "regenerated so far" not in text
+    assert simulate_bler_curves(cfg, done=curves.done, write_only=True).rows == curves.rows
+    nothing = simulate_bler_curves(cfg, write_only=True)
+    assert nothing.rows == [] and not nothing.complete
+    assert f"awgn k=32: 0 of {curves.num_pairs}" in bler_table_text(nothing)[0]
+    assert list(tmp_path.iterdir()) == []

@@ -22,6 +22,11 @@ written to ``--out`` holds the finished curves plus, with ``--keep-old``, the cu
 previous table at that path that this run has not (yet) replaced, so that a long regeneration can
 ship in stages.
 
+:func:`simulate_bler_curves` turns a :class:`BLERTableConfig` (and the points of an earlier
+run) into the finished curves (:class:`BLERCurves`), :func:`bler_table_text` into the table
+file; :func:`make_bler_table`, the command, streams the points to the partial file and writes
+the table.
+
 Usage::
 
     semcom make-bler-table --channels awgn,rayleigh --block_bits 256,1024,4096,8424
@@ -33,15 +38,17 @@ import csv
 import io
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import scipy.stats
 import torch
 
 import phy
 from experiments.cli import entry_point
+from experiments.recipes.config import resolve_config
 from experiments.reporting.results import atomic_write_text
 from experiments.values import IntGrid, Names
 from phy.bler import BLER_TABLE_COLUMNS
@@ -59,15 +66,45 @@ _MAX_BATCH_BITS = 2_000_000  # information bits per decoded batch (bounds memory
 
 
 @dataclass(frozen=True)
-class CurveSettings:
-    """How every point of a curve is simulated (see :func:`make_bler_table`)."""
+class BLERTableConfig:
+    """What ``semcom make-bler-table`` simulates (checked when built).
 
-    decoder: str = "cpu"
-    seed: int = 2026
+    Attributes:
+        channels: channels with an SNR grid (``awgn``, ``rayleigh``: i.i.d. per symbol).
+        block_bits: information bits per block (1 .. 8424), block size by block size.
+        target_block_errors: a point ends after this many block errors ...
+        max_blocks: ... or this many blocks.
+        min_bler: a curve ends at its first point with BLER <= this.
+        seed: seed of every point (with channel, Qm, R, k and SNR).
+        decoder: LDPC decoder of :class:`phy.DigitalLink` (``cpu``: the layered one).
+    """
+
+    channels: Names = Names(("awgn", "rayleigh"))
+    block_bits: IntGrid = IntGrid(BLOCK_BITS)
     target_block_errors: int = 100
     max_blocks: int = 100_000
     min_bler: float = 1e-3
-    write_only: bool = False
+    seed: int = 2026
+    decoder: str = "cpu"
+
+    def __post_init__(self) -> None:
+        channels, sizes = Names.parse(self.channels), IntGrid.parse(self.block_bits)
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "block_bits", sizes)
+        for ch in channels:
+            if ch not in GRIDS:
+                raise ValueError(f"channels: {ch!r} has no SNR grid; use {list(GRIDS)}")
+        if not sizes or not all(1 <= k <= 8424 for k in sizes):
+            raise ValueError(f"block_bits must lie in 1 .. 8424, got {list(sizes)}")
+        for name in ("target_block_errors", "max_blocks"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if not 0 < self.min_bler < 1:
+            raise ValueError(f"min_bler must lie in (0, 1), got {self.min_bler}")
+        if self.decoder not in phy.DECODERS:
+            raise ValueError(f"decoder must be one of {list(phy.DECODERS)}, got "
+                             f"{self.decoder!r}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +116,36 @@ class Point:
     @property
     def bler(self) -> float:
         return self.block_errors / self.num_blocks
+
+
+@dataclass
+class BLERCurves:
+    """The curves of a :class:`BLERTableConfig` (those finished; see
+    :func:`simulate_bler_curves`).
+
+    Attributes:
+        config: what was simulated.
+        rows: the table's rows of the finished curves (``BLER_TABLE_COLUMNS``), one per
+            (channel, table, MCS, block size, SNR) of every MCS that uses a curve's (Qm, R).
+        replaced: (channel, table, MCS, block size) of those curves, as strings.
+        finished: curves finished per (channel, block size).
+        num_pairs: the (Qm, R) pairs, i.e. the curves per (channel, block size).
+        done: every point simulated, this run's and the earlier ones (the partial file).
+    """
+
+    config: BLERTableConfig
+    rows: list[dict[str, Any]]
+    replaced: set[tuple[str, str, str, str]]
+    finished: dict[tuple[str, int], int]
+    num_pairs: int
+    done: dict[tuple, Point]
+
+    @property
+    def complete(self) -> bool:
+        """Every curve of the config is finished."""
+        cfg = self.config
+        return not (any(n < self.num_pairs for n in self.finished.values())
+                    or len(self.finished) < len(cfg.channels) * len(cfg.block_bits))
 
 
 def snr_walk(se: float, channel: str) -> Iterator[float]:
@@ -121,7 +188,9 @@ def simulate_point(link: phy.DigitalLink, k: int, snr_db: float, *, target_error
     return Point(snr_db, errors, blocks)
 
 
-def _read_partial(path: Path) -> dict[tuple, Point]:
+def read_partial(path: Path) -> dict[tuple, Point]:
+    """The points of a partial file, by (channel, Qm, R as ``%.6f``, k, SNR); empty where
+    there is none."""
     done: dict[tuple, Point] = {}
     if not path.exists():
         return done
@@ -133,7 +202,9 @@ def _read_partial(path: Path) -> dict[tuple, Point]:
     return done
 
 
-def _append_partial(path: Path, row: dict) -> None:
+def append_partial(path: Path, row: dict) -> None:
+    """Append one point (``PARTIAL_COLUMNS``) to the partial file (its header first, where
+    it is new)."""
     new = not path.exists()
     with path.open("a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(PARTIAL_COLUMNS), lineterminator="\n")
@@ -143,30 +214,33 @@ def _append_partial(path: Path, row: dict) -> None:
         f.flush()
 
 
-def run_curve(channel: str, qm: int, rate: float, k: int, *, args: CurveSettings,
-              done: dict[tuple, Point], partial: Path) -> tuple[list[Point], bool] | None:
-    """The points of one curve (from ``done`` where already simulated) and whether it ended
-    at ``min_bler``; ``None`` with ``write_only`` where the curve is not finished."""
+def run_curve(channel: str, qm: int, rate: float, k: int, *, cfg: BLERTableConfig,
+              done: dict[tuple, Point], write_only: bool = False,
+              on_point: Callable[[dict[str, Any]], Any] | None = None
+              ) -> tuple[list[Point], bool] | None:
+    """The points of one curve (from ``done`` where already simulated; each new one goes into
+    ``done`` and, as a partial-file row, to ``on_point``) and whether it ended at
+    ``min_bler``; ``None`` with ``write_only`` where the curve is not finished."""
     link = phy.DigitalLink(make_channel(channel), MCS.custom(qm, rate), block_bits=k,
-                           decoder=args.decoder)
+                           decoder=cfg.decoder)
     rate_key = f"{rate:.6f}"
     points: list[Point] = []
     for snr in snr_walk(qm * rate, channel):
         key = (channel, qm, rate_key, k, snr)
         p = done.get(key)
-        if p is None and args.write_only:
+        if p is None and write_only:
             return None
         if p is None:
-            phy.set_seed(phy.derived_seed(args.seed, channel, qm, rate_key, k, f"{snr:.3f}"))
-            p = simulate_point(link, k, snr, target_errors=args.target_block_errors,
-                               max_blocks=args.max_blocks, stop_bler=args.min_bler)
+            phy.set_seed(phy.derived_seed(cfg.seed, channel, qm, rate_key, k, f"{snr:.3f}"))
+            p = simulate_point(link, k, snr, target_errors=cfg.target_block_errors,
+                               max_blocks=cfg.max_blocks, stop_bler=cfg.min_bler)
             done[key] = p
-            _append_partial(partial, {"channel": channel, "qm": qm, "code_rate": rate_key,
-                                      "block_bits": k, "snr_db": snr,
-                                      "block_errors": p.block_errors,
-                                      "num_blocks": p.num_blocks})
+            if on_point is not None:
+                on_point({"channel": channel, "qm": qm, "code_rate": rate_key,
+                          "block_bits": k, "snr_db": snr, "block_errors": p.block_errors,
+                          "num_blocks": p.num_blocks})
         points.append(p)
-        if p.bler <= args.min_bler:
+        if p.bler <= cfg.min_bler:
             return points, True
     return points, False
 
@@ -186,67 +260,35 @@ def _read_table(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO("\n".join(lines))))
 
 
-#: Where the table ships.
-DEFAULT_OUT = str(Path(__file__).resolve().parents[2] / "phy" / "data" / "bler_table.csv")
-
-
-def make_bler_table(*, channels: Names = Names(("awgn", "rayleigh")),
-                    block_bits: IntGrid = IntGrid(BLOCK_BITS), target_block_errors: int = 100,
-                    max_blocks: int = 100_000, min_bler: float = 1e-3, seed: int = 2026,
-                    decoder: str = "cpu", threads: int | None = None, keep_old: bool = False,
-                    write_only: bool = False, out: str = DEFAULT_OUT) -> Path:
-    """Simulate (or resume) the curves and write the table; returns its path.
-
-    Args:
-        channels: channels with an SNR grid (``awgn``, ``rayleigh``: i.i.d. per symbol).
-        block_bits: information bits per block (1 .. 8424), block size by block size.
-        target_block_errors: a point ends after this many block errors ...
-        max_blocks: ... or this many blocks.
-        min_bler: a curve ends at its first point with BLER <= this.
-        seed: seed of every point (with channel, Qm, R, k and SNR).
-        decoder: LDPC decoder of :class:`phy.DigitalLink` (``cpu``: the layered one).
-        threads: decoder threads (numba; None: numba's default).
-        keep_old: keep the curves of the existing table at ``out`` that this run has not
-            replaced yet (a table shipped in stages).
-        write_only: simulate nothing: write ``out`` from the finished curves of the partial
-            file.
-        out: the table file (``<out>.partial.csv`` holds the points as they finish).
-    """
-    channels, sizes = list(Names.parse(channels)), list(IntGrid.parse(block_bits))
-    for ch in channels:
-        if ch not in GRIDS:
-            raise ValueError(f"channels: {ch!r} has no SNR grid; use {list(GRIDS)}")
-    if not sizes or not all(1 <= k <= 8424 for k in sizes):
-        raise ValueError(f"block_bits must lie in 1 .. 8424, got {sizes}")
-    if target_block_errors < 1 or max_blocks < 1:
-        raise ValueError("target_block_errors and max_blocks must be >= 1")
-    if not 0 < min_bler < 1:
-        raise ValueError(f"min_bler must lie in (0, 1), got {min_bler}")
-    if decoder not in phy.DECODERS:
-        raise ValueError(f"decoder must be one of {list(phy.DECODERS)}, got {decoder!r}")
-    args = CurveSettings(decoder, seed, target_block_errors, max_blocks, min_bler, write_only)
-    if threads is not None:
-        import numba
-
-        numba.set_num_threads(threads)
-    torch.set_num_threads(1)
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".partial.csv")
-    done = _read_partial(partial)
+def _rate_pairs() -> dict[tuple[int, float], list[MCS]]:
+    """The MCS of the 64QAM and 256QAM tables by (Qm, R)."""
     pairs: dict[tuple[int, float], list[MCS]] = {}
     for table in ("qam64", "qam256"):
         for m in mcs_table(table):
             pairs.setdefault((m.modulation_order, m.code_rate), []).append(m)
-    t0 = time.time()
+    return pairs
+
+
+def simulate_bler_curves(cfg: BLERTableConfig, *, done: dict[tuple, Point] | None = None,
+                         write_only: bool = False,
+                         on_point: Callable[[dict[str, Any]], Any] | None = None,
+                         t0: float | None = None) -> BLERCurves:
+    """Simulate every curve of ``cfg``, block size by block size (so that a run stopped early
+    has whole sizes), skipping the points in ``done`` (an earlier run's, e.g. from
+    :func:`read_partial`); each new point goes to ``on_point`` as a partial-file row as it
+    finishes, and each curve is printed (time since ``t0``) as it ends. ``write_only``:
+    simulate nothing, keep the curves ``done`` finishes."""
+    done = {} if done is None else dict(done)
+    pairs = _rate_pairs()
+    t0 = time.time() if t0 is None else t0
     rows: list[dict] = []
     replaced: set[tuple[str, str, str, str]] = set()
     finished: dict[tuple[str, int], int] = {}
-    for k in sizes:  # block size first: a run stopped early ships whole sizes
-        for ch in channels:
+    for k in cfg.block_bits:  # block size first: a run stopped early ships whole sizes
+        for ch in cfg.channels:
             for (qm, rate), members in sorted(pairs.items()):
-                curve = run_curve(ch, qm, rate, k, args=args, done=done, partial=partial)
+                curve = run_curve(ch, qm, rate, k, cfg=cfg, done=done, write_only=write_only,
+                                  on_point=on_point)
                 if curve is None:
                     continue
                 points, ended = curve
@@ -257,32 +299,40 @@ def make_bler_table(*, channels: Names = Names(("awgn", "rayleigh")),
                     rows += [{"channel": ch, "table": m.table, "mcs": m.index,
                               "snr_db": p.snr_db, "bler": f"{p.bler:.6g}", "block_bits": k,
                               "num_blocks": p.num_blocks} for p in points]
-                flag = "" if ended else f" (did not reach BLER {args.min_bler:g})"
+                flag = "" if ended else f" (did not reach BLER {cfg.min_bler:g})"
                 print(f"[{time.time() - t0:7.0f} s] {ch} k={k} Qm={qm} R={rate:.4f}: "
                       + " ".join(f"{p.snr_db:g}:{p.bler:.3g}" for p in points) + flag,
                       flush=True)
-    old = [r for r in _read_table(out) if keep_old
-           and (r["channel"], r["table"], r["mcs"], r["block_bits"]) not in replaced]
+    return BLERCurves(cfg, rows, replaced, finished, len(pairs), done)
+
+
+def bler_table_text(curves: BLERCurves, old: list[dict] | None = None) -> tuple[str, int]:
+    """The table file of ``curves`` (header comments, then the rows sorted by channel, table,
+    MCS, block size and SNR) and its number of rows; ``old``: rows of a previous table kept
+    for the curves not replaced (the header says how many)."""
+    cfg = curves.config
+    channels, sizes = list(cfg.channels), list(cfg.block_bits)
+    old = [r for r in old or ()
+           if (r["channel"], r["table"], r["mcs"], r["block_bits"]) not in curves.replaced]
     header = (f"# BLER of phy.DigitalLink.block_errors (CRC24B + 5G LDPC, decoder="
-              f"{args.decoder!r} ({phy.DECODERS[args.decoder]}), 20 it., APP demapping, one "
+              f"{cfg.decoder!r} ({phy.DECODERS[cfg.decoder]}), 20 it., APP demapping, one "
               f"transmission) on {', '.join(channels)} (rayleigh: i.i.d. per symbol, average "
               f"Es/N0), k = {', '.join(map(str, sizes))} information bits per block; each "
-              f"point runs to {args.target_block_errors} block errors, {args.max_blocks} "
-              f"blocks or a BLER <= {args.min_bler:g} at 95 % confidence (curves simulated "
+              f"point runs to {cfg.target_block_errors} block errors, {cfg.max_blocks} "
+              f"blocks or a BLER <= {cfg.min_bler:g} at 95 % confidence (curves simulated "
               f"before that stop ran such points to the block limit), each curve down to BLER "
-              f"{args.min_bler:g}; made by "
-              f"experiments/tools/make_bler_table.py (seed {args.seed})\n"
+              f"{cfg.min_bler:g}; made by "
+              f"experiments/tools/make_bler_table.py (seed {cfg.seed})\n"
               f"# regenerate: semcom make-bler-table --channels {','.join(channels)} "
               f"--block_bits {','.join(map(str, sizes))}\n")
-    if old or any(n < len(pairs) for n in finished.values()) \
-            or len(finished) < len(channels) * len(sizes):
-        done_text = ", ".join(f"{c} k={k}: {finished.get((c, k), 0)} of {len(pairs)}"
-                              for k in sizes for c in channels)
+    if old or not curves.complete:
+        done_text = ", ".join(f"{c} k={k}: {curves.finished.get((c, k), 0)} of "
+                              f"{curves.num_pairs}" for k in sizes for c in channels)
         header += f"# curves regenerated so far (per (Qm, R) pair): {done_text}\n"
     if old:
         header += (f"# {len(old)} rows kept from the previous table (curves not regenerated "
                    "yet; their num_blocks column tells their depth)\n")
-    rows += [{c: r[c] for c in BLER_TABLE_COLUMNS} for r in old]
+    rows = curves.rows + [{c: r[c] for c in BLER_TABLE_COLUMNS} for r in old]
     rows.sort(key=lambda r: (r["channel"], r["table"], int(r["mcs"]), int(r["block_bits"]),
                              float(r["snr_db"])))
     buf = io.StringIO()
@@ -290,8 +340,44 @@ def make_bler_table(*, channels: Names = Names(("awgn", "rayleigh")),
     writer = csv.DictWriter(buf, fieldnames=list(BLER_TABLE_COLUMNS), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out, buf.getvalue())
-    print(f"wrote {len(rows)} rows to {out} in {time.time() - t0:.0f} s")
+    return buf.getvalue(), len(rows)
+
+
+#: Where the table ships.
+DEFAULT_OUT = str(Path(__file__).resolve().parents[2] / "phy" / "data" / "bler_table.csv")
+
+
+def make_bler_table(cfg: BLERTableConfig | None = None, *, threads: int | None = None,
+                    keep_old: bool = False, write_only: bool = False, out: str = DEFAULT_OUT,
+                    **settings: Any) -> Path:
+    """Simulate (or resume) the curves and write the table; returns its path.
+
+    Args:
+        cfg: what to simulate; or give its fields as keywords (``settings``).
+        threads: decoder threads (numba; None: numba's default).
+        keep_old: keep the curves of the existing table at ``out`` that this run has not
+            replaced yet (a table shipped in stages).
+        write_only: simulate nothing: write ``out`` from the finished curves of the partial
+            file.
+        out: the table file (``<out>.partial.csv`` holds the points as they finish).
+    """
+    cfg = resolve_config(BLERTableConfig, cfg, settings)
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(threads)
+    torch.set_num_threads(1)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".partial.csv")
+    done = read_partial(partial)
+    t0 = time.time()
+    curves = simulate_bler_curves(cfg, done=done, write_only=write_only,
+                                  on_point=lambda row: append_partial(partial, row), t0=t0)
+    text, num_rows = bler_table_text(curves, _read_table(out) if keep_old else None)
+    atomic_write_text(out, text)
+    print(f"wrote {num_rows} rows to {out} in {time.time() - t0:.0f} s")
     return out
 
 
