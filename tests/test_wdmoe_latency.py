@@ -338,6 +338,40 @@ def test_generic_airtime_path_matches_the_shannon_fast_path() -> None:
     assert float(ratio) == pytest.approx(0.5, rel=1e-12)
 
 
+@pytest.mark.parametrize("spec", ["digital:bf16", "digital:int8"])
+def test_block_linear_fast_path_matches_the_per_payload_airtime(spec: str) -> None:
+    """One digital link for every device: DeviceCost multiplies the code blocks by the
+    seconds per block it keeps per share vector; every device's airtime equals link
+    adaptation's expected airtime of its payload's bits (rtol 1e-12) for alternating and
+    batched shares, an idle device takes 0 s and a loaded device without bandwidth forever."""
+    from wdmoe_link.transports import parse_transport
+
+    t = parse_transport(spec)
+    topo = default_topology(4, seed=9)
+    gain = topo.channel_gain(torch.Generator().manual_seed(0))
+    cost = mixtral_cost(topo, gain, airtime=t.airtime_model())
+    assert set(cost._block_model) == {"dl", "ul"}
+    loads = torch.tensor([3.0, 1.0, 0.0, 2.0], dtype=F64)
+    beta = torch.tensor([0.4, 0.1, 0.2, 0.3], dtype=F64)
+    other = torch.tensor([0.25, 0.25, 0.25, 0.25], dtype=F64)
+    for b_ in (beta, other, beta, other):
+        for d in ("dl", "ul"):
+            got = cost.airtime_s(d, loads, b_)
+            snr = topo.snr_db(d, b_, gain)
+            # the link's expected uses of the payload's bits over the share's band (SNR on
+            # link adaptation's 0.01 dB grid, as every vectorized airtime)
+            want = [float(t.adaptation.expected_airtime_s(
+                t.payload_bits(int(n), D_MIXTRAL), float(s), float(b) * 100e6)) if n else 0.0
+                for n, s, b in zip(loads, snr, b_, strict=True)]
+            assert got.tolist() == pytest.approx(want, rel=1e-12)
+            assert got[2] == 0.0
+    both = cost.airtime_s("dl", loads, torch.stack([beta, other]))
+    torch.testing.assert_close(both[1], cost.airtime_s("dl", loads, other), rtol=1e-12,
+                               atol=0.0)
+    starved = cost.airtime_s("dl", loads, torch.tensor([0.0, 0.5, 0.0, 0.5], dtype=F64))
+    assert math.isinf(float(starved[0])) and starved[2] == 0.0
+
+
 def test_device_cost_rejects_bad_input() -> None:
     topo = default_topology(3, seed=0)
     with pytest.raises(ValueError, match=r"gain must have shape \[3\]"):

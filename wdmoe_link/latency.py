@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
@@ -63,6 +63,10 @@ def shannon_rate_bps(bandwidth_hz: torch.Tensor | float,
     return torch.where(b > 0, rate, torch.zeros_like(rate))
 
 
+#: The methods of a block-linear airtime model (see :class:`AirtimeModel`).
+_BLOCK_LINEAR = ("blocks_tensor", "block_airtime_s_tensor")
+
+
 @runtime_checkable
 class AirtimeModel(Protocol):
     """Expected airtime of one payload.
@@ -74,7 +78,11 @@ class AirtimeModel(Protocol):
     (int8/int4 scales, odd ``row_size`` in analog packing) cost more per element. A model may
     also offer ``airtime_s_tensor(rows, row_size, snr_db, bandwidth_hz)`` with ``rows``,
     ``snr_db`` and ``bandwidth_hz`` broadcast float64 tensors and an int ``row_size``;
-    :class:`DeviceCost` then skips its per-element Python loop.
+    :class:`DeviceCost` then skips its per-element Python loop. A block-linear model (a
+    digital link: the airtime is the payload's code blocks times the expected seconds per
+    block) may offer ``blocks_tensor(rows, row_size)`` and ``block_airtime_s_tensor(snr_db,
+    bandwidth_hz)`` too; where every device has the same such model, :class:`DeviceCost`
+    keeps the seconds per block of the shares it saw last (a policy asks every layer).
     """
 
     def expected_airtime_s(self, rows: int, row_size: int, snr_db: float,
@@ -211,13 +219,19 @@ class DeviceCost:
                 if getattr(m, "airtime_s_tensor", None) is not None:
                     groups.setdefault(id(m), (m, []))[1].append(i)
             self._vector_groups[d] = list(groups.values())
-        # Fast path: every model is ShannonAirtime -> one closed form over all devices.
-        self._row_time: Memo[torch.Tensor] = Memo(64)  # Shannon s per row at recent shares
+        # Fast paths: every model is ShannonAirtime -> one closed form over all devices; every
+        # device has the same block-linear model (a digital link: blocks times the seconds per
+        # block) -> the seconds per block of recent shares are kept.
+        self._row_time: Memo[torch.Tensor] = Memo(64)  # s per row / per block, recent shares
         self._shannon_bits = {}
+        self._block_model: dict[str, Any] = {}
         for d, models in (("dl", self.airtime_dl), ("ul", self.airtime_ul)):
             if all(type(m) is ShannonAirtime for m in models):
                 self._shannon_bits[d] = torch.tensor([m.bits_per_element for m in models],
                                                      dtype=_F64)
+            elif all(m is models[0] for m in models) and all(
+                    getattr(models[0], a, None) is not None for a in _BLOCK_LINEAR):
+                self._block_model[d] = models[0]
 
     @property
     def num_devices(self) -> int:
@@ -264,6 +278,11 @@ class DeviceCost:
             # linear in the load: loads times the seconds per row at these shares
             t = n * self._shannon_seconds_per_row(direction, b)
             return torch.where(n > 0, t, torch.zeros_like(t))
+        if direction in self._block_model:
+            # linear in the code blocks: blocks times the seconds per block at these shares
+            blocks = self._block_model[direction].blocks_tensor(n, self.hidden_size)
+            t = blocks * self._seconds_per_block(direction, b)
+            return torch.where(n > 0, t, torch.zeros_like(t))
         n, b = torch.broadcast_tensors(n, b)
         elements = n * self.hidden_size
         snr = self._snr_offset_db[direction] - 10.0 * torch.log10(b)
@@ -295,6 +314,20 @@ class DeviceCost:
                     vals.append(float(m.expected_airtime_s(round(n_i), d, s_i, b_i)))
             out[..., k] = torch.tensor(vals, dtype=_F64).reshape(n[..., k].shape)
         return out
+
+    def _seconds_per_block(self, direction: Literal["dl", "ul"],
+                           b: torch.Tensor) -> torch.Tensor:
+        """Expected seconds on air per code block of the direction's block-linear model at
+        checked shares ``b`` (float64, +inf at a zero share); kept for recent 1-D shares, as
+        :meth:`_shannon_seconds_per_row`."""
+        def compute() -> torch.Tensor:
+            snr = self._snr_offset_db[direction] - 10.0 * torch.log10(b)
+            return torch.as_tensor(self._block_model[direction].block_airtime_s_tensor(
+                snr, b * self.topology.bandwidth_hz), dtype=_F64)
+
+        if b.dim() != 1:
+            return compute()
+        return self._row_time.get(("block", direction, tuple(b.tolist())), compute)
 
     def _shannon_seconds_per_row(self, direction: Literal["dl", "ul"],
                                  b: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,7 @@ import phy
 from phy import Registry, format_spec
 from phy.checks import (
     check_bool,
+    check_bounds,
     check_choice,
     check_count,
     check_number,
@@ -444,10 +445,24 @@ class DigitalTransport(Transport):
         The SNR is rounded *down* to a 0.01 dB grid (so the estimate errs on the slow side);
         between -40 and 80 dB it matches :meth:`expected_airtime_s` at grid points.
         """
+        blocks = self.blocks_tensor(rows, row_size)
+        t = blocks * self.block_airtime_s_tensor(snr_db, bandwidth_hz)
+        return torch.where(blocks > 0, t, torch.zeros_like(t))
+
+    def blocks_tensor(self, rows: torch.Tensor, row_size: int) -> torch.Tensor:
+        """Code blocks of payloads ``[rows, row_size]`` (float64, ``rows`` a tensor of row
+        counts >= 0; scales included)."""
         d = check_positive_int("row_size", row_size)
         n = torch.as_tensor(rows, dtype=_F64)
-        bits = phy.payload_bits(n * d, self.dtype, self._group(d))
-        return self.adaptation.expected_airtime_s(bits, snr_db, bandwidth_hz)
+        check_bounds("rows", n, low=0.0, low_inclusive=True, allowed=">= 0 (payload rows)")
+        return torch.ceil(phy.payload_bits(n * d, self.dtype, self._group(d)) / self.block_bits)
+
+    def block_airtime_s_tensor(self, snr_db: torch.Tensor, bandwidth_hz: torch.Tensor
+                               ) -> torch.Tensor:
+        """Expected seconds on air of one code block, HARQ included (float64; ``snr_db`` in dB
+        rounded down onto the 0.01 dB grid, ``bandwidth_hz`` in Hz, broadcast; +inf over 0
+        Hz): the factor of :meth:`airtime_s_tensor` that depends on the link alone."""
+        return self.adaptation.expected_airtime_s(self.block_bits, snr_db, bandwidth_hz)
 
     # ---- sending ---------------------------------------------------------------------------
 
