@@ -18,7 +18,8 @@ from experiments.reporting.results import ResultsDir
 if TYPE_CHECKING:
     from experiments.recipes.link_curves import LinkCurvesResult
 
-__all__ = ["link_curves_summary", "plot_link_curves", "write_link_curves_report"]
+__all__ = ["link_curves_figure", "link_curves_summary", "plot_link_curves",
+           "write_link_curves_report"]
 
 
 def plot_link_curves(rows: Sequence[dict], title: str) -> plt.Figure:
@@ -69,12 +70,18 @@ def link_curves_summary(result: LinkCurvesResult, resumed_from: str | None = Non
     return "\n".join(lines) + "\n"
 
 
+def link_curves_figure(result: LinkCurvesResult) -> plt.Figure:
+    """The figure of ``link_curves.png``: :func:`plot_link_curves` of ``result``, titled with
+    its channel, block size and kind."""
+    cfg = result.config
+    return plot_link_curves(result.rows, f"{cfg.channel}: CRC24B + 5G LDPC, {cfg.block_bits} "
+                                         f"info bits/block, {_kind(result)}")
+
+
 def write_link_curves_report(result: LinkCurvesResult, res: ResultsDir,
                              resumed_from: str | None = None) -> None:
     """``link_curves.png`` and ``summary.md`` of ``result`` in ``res``."""
-    cfg = result.config
-    fig = plot_link_curves(result.rows, f"{cfg.channel}: CRC24B + 5G LDPC, {cfg.block_bits} "
-                                        f"info bits/block, {_kind(result)}")
+    fig = link_curves_figure(result)
     res.save_figure(fig, "link_curves.png")
     plt.close(fig)
     res.write_summary(link_curves_summary(result, resumed_from))

@@ -18,7 +18,8 @@ from experiments.reporting.results import ResultsDir, cell_float
 if TYPE_CHECKING:
     from experiments.recipes.wdmoe import WDMoEResult
 
-__all__ = ["TEXT_WINDOW", "summary_table", "wdmoe_summary", "write_wdmoe_report"]
+__all__ = ["TEXT_WINDOW", "plot_latency_vs_quality", "summary_table", "wdmoe_summary",
+           "write_wdmoe_report"]
 
 #: Bytes predicted per window when the model is the shipped text model (``model="text"``).
 TEXT_WINDOW = 128
@@ -54,7 +55,10 @@ def _axes(rows: list[dict[str, Any]]) -> tuple[Any, str, Any, str]:
             lambda r: cell_float(r["accuracy"]) * 100, "exact-match accuracy (%)")
 
 
-def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
+def plot_latency_vs_quality(rows: list[dict[str, Any]]) -> plt.Figure:
+    """The figure of ``latency_vs_accuracy.png``: latency against accuracy (bits per byte for
+    text) of ``rows``, one colour per policy, points labelled with their link when several
+    links share the plot."""
     x_of, x_label, y_of, y_label = _axes(rows)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     # label points with their link only when several links share the plot
@@ -68,6 +72,12 @@ def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
                         fontsize=6, alpha=0.7)
     finish_axes(ax, x_label, y_label, legend={"fontsize": 7, "title": "policy"})
     fig.tight_layout()
+    return fig
+
+
+def _plots(res: ResultsDir, rows: list[dict[str, Any]]) -> None:
+    _, _, y_of, y_label = _axes(rows)
+    fig = plot_latency_vs_quality(rows)
     res.save_figure(fig, "latency_vs_accuracy.png")
     plt.close(fig)
     swept = [r for r in rows if r["snr_db"] not in ("", None)]
