@@ -3,8 +3,8 @@
 :func:`quiet_libraries` silences, while it is active, what the libraries under the recipes print
 on their own: Lightning's device banners and product tips (INFO log records), torch's notes on
 deprecated registrations that torchao's import triggers (WARNING log records of
-``torch.utils._pytree``), and deprecation or "possible user" warnings raised inside torch,
-Lightning, Sionna, CompressAI and jsonargparse.
+``torch.utils._pytree``), transformers' progress bars (``Loading weights``), and deprecation or
+"possible user" warnings raised inside torch, Lightning, Sionna, CompressAI and jsonargparse.
 Warnings raised by semcom's own code still show.
 """
 
@@ -39,6 +39,7 @@ def quiet_libraries() -> Iterator[None]:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in LIBRARY_NOTE_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    hf_bars = _transformers_progress_bars(False)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module=LIBRARY_MODULES)
@@ -48,3 +49,17 @@ def quiet_libraries() -> Iterator[None]:
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+        if hf_bars:
+            _transformers_progress_bars(True)
+
+
+def _transformers_progress_bars(on: bool) -> bool:
+    """Turn transformers' progress bars on or off where it is installed; returns whether they
+    were on."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return False
+    was = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if on else hf_logging.disable_progress_bar)()
+    return was

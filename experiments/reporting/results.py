@@ -231,8 +231,9 @@ class ResultsDir:
     """One run's result folder. Create it with :meth:`create`.
 
     A recipe returns its ResultsDir, which also holds in memory what was written: the rows of
-    every CSV (:attr:`tables`, the values themselves, not their text) and the summary. A caller
-    that composes recipes (the quickstart) works on these, never on the files read back.
+    every CSV (:attr:`tables`, the values themselves, not their text) and the summary, so that
+    a caller never reads the files back. (Recipes compose through their computations and
+    result dataclasses, as the quickstart does, not through folders.)
 
     Attributes:
         path: the folder, ``<root>/<name>/<YYYYmmdd-HHMMSS>[-k]``.
