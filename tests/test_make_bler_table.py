@@ -124,3 +124,32 @@ def test_bler_table_config_and_curves_without_files(tmp_path: Path) -> None:
     assert nothing.rows == [] and not nothing.complete
     assert f"awgn k=32: 0 of {curves.num_pairs}" in bler_table_text(nothing)[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_confidence_stop_ships_shallow_points_and_a_plain_run_deepens_them(tmp_path: Path
+                                                                           ) -> None:
+    """--confidence_stop ends the last point of a curve after 299 clean blocks (BLER <= 0.01
+    at 95 %) and the header counts such points; a run without it simulates exactly those
+    points again to the limits (3 errors or 400 blocks), keeping every other point."""
+    import csv
+    import io
+
+    small = ["--channels", "awgn", "--block-bits", "64", "--target-block-errors", "3",
+             "--max-blocks", "400", "--min-bler", "0.01"]
+    out = tmp_path / "t.csv"
+    assert main(["make-bler-table", *small, "--confidence_stop", "--out", str(out)]) == 0
+    text = out.read_text()
+    first = list(csv.DictReader(io.StringIO("\n".join(_rows(out)))))
+
+    def shallow(r: dict) -> bool:
+        return round(float(r["bler"]) * int(r["num_blocks"])) < 3 and int(r["num_blocks"]) < 400
+
+    n_shallow = sum(shallow(r) for r in first)
+    assert n_shallow > 0 and f"# {n_shallow} points (each the last of its curve)" in text
+    assert all(int(r["num_blocks"]) >= 299 for r in first if shallow(r))
+    assert main(["make-bler-table", *small, "--out", str(out)]) == 0
+    second = list(csv.DictReader(io.StringIO("\n".join(_rows(out)))))
+    assert not any(shallow(r) for r in second) and "points (each the last" not in out.read_text()
+    keep = {(r["table"], r["mcs"], r["snr_db"]): r for r in first if not shallow(r)}
+    again = {(r["table"], r["mcs"], r["snr_db"]): r for r in second}
+    assert all(again[key] == r for key, r in keep.items())  # deep points are reused as they are

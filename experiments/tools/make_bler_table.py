@@ -6,16 +6,19 @@ link's decoder, APP demapping, one transmission); the rows are written for every
 that uses that pair.
 
 A curve starts below the pair's Shannon threshold ``10 log10(2^SE - 1)`` and walks up the SNR
-grid of its channel. Each point runs until ``target_block_errors`` block errors,
-``max_blocks`` blocks, or until its BLER is shown to be at most ``min_bler`` (the one-sided
-95 % Clopper-Pearson upper bound of the errors seen so far is at most ``min_bler``: zero errors
-in 2995 blocks for 1e-3); the curve ends at the first point whose BLER is at most ``min_bler``
-(or at the end of its channel's grid). The confidence stop spares the last point of a curve
-the full ``max_blocks``, which is nearly all of a curve's cost at k = 8424 and low rates; the
-curves of the shipped table simulated before it (k <= 4096 and the first QPSK k = 8424 AWGN
-curves) ran that point to ``max_blocks``, and their ``num_blocks`` column says so. Leading
-points where every block failed are dropped but the last of them. Every point is seeded from
-(seed, channel, Qm, R, k, SNR), so a point's result does not depend on what ran before it.
+grid of its channel. Each point runs until ``target_block_errors`` block errors or
+``max_blocks`` blocks; the curve ends at the first point whose BLER is at most ``min_bler``
+(or at the end of its channel's grid). Leading points where every block failed are dropped but
+the last of them. Every point is seeded from (seed, channel, Qm, R, k, SNR), so a point's
+result does not depend on what ran before it.
+
+``confidence_stop`` also ends a point once its BLER is shown to be at most ``min_bler`` (the
+one-sided 95 % Clopper-Pearson upper bound of the errors so far is at most ``min_bler``: zero
+errors in 2995 blocks for 1e-3). That spares the last point of a curve the full ``max_blocks``,
+nearly all of a curve's cost at k = 8424 and low rates, so that a table can ship in hours; the
+table's header counts such shallow points. A later run without ``confidence_stop`` deepens
+them: a point of the partial file that ended before both limits is simulated again, to the
+limits, and replaces it.
 
 Points stream to ``<out>.partial.csv`` as they finish; a killed run resumes from there. The table
 written to ``--out`` holds the finished curves plus, with ``--keep-old``, the curves of the
@@ -77,6 +80,9 @@ class BLERTableConfig:
         min_bler: a curve ends at its first point with BLER <= this.
         seed: seed of every point (with channel, Qm, R, k and SNR).
         decoder: LDPC decoder of :class:`phy.DigitalLink` (``cpu``: the layered one).
+        confidence_stop: also end a point once BLER <= ``min_bler`` holds at 95 %
+            confidence (see the module docstring); without it, such points of an earlier run
+            are simulated again to the limits.
     """
 
     channels: Names = Names(("awgn", "rayleigh"))
@@ -86,6 +92,7 @@ class BLERTableConfig:
     min_bler: float = 1e-3
     seed: int = 2026
     decoder: str = "cpu"
+    confidence_stop: bool = False
 
     def __post_init__(self) -> None:
         channels, sizes = Names.parse(self.channels), IntGrid.parse(self.block_bits)
@@ -230,10 +237,13 @@ def run_curve(channel: str, qm: int, rate: float, k: int, *, cfg: BLERTableConfi
         p = done.get(key)
         if p is None and write_only:
             return None
+        if p is not None and not (write_only or cfg.confidence_stop) and _shallow(p, cfg):
+            p = None  # ended by a confidence stop: deepen it to the limits
         if p is None:
             phy.set_seed(phy.derived_seed(cfg.seed, channel, qm, rate_key, k, f"{snr:.3f}"))
             p = simulate_point(link, k, snr, target_errors=cfg.target_block_errors,
-                               max_blocks=cfg.max_blocks, stop_bler=cfg.min_bler)
+                               max_blocks=cfg.max_blocks,
+                               stop_bler=cfg.min_bler if cfg.confidence_stop else None)
             done[key] = p
             if on_point is not None:
                 on_point({"channel": channel, "qm": qm, "code_rate": rate_key,
@@ -243,6 +253,11 @@ def run_curve(channel: str, qm: int, rate: float, k: int, *, cfg: BLERTableConfi
         if p.bler <= cfg.min_bler:
             return points, True
     return points, False
+
+
+def _shallow(p: Point, cfg: BLERTableConfig) -> bool:
+    """Whether ``p`` ended before both of ``cfg``'s limits (by a confidence stop)."""
+    return p.block_errors < cfg.target_block_errors and p.num_blocks < cfg.max_blocks
 
 
 def _trim(points: list[Point]) -> list[Point]:
@@ -318,10 +333,8 @@ def bler_table_text(curves: BLERCurves, old: list[dict] | None = None) -> tuple[
               f"{cfg.decoder!r} ({phy.DECODERS[cfg.decoder]}), 20 it., APP demapping, one "
               f"transmission) on {', '.join(channels)} (rayleigh: i.i.d. per symbol, average "
               f"Es/N0), k = {', '.join(map(str, sizes))} information bits per block; each "
-              f"point runs to {cfg.target_block_errors} block errors, {cfg.max_blocks} "
-              f"blocks or a BLER <= {cfg.min_bler:g} at 95 % confidence (curves simulated "
-              f"before that stop ran such points to the block limit), each curve down to BLER "
-              f"{cfg.min_bler:g}; made by "
+              f"point runs to {cfg.target_block_errors} block errors or {cfg.max_blocks} "
+              f"blocks, each curve down to BLER {cfg.min_bler:g}; made by "
               f"experiments/tools/make_bler_table.py (seed {cfg.seed})\n"
               f"# regenerate: semcom make-bler-table --channels {','.join(channels)} "
               f"--block_bits {','.join(map(str, sizes))}\n")
@@ -333,6 +346,14 @@ def bler_table_text(curves: BLERCurves, old: list[dict] | None = None) -> tuple[
         header += (f"# {len(old)} rows kept from the previous table (curves not regenerated "
                    "yet; their num_blocks column tells their depth)\n")
     rows = curves.rows + [{c: r[c] for c in BLER_TABLE_COLUMNS} for r in old]
+    shallow = sum(_shallow(Point(float(r["snr_db"]),
+                                 round(float(r["bler"]) * int(r["num_blocks"])),
+                                 int(r["num_blocks"])), cfg) for r in rows)
+    if shallow:
+        header += (f"# {shallow} points (each the last of its curve) ended once BLER <= "
+                   f"{cfg.min_bler:g} held at 95 % confidence, before {cfg.max_blocks} blocks "
+                   "(make-bler-table --confidence_stop; their num_blocks column says so); a "
+                   "run without that option deepens them\n")
     rows.sort(key=lambda r: (r["channel"], r["table"], int(r["mcs"]), int(r["block_bits"]),
                              float(r["snr_db"])))
     buf = io.StringIO()
