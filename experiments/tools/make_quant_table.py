@@ -27,17 +27,13 @@ from experiments.cli import entry_point
 from experiments.recipes.config import resolve_config
 from experiments.reporting.results import atomic_write_text
 from experiments.values import PositiveInt
+from phy.checks import check_positive_int
 from wdmoe_link.edge.quantization import LEVELS_CSV, WEIGHT_BITS, measure_levels
 
 __all__ = ["COMMAND", "QuantTable", "QuantTableConfig", "make_quant_table",
            "measure_quant_table"]
 
 COMMAND = "python -m experiments.tools.make_quant_table"
-
-
-def _check_positive(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -53,8 +49,8 @@ class QuantTableConfig:
     text_windows: PositiveInt = 512
 
     def __post_init__(self) -> None:
-        _check_positive("tiny_examples", self.tiny_examples)
-        _check_positive("text_windows", self.text_windows)
+        check_positive_int("tiny_examples", self.tiny_examples)
+        check_positive_int("text_windows", self.text_windows)
 
 
 @dataclass
@@ -104,7 +100,7 @@ def make_quant_table(cfg: QuantTableConfig | None = None, *, threads: PositiveIn
         out: the table file.
     """
     cfg = resolve_config(QuantTableConfig, cfg, settings)
-    _check_positive("threads", threads)
+    check_positive_int("threads", threads)
     torch.set_num_threads(threads)
     table = measure_quant_table(cfg, on_row=lambda r: print(r, file=sys.stderr))
     return atomic_write_text(out, table.csv())
