@@ -17,8 +17,13 @@ side in one process, alternating ``reps`` times so that machine load hits them a
 The figure is the decode time per generated token (greedy, one request, a KV cache; the
 prompt's prefill is not timed), its ratio to ``unsplit`` (goal <= 1.2x, bar <= 1.5x), the
 process's peak resident memory after the unsplit runs and after the split runs, and the bits
-on air per token. The check of the payload model: one (token, expert, direction) of a model of
-hidden width ``D`` in bf16 is ``16 D`` bits, 65,536 for Mixtral-8x7B (``D = 4096``). Writes
+on air per token. The time spent inside the model's experts modules (PyTorch forward hooks
+around every module of the experts interface: the model's own experts call when unsplit, the
+whole split layer call otherwise) splits the difference: what the split adds per MoE layer
+call (plan, links, checks, combine, ledger) against what stays the model's.
+
+The check of the payload model: one (token, expert, direction) of a model of hidden width
+``D`` in bf16 is ``16 D`` bits, 65,536 for Mixtral-8x7B (``D = 4096``). Writes
 ``bench_wdmoe.csv`` and ``summary.md``.
 """
 
@@ -131,17 +136,52 @@ class _NoSteps:
     def end_step(self) -> None: ...
 
 
+class ExpertsTimer:
+    """Wall time (s) spent inside the experts modules of ``model`` (every module of the
+    transformers experts interface), from PyTorch forward pre- and post-hooks; ``remove()``
+    takes the hooks off."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        from wdmoe_link.routing import is_interface_experts
+
+        self.seconds = 0.0
+        self._started: list[float] = []
+        self._handles = []
+        for module in model.modules():
+            if is_interface_experts(module):
+                self._handles.append(module.register_forward_pre_hook(self._pre))
+                self._handles.append(module.register_forward_hook(self._post))
+        if not self._handles:
+            raise ValueError("the model has no experts module of the transformers experts "
+                             "interface")
+
+    def _pre(self, module: torch.nn.Module, args: Any) -> None:
+        self._started.append(time.perf_counter())
+
+    def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        self.seconds += time.perf_counter() - self._started.pop()
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
 @torch.no_grad()
 def decode_seconds_per_token(model: Any, ids: torch.Tensor, new_tokens: int,
-                             steps: Any = None) -> float:
+                             steps: Any = None, timer: ExpertsTimer | None = None) -> float:
     """Greedy decoding of ``new_tokens`` after a prefill of ``ids``: mean s per decode step.
 
     ``steps``: a dispatcher whose ``begin_step``/``end_step`` bracket each forward (a
-    :class:`wdmoe_link.WDMoESystem`), so that its report counts decode steps."""
+    :class:`wdmoe_link.WDMoESystem`), so that its report counts decode steps. ``timer``: an
+    :class:`ExpertsTimer` on ``model``, zeroed after the prefill (it then holds the decode
+    steps' time in the experts modules)."""
     steps = steps or _NoSteps()
     steps.begin_step("prefill", ids.numel())
     out = model(input_ids=ids, use_cache=True)
     steps.end_step()
+    if timer is not None:
+        timer.seconds = 0.0
     cache = out.past_key_values
     nxt = out.logits[:, -1:].argmax(-1)
     t0 = time.perf_counter()
@@ -169,26 +209,38 @@ def run(args: BenchWDMoEConfig) -> BenchWDMoEResult:
                         generator=torch.Generator().manual_seed(args.seed))
     topo = default_topology(args.devices, seed=args.seed)
     times: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+    in_experts: dict[str, list[float]] = {s: [] for s in SYSTEMS}
     bits: dict[str, float] = {}
     decode_seconds_per_token(model, ids, 2)  # warm-up of the unsplit kernels
     rss_unsplit = 0.0
-    for _ in range(args.reps):
-        times["unsplit"].append(decode_seconds_per_token(model, ids, args.new_tokens))
-        rss_unsplit = max(rss_unsplit, _peak_rss_mb())
-        for name, transport in (("split/ideal", "ideal"),
-                                ("split/digital:bf16", DigitalTransport("bf16"))):
-            with WDMoESystem(model, topo, transport, "topk", seed=args.seed) as system:
-                times[name].append(decode_seconds_per_token(model, ids, args.new_tokens,
-                                                            system))
-                rep = system.report()
-                bits[name] = rep.bits_dl_per_token + rep.bits_ul_per_token
+    timer = ExpertsTimer(model)
+    try:
+        for _ in range(args.reps):
+            times["unsplit"].append(decode_seconds_per_token(model, ids, args.new_tokens,
+                                                             timer=timer))
+            in_experts["unsplit"].append(timer.seconds / args.new_tokens)
+            rss_unsplit = max(rss_unsplit, _peak_rss_mb())
+            for name, transport in (("split/ideal", "ideal"),
+                                    ("split/digital:bf16", DigitalTransport("bf16"))):
+                with WDMoESystem(model, topo, transport, "topk", seed=args.seed) as system:
+                    times[name].append(decode_seconds_per_token(model, ids, args.new_tokens,
+                                                                system, timer))
+                    in_experts[name].append(timer.seconds / args.new_tokens)
+                    rep = system.report()
+                    bits[name] = rep.bits_dl_per_token + rep.bits_ul_per_token
+    finally:
+        timer.remove()
     rss_split = _peak_rss_mb()
     base = statistics.median(times["unsplit"])
+    base_experts = statistics.median(in_experts["unsplit"])
     rows = []
     for name in SYSTEMS:
         med = statistics.median(times[name])
+        experts_s = statistics.median(in_experts[name])
         rows.append({"system": name, "s_per_token_median": med,
                      "s_per_token_min": min(times[name]), "ratio_to_unsplit": med / base,
+                     "experts_s_per_token": experts_s,
+                     "added_ms_per_layer_call": (experts_s - base_experts) / args.layers * 1e3,
                      "bits_on_air_per_token": bits.get(name, 0.0), "reps": args.reps})
     info = {"parameters": n_params, "peak_rss_mb_unsplit": rss_unsplit,
             "peak_rss_mb_split": rss_split, "memory_ratio": rss_split / rss_unsplit,
@@ -210,12 +262,15 @@ def _summary(result: BenchWDMoEResult) -> str:
         f"{args.new_tokens} decoded per run, {args.reps} alternating runs, "
         f"{args.threads} thread(s).",
         "",
-        "| system | s / token (median) | vs unsplit | bits on air / token |",
-        "|---|---|---|---|",
+        "| system | s / token (median) | vs unsplit | in the MoE layers (s / token) | "
+        "added per MoE layer call (ms) | bits on air / token |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['system']} | {r['s_per_token_median']:.4f} | "
-                     f"{r['ratio_to_unsplit']:.2f}x | {r['bits_on_air_per_token']:.0f} |")
+                     f"{r['ratio_to_unsplit']:.2f}x | {r['experts_s_per_token']:.4f} | "
+                     f"{r['added_ms_per_layer_call']:.2f} | "
+                     f"{r['bits_on_air_per_token']:.0f} |")
     lines += [
         "",
         f"Peak resident memory: {info['peak_rss_mb_unsplit']:.0f} MB after the unsplit runs, "

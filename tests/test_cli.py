@@ -190,6 +190,10 @@ def test_bench_wdmoe_is_a_semcom_command(tmp_path: Path) -> None:
     assert list(rows) == ["unsplit", "split/ideal", "split/digital:bf16"]
     assert float(rows["split/ideal"]["bits_on_air_per_token"]) == 2 * 2 * 16 * 32
     assert float(rows["split/ideal"]["ratio_to_unsplit"]) > 0
+    # the hooks see every decode step's MoE layers, a part of the step's time
+    for r in rows.values():
+        assert 0 < float(r["experts_s_per_token"]) < float(r["s_per_token_median"])
+    assert float(rows["unsplit"]["added_ms_per_layer_call"]) == 0.0
     bad = tmp_path / "bad"
     assert main(["bench-wdmoe", *tiny, "--experts", "1", "--out", str(bad)]) == 2
     assert main(["bench-wdmoe", *tiny, "--hidden", "40", "--out", str(bad)]) == 2
